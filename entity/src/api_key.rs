@@ -1,0 +1,30 @@
+//! A bot's credential. Only a hash of the secret is stored; the prefix finds the row.
+
+use sea_orm::entity::prelude::*;
+
+use crate::OrgRole;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "api_keys")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub project_id: Option<Uuid>,
+    pub name: String,
+    #[sea_orm(unique)]
+    pub prefix: String,
+    pub secret_hash: String,
+    pub role: OrgRole,
+    pub created_by: Uuid,
+    pub expires_at: Option<DateTimeUtc>,
+    pub last_used_at: Option<DateTimeUtc>,
+    pub revoked_at: Option<DateTimeUtc>,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,17 @@
+//! Append-only schema migrations; PostgreSQL-only parts (the app role, RLS) are guarded by backend.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261125_000001_foundation;
+mod rls;
+
+pub use rls::APP_ROLE;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261125_000001_foundation::Migration)]
+    }
+}

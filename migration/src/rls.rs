@@ -1,0 +1,53 @@
+//! PostgreSQL row-level security: the application role and the per-table tenant policy.
+
+use sea_orm_migration::prelude::*;
+use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
+
+/// The role every tenant transaction switches to. It owns nothing, is not a superuser and
+/// cannot bypass RLS, so the policies below always apply to it.
+pub const APP_ROLE: &str = "tenantql_app";
+
+/// The policy predicate: the row's tenant key equals the organization set for this
+/// transaction. `(select …)` makes PostgreSQL read the setting once per statement;
+/// `NULLIF` turns the empty string left behind by an ended local setting into NULL.
+fn tenant_predicate(key_column: &str) -> String {
+    format!("{key_column} = (SELECT NULLIF(current_setting('app.organization_id', true), '')::uuid)")
+}
+
+/// Creates the application role once per cluster and lets the migrating role switch to it.
+pub async fn create_app_role(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+    if manager.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    let db = manager.get_connection();
+    db.execute_unprepared(&format!(
+        "DO $$ BEGIN
+           IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
+             CREATE ROLE {APP_ROLE} NOLOGIN NOSUPERUSER NOBYPASSRLS NOINHERIT;
+           END IF;
+         END $$;
+         GRANT {APP_ROLE} TO CURRENT_USER;
+         GRANT USAGE ON SCHEMA public TO {APP_ROLE};"
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Enables and forces RLS on a tenant table, with one policy for reads and writes alike
+/// (`WITH CHECK` stops a row being written into, or moved to, another tenant).
+pub async fn protect_tenant_table(manager: &SchemaManager<'_>, table: &str, key_column: &str) -> Result<(), DbErr> {
+    if manager.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    let predicate = tenant_predicate(key_column);
+    manager
+        .get_connection()
+        .execute_unprepared(&format!(
+            "ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;
+             ALTER TABLE {table} FORCE ROW LEVEL SECURITY;
+             CREATE POLICY tenant_isolation ON {table} USING ({predicate}) WITH CHECK ({predicate});
+             GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {APP_ROLE};"
+        ))
+        .await?;
+    Ok(())
+}

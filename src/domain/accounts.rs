@@ -1,0 +1,156 @@
+//! Signup, login, refresh-token rotation and logout.
+
+use chrono::{Duration, Utc};
+use entity::{OrgKind, Plan, organization, user};
+
+use crate::auth::jwt::{ACCESS_TOKEN_SECONDS, JwtKeys};
+use crate::auth::{password, secret_token};
+use crate::domain::input::{Email, Name, Password, Slug};
+use crate::error::{AppError, AppResult};
+use crate::ids::{SessionFamilyId, UserId};
+use crate::tenancy::{Db, unscoped};
+
+const REFRESH_TOKEN_DAYS: i64 = 30;
+const REFRESH_TOKEN_LEN: usize = 48;
+
+/// Tokens for a signed-in user, with the organization they landed in when it is unambiguous.
+pub struct SignedIn {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub expires_in: i64,
+    pub user: user::Model,
+    pub organization: Option<organization::Model>,
+}
+
+pub struct SignupInput<'a> {
+    pub email: &'a str,
+    pub password: &'a str,
+    pub display_name: &'a str,
+    pub organization_name: &'a str,
+}
+
+pub async fn signup(db: &Db, jwt: &JwtKeys, input: SignupInput<'_>) -> AppResult<SignedIn> {
+    let email = Email::parse(input.email)?;
+    let password = Password::parse(input.password)?;
+    let display_name = Name::parse("displayName", input.display_name)?;
+    let org_name = Name::parse("organizationName", input.organization_name)?;
+    let slug = available_slug(db, Slug::from_name(&org_name)).await?;
+    let password_hash = password::hash(password.into_inner()).await?;
+    let (user, org) = unscoped::create_account(
+        db,
+        unscoped::NewUser { email: email.into_inner(), password_hash, display_name: display_name.into_inner() },
+        new_organization(org_name, slug),
+    )
+    .await?;
+    start_session(db, jwt, user, Some(org)).await
+}
+
+pub async fn login(db: &Db, jwt: &JwtKeys, email: &str, password: &str) -> AppResult<SignedIn> {
+    // A malformed email cannot belong to an account: same answer as a wrong password.
+    let user = match Email::parse(email) {
+        Ok(email) => unscoped::find_user_by_email(db, email.as_str()).await?,
+        Err(_) => None,
+    };
+    let stored = user.as_ref().map(|user| user.password_hash.clone());
+    if !password::verify(password.to_owned(), stored).await? {
+        return Err(AppError::Unauthenticated);
+    }
+    let user = user.ok_or(AppError::Unauthenticated)?;
+    let organization = only_organization(db, UserId(user.id)).await?;
+    start_session(db, jwt, user, organization).await
+}
+
+/// Exchanges a refresh token for a new pair. Presenting a token that was already exchanged
+/// revokes the whole chain, ending the sign-in for whoever holds any of its tokens.
+pub async fn refresh(db: &Db, jwt: &JwtKeys, refresh_token: &str) -> AppResult<SignedIn> {
+    let presented_hash = secret_token::sha256_hex(refresh_token);
+    let next = secret_token::random_alphanumeric(REFRESH_TOKEN_LEN);
+    let (user_id, family) =
+        unscoped::rotate_session(db, &presented_hash, secret_token::sha256_hex(&next), refresh_expiry()).await?;
+    let user = unscoped::find_user(db, user_id).await?.ok_or(AppError::Unauthenticated)?;
+    let organization = only_organization(db, user_id).await?;
+    Ok(SignedIn {
+        access_token: jwt.issue(user_id, family)?,
+        refresh_token: next,
+        expires_in: ACCESS_TOKEN_SECONDS,
+        user,
+        organization,
+    })
+}
+
+pub async fn logout(db: &Db, family: SessionFamilyId) -> AppResult<()> {
+    unscoped::revoke_session_family(db, family).await
+}
+
+/// A new organization owned by `owner`; the slug is derived from the name unless given.
+pub async fn create_organization(
+    db: &Db,
+    owner: UserId,
+    name: &str,
+    slug: Option<&str>,
+) -> AppResult<organization::Model> {
+    let name = Name::parse("name", name)?;
+    let slug = match slug {
+        Some(slug) => Slug::parse("slug", slug)?,
+        None => available_slug(db, Slug::from_name(&name)).await?,
+    };
+    unscoped::create_organization(db, owner, new_organization(name, slug)).await
+}
+
+fn new_organization(name: Name, slug: Slug) -> unscoped::NewOrganization {
+    let plan = Plan::Free;
+    unscoped::NewOrganization {
+        name: name.into_inner(),
+        slug: slug.into_inner(),
+        kind: OrgKind::Client,
+        plan,
+        monthly_budget_cents: default_budget_cents(plan),
+    }
+}
+
+/// The monthly budget an organization starts with on each plan.
+pub fn default_budget_cents(plan: Plan) -> i64 {
+    match plan {
+        Plan::Free => 1_000,
+        Plan::Starter => 10_000,
+        Plan::Pro => 100_000,
+        Plan::Enterprise => 1_000_000,
+    }
+}
+
+/// The derived slug if free, else the same with a short random suffix.
+async fn available_slug(db: &Db, derived: Slug) -> AppResult<Slug> {
+    if unscoped::organization_slug_taken(db, derived.as_str()).await? {
+        Ok(derived.with_random_suffix())
+    } else {
+        Ok(derived)
+    }
+}
+
+async fn only_organization(db: &Db, user: UserId) -> AppResult<Option<organization::Model>> {
+    let mut memberships = unscoped::memberships_of(db, user).await?;
+    Ok(if memberships.len() == 1 { memberships.pop().map(|(org, _)| org) } else { None })
+}
+
+fn refresh_expiry() -> chrono::DateTime<Utc> {
+    Utc::now() + Duration::days(REFRESH_TOKEN_DAYS)
+}
+
+async fn start_session(
+    db: &Db,
+    jwt: &JwtKeys,
+    user: user::Model,
+    organization: Option<organization::Model>,
+) -> AppResult<SignedIn> {
+    let family = SessionFamilyId::generate();
+    let refresh_token = secret_token::random_alphanumeric(REFRESH_TOKEN_LEN);
+    let user_id = UserId(user.id);
+    unscoped::insert_session(db, user_id, family, secret_token::sha256_hex(&refresh_token), refresh_expiry()).await?;
+    Ok(SignedIn {
+        access_token: jwt.issue(user_id, family)?,
+        refresh_token,
+        expires_in: ACCESS_TOKEN_SECONDS,
+        user,
+        organization,
+    })
+}

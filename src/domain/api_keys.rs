@@ -1,0 +1,81 @@
+//! API keys of the active organization.
+
+use chrono::{DateTime, Utc};
+use entity::{OrgRole, api_key};
+use sea_orm::{ActiveValue::Set, IntoActiveModel};
+
+use crate::auth::api_key::{self as key_format};
+use crate::domain::input::Name;
+use crate::error::{AppError, AppResult};
+use crate::ids::{ApiKeyId, ProjectId};
+use crate::tenancy::{PageRequest, Scoped};
+
+/// At most this many keys are listed; an organization needing more should revoke old ones.
+const LIST_LIMIT: u64 = 500;
+
+pub async fn list(scoped: &Scoped) -> AppResult<Vec<api_key::Model>> {
+    let page = scoped.page(scoped.select::<api_key::Entity>(), PageRequest { first: LIST_LIMIT, after: None }).await?;
+    Ok(page.items)
+}
+
+pub struct NewApiKey<'a> {
+    pub name: &'a str,
+    pub project: Option<ProjectId>,
+    pub role: OrgRole,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Creates a key no stronger than its creator: not above their role, not outside their
+/// project. Returns the row and the plaintext key, which is never stored.
+pub async fn create(scoped: &Scoped, input: NewApiKey<'_>) -> AppResult<(api_key::Model, String)> {
+    let ctx = scoped.context();
+    let name = Name::parse("name", input.name)?;
+    if input.role > ctx.role {
+        return Err(AppError::forbidden("an API key cannot have a role above yours"));
+    }
+    if input.role == OrgRole::Owner {
+        return Err(AppError::bad_input("role", "API keys cannot be owners"));
+    }
+    if let Some(only) = ctx.only_project
+        && input.project != Some(only)
+    {
+        return Err(AppError::forbidden("this API key may only create keys for its own project"));
+    }
+    if let Some(project) = input.project {
+        scoped.project_role(project).await?;
+    }
+    let now = Utc::now();
+    if input.expires_at.is_some_and(|expires_at| expires_at <= now) {
+        return Err(AppError::bad_input("expiresAt", "must be in the future"));
+    }
+    let generated = key_format::generate();
+    let key = api_key::ActiveModel {
+        id: Set(ApiKeyId::generate().0),
+        organization_id: Set(ctx.org.0),
+        project_id: Set(input.project.map(|project| project.0)),
+        name: Set(name.into_inner()),
+        prefix: Set(generated.prefix),
+        secret_hash: Set(generated.secret_hash),
+        role: Set(input.role),
+        created_by: Set(ctx.actor.accountable_user().0),
+        expires_at: Set(input.expires_at),
+        last_used_at: Set(None),
+        revoked_at: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    Ok((scoped.insert(key).await?, generated.plaintext))
+}
+
+/// Revokes a key at once; revoking a revoked key changes nothing.
+pub async fn revoke(scoped: &Scoped, id: ApiKeyId) -> AppResult<api_key::Model> {
+    let key = scoped.get::<api_key::Entity>(id.0, "API key").await?;
+    if key.revoked_at.is_some() {
+        return Ok(key);
+    }
+    let mut key = key.into_active_model();
+    let now = Utc::now();
+    key.revoked_at = Set(Some(now));
+    key.updated_at = Set(now);
+    scoped.update(key, "API key").await
+}

@@ -1,0 +1,5 @@
+pub mod accounts;
+pub mod api_keys;
+pub mod input;
+pub mod organizations;
+pub mod projects;

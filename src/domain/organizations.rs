@@ -1,0 +1,126 @@
+//! The active organization and its members.
+
+use chrono::Utc;
+use entity::{OrgRole, organization, organization_member, project_member};
+use sea_orm::{ActiveValue::Set, ColumnTrait, IntoActiveModel, QueryFilter};
+use uuid::Uuid;
+
+use crate::domain::input::{Name, Slug};
+use crate::error::{AppError, AppResult, duplicate_as};
+use crate::ids::UserId;
+use crate::tenancy::{Page, PageRequest, Scoped};
+
+pub async fn current(scoped: &Scoped) -> AppResult<organization::Model> {
+    scoped.get::<organization::Entity>(scoped.context().org.0, "organization").await
+}
+
+pub struct OrganizationChanges<'a> {
+    pub name: Option<&'a str>,
+    pub slug: Option<&'a str>,
+}
+
+pub async fn update(scoped: &Scoped, changes: OrganizationChanges<'_>) -> AppResult<organization::Model> {
+    let mut org = current(scoped).await?.into_active_model();
+    if let Some(name) = changes.name {
+        org.name = Set(Name::parse("name", name)?.into_inner());
+    }
+    if let Some(slug) = changes.slug {
+        org.slug = Set(Slug::parse("slug", slug)?.into_inner());
+    }
+    org.updated_at = Set(Utc::now());
+    scoped.update(org, "organization").await.map_err(duplicate_as("slug", "this slug is already taken"))
+}
+
+/// Deletes the organization; its members, projects and keys go with it (foreign keys cascade).
+pub async fn delete(scoped: &Scoped) -> AppResult<()> {
+    scoped.delete::<organization::Entity>(scoped.context().org.0, "organization").await
+}
+
+pub async fn members(scoped: &Scoped, page: PageRequest) -> AppResult<Page<organization_member::Model>> {
+    scoped.page(scoped.select::<organization_member::Entity>(), page).await
+}
+
+pub async fn find_member(scoped: &Scoped, user: UserId) -> AppResult<Option<organization_member::Model>> {
+    scoped
+        .one(scoped.select::<organization_member::Entity>().filter(organization_member::Column::UserId.eq(user.0)))
+        .await
+}
+
+async fn get_member(scoped: &Scoped, user: UserId) -> AppResult<organization_member::Model> {
+    find_member(scoped, user).await?.ok_or(AppError::NotFound("member"))
+}
+
+/// Nobody grants a role above their own.
+fn check_grant(scoped: &Scoped, role: OrgRole) -> AppResult<()> {
+    if role > scoped.context().role {
+        return Err(AppError::forbidden("you cannot grant a role above your own"));
+    }
+    Ok(())
+}
+
+/// Nobody changes or removes a member who outranks them.
+fn check_outranks(scoped: &Scoped, member: &organization_member::Model) -> AppResult<()> {
+    if member.role > scoped.context().role {
+        return Err(AppError::forbidden("you cannot change a member whose role is above yours"));
+    }
+    Ok(())
+}
+
+/// An organization always keeps at least one owner.
+async fn check_not_last_owner(scoped: &Scoped, member: &organization_member::Model) -> AppResult<()> {
+    if member.role != OrgRole::Owner {
+        return Ok(());
+    }
+    let owners = scoped
+        .count(scoped.select::<organization_member::Entity>().filter(organization_member::Column::Role.eq(OrgRole::Owner)))
+        .await?;
+    if owners <= 1 {
+        return Err(AppError::bad_input("userId", "an organization needs at least one owner"));
+    }
+    Ok(())
+}
+
+pub async fn add_member(scoped: &Scoped, user: UserId, role: OrgRole) -> AppResult<organization_member::Model> {
+    check_grant(scoped, role)?;
+    let now = Utc::now();
+    let member = organization_member::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        organization_id: Set(scoped.context().org.0),
+        user_id: Set(user.0),
+        role: Set(role),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    if find_member(scoped, user).await?.is_some() {
+        return Err(AppError::bad_input("email", "this person is already a member"));
+    }
+    scoped.insert(member).await
+}
+
+pub async fn update_member_role(
+    scoped: &Scoped,
+    user: UserId,
+    role: OrgRole,
+) -> AppResult<organization_member::Model> {
+    check_grant(scoped, role)?;
+    let member = get_member(scoped, user).await?;
+    check_outranks(scoped, &member)?;
+    if role != OrgRole::Owner {
+        check_not_last_owner(scoped, &member).await?;
+    }
+    let mut member = member.into_active_model();
+    member.role = Set(role);
+    member.updated_at = Set(Utc::now());
+    scoped.update(member, "member").await
+}
+
+/// Removes the member and their roles in this organization's projects.
+pub async fn remove_member(scoped: &Scoped, user: UserId) -> AppResult<()> {
+    let member = get_member(scoped, user).await?;
+    check_outranks(scoped, &member)?;
+    check_not_last_owner(scoped, &member).await?;
+    scoped
+        .delete_where(scoped.delete_many::<project_member::Entity>().filter(project_member::Column::UserId.eq(user.0)))
+        .await?;
+    scoped.delete::<organization_member::Entity>(member.id, "member").await
+}

@@ -1,0 +1,136 @@
+//! Signup, login, sessions and the signed-in user.
+
+use async_graphql::{Result, Context, ID, InputObject, Object, SimpleObject};
+use entity::user;
+
+use crate::domain::accounts::{self, SignedIn, SignupInput};
+use crate::error::AppError;
+use crate::graphql::context::ContextExt;
+use crate::graphql::guards::UserGuard;
+use crate::graphql::organizations::{OrgRole, Organization};
+use crate::tenancy::unscoped;
+
+#[derive(InputObject)]
+#[graphql(name = "SignupInput")]
+pub struct SignupInputGql {
+    pub email: String,
+    pub password: String,
+    pub display_name: String,
+    pub organization_name: String,
+}
+
+#[derive(InputObject)]
+pub struct LoginInput {
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(SimpleObject)]
+pub struct AuthPayload {
+    pub access_token: String,
+    /// Exchange with `refreshSession` before the access token expires; single use.
+    pub refresh_token: String,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    pub user: User,
+    /// The organization the user works in, when they belong to exactly one.
+    pub organization: Option<Organization>,
+}
+
+impl From<SignedIn> for AuthPayload {
+    fn from(signed_in: SignedIn) -> Self {
+        Self {
+            access_token: signed_in.access_token,
+            refresh_token: signed_in.refresh_token,
+            expires_in: signed_in.expires_in,
+            user: User(signed_in.user),
+            organization: signed_in.organization.map(Organization),
+        }
+    }
+}
+
+pub struct User(pub user::Model);
+
+#[Object]
+impl User {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    async fn email(&self) -> &str {
+        &self.0.email
+    }
+
+    async fn display_name(&self) -> &str {
+        &self.0.display_name
+    }
+
+    async fn is_platform_admin(&self) -> bool {
+        self.0.is_platform_admin
+    }
+
+    /// Every organization this user belongs to, with their role there.
+    async fn memberships(&self, ctx: &Context<'_>) -> Result<Vec<Membership>> {
+        let memberships = unscoped::memberships_of(&ctx.services().db, crate::ids::UserId(self.0.id)).await?;
+        Ok(memberships
+            .into_iter()
+            .map(|(org, role)| Membership { organization: Organization(org), role: role.into() })
+            .collect())
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct Membership {
+    pub organization: Organization,
+    pub role: OrgRole,
+}
+
+#[derive(Default)]
+pub struct AccountQuery;
+
+#[Object]
+impl AccountQuery {
+    /// The signed-in user.
+    #[graphql(guard = "UserGuard")]
+    async fn me(&self, ctx: &Context<'_>) -> Result<User> {
+        let principal = ctx.user()?;
+        let user = unscoped::find_user(&ctx.services().db, principal.id).await?.ok_or(AppError::Unauthenticated)?;
+        Ok(User(user))
+    }
+}
+
+#[derive(Default)]
+pub struct AccountMutation;
+
+#[Object]
+impl AccountMutation {
+    /// Creates an account and its first organization, owned by the new user.
+    async fn signup(&self, ctx: &Context<'_>, input: SignupInputGql) -> Result<AuthPayload> {
+        let services = ctx.services();
+        let input = SignupInput {
+            email: &input.email,
+            password: &input.password,
+            display_name: &input.display_name,
+            organization_name: &input.organization_name,
+        };
+        Ok(accounts::signup(&services.db, &services.jwt, input).await?.into())
+    }
+
+    async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<AuthPayload> {
+        let services = ctx.services();
+        Ok(accounts::login(&services.db, &services.jwt, &input.email, &input.password).await?.into())
+    }
+
+    /// Exchanges a refresh token for a new pair. Reusing an exchanged token ends the sign-in.
+    async fn refresh_session(&self, ctx: &Context<'_>, refresh_token: String) -> Result<AuthPayload> {
+        let services = ctx.services();
+        Ok(accounts::refresh(&services.db, &services.jwt, &refresh_token).await?.into())
+    }
+
+    /// Revokes the current sign-in's refresh tokens.
+    #[graphql(guard = "UserGuard")]
+    async fn logout(&self, ctx: &Context<'_>) -> Result<bool> {
+        accounts::logout(&ctx.services().db, ctx.user()?.session_family).await?;
+        Ok(true)
+    }
+}

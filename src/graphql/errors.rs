@@ -1,0 +1,57 @@
+//! The error presenter: gives every error its API.md code, and hides internal ones.
+
+use std::sync::Arc;
+
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextRequest};
+use async_graphql::{ErrorExtensionValues, Response, ServerError, Value};
+
+use crate::error::AppError;
+
+pub struct ErrorPresenter;
+
+impl ExtensionFactory for ErrorPresenter {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(ErrorPresenter)
+    }
+}
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for ErrorPresenter {
+    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        let mut response = next.run(ctx).await;
+        for error in &mut response.errors {
+            present(error);
+        }
+        response
+    }
+}
+
+/// Errors raised by our code carry an [`AppError`] as their source. Errors without one come
+/// from async-graphql itself: parsing, validation and argument coercion, all the client's.
+pub fn present(error: &mut ServerError) {
+    let app_error = error.source.as_ref().and_then(|source| source.downcast_ref::<AppError>());
+    let extensions = error.extensions.get_or_insert_with(ErrorExtensionValues::default);
+    match app_error {
+        Some(AppError::Internal(cause)) => {
+            tracing::error!(error = format!("{cause:#}"), path = ?error.path, "internal error");
+            error.message = "internal error".to_owned();
+            extensions.set("code", "INTERNAL");
+        }
+        Some(app_error) => {
+            extensions.set("code", app_error.code());
+            match app_error {
+                AppError::BadUserInput { field, .. } => extensions.set("field", *field),
+                AppError::RateLimited { retry_after_seconds } => {
+                    extensions.set("retryAfterSeconds", Value::from(*retry_after_seconds))
+                }
+                _ => {}
+            }
+        }
+        None if is_limit_error(&error.message) => extensions.set("code", "QUERY_TOO_COMPLEX"),
+        None => extensions.set("code", "BAD_USER_INPUT"),
+    }
+}
+
+fn is_limit_error(message: &str) -> bool {
+    message.starts_with("Query is too complex") || message.starts_with("Query is nested too deep")
+}

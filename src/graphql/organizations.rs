@@ -1,0 +1,255 @@
+//! Organizations (the tenants) and their members.
+
+use async_graphql::{Result, Context, Enum, ID, InputObject, Object};
+use entity::{organization, organization_member};
+
+use crate::domain::accounts;
+use crate::domain::organizations::{self, OrganizationChanges};
+use crate::domain::input::Email;
+use crate::domain::projects;
+use crate::error::{AppError, AppResult};
+use crate::graphql::context::ContextExt;
+use crate::graphql::guards::{OrgRoleGuard, UserGuard};
+use crate::graphql::pagination::{Conn, connection, page_request, parse_id};
+use crate::graphql::projects::Project;
+use crate::ids::UserId;
+use crate::auth::Principal;
+use crate::tenancy::{Tenant, unscoped};
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "entity::OrgRole")]
+pub enum OrgRole {
+    Viewer,
+    Member,
+    Admin,
+    Owner,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "entity::OrgKind")]
+pub enum OrgKind {
+    Client,
+    Solution,
+    Industry,
+    Platform,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "entity::Plan")]
+pub enum Plan {
+    Free,
+    Starter,
+    Pro,
+    Enterprise,
+}
+
+pub struct Organization(pub organization::Model);
+
+impl Organization {
+    /// Lists under an organization need it to be the request's active one: rows are only
+    /// ever read inside the active tenant's transaction.
+    fn active_tenant(&self, ctx: &Context<'_>) -> AppResult<Tenant> {
+        let tenant = ctx.tenant()?;
+        if tenant.context().org.0 != self.0.id {
+            return Err(AppError::TenantRequired);
+        }
+        Ok(tenant)
+    }
+}
+
+#[Object]
+impl Organization {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    async fn slug(&self) -> &str {
+        &self.0.slug
+    }
+
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    async fn kind(&self) -> OrgKind {
+        self.0.kind.into()
+    }
+
+    async fn plan(&self) -> Plan {
+        self.0.plan.into()
+    }
+
+    async fn monthly_budget_cents(&self) -> i64 {
+        self.0.monthly_budget_cents
+    }
+
+    async fn created_at(&self) -> chrono::DateTime<chrono::Utc> {
+        self.0.created_at
+    }
+
+    async fn members(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> Result<Conn<Member>> {
+        let tenant = self.active_tenant(ctx)?;
+        let page = page_request(first, after.as_deref())?;
+        let page = tenant.read(async |scoped| organizations::members(scoped, page).await).await?;
+        let user_ids = page.items.iter().map(|member| member.user_id).collect();
+        let mut users = unscoped::users_by_ids(&ctx.services().db, user_ids).await?;
+        Ok(connection(page, after.is_some(), |member| member.id, |member| {
+            let user = users.remove(&member.user_id);
+            Member { member, user }
+        }))
+    }
+
+    async fn projects(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Conn<Project>> {
+        let tenant = self.active_tenant(ctx)?;
+        let page = page_request(first, after.as_deref())?;
+        let page = tenant.read(async |scoped| projects::list(scoped, page).await).await?;
+        Ok(connection(page, after.is_some(), |project| project.id, Project))
+    }
+}
+
+/// A person's membership in the active organization.
+pub struct Member {
+    member: organization_member::Model,
+    user: Option<entity::user::Model>,
+}
+
+impl Member {
+    pub async fn load(ctx: &Context<'_>, member: organization_member::Model) -> Result<Self> {
+        let user = unscoped::find_user(&ctx.services().db, UserId(member.user_id)).await?;
+        Ok(Self { member, user })
+    }
+}
+
+#[Object]
+impl Member {
+    async fn user_id(&self) -> ID {
+        ID(self.member.user_id.to_string())
+    }
+
+    async fn email(&self) -> Option<&str> {
+        self.user.as_ref().map(|user| user.email.as_str())
+    }
+
+    async fn display_name(&self) -> Option<&str> {
+        self.user.as_ref().map(|user| user.display_name.as_str())
+    }
+
+    async fn role(&self) -> OrgRole {
+        self.member.role.into()
+    }
+
+    async fn joined_at(&self) -> chrono::DateTime<chrono::Utc> {
+        self.member.created_at
+    }
+}
+
+#[derive(InputObject)]
+pub struct CreateOrganizationInput {
+    pub name: String,
+    /// Derived from the name when omitted.
+    pub slug: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct UpdateOrganizationInput {
+    pub name: Option<String>,
+    pub slug: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct AddMemberInput {
+    /// The email of an existing account.
+    pub email: String,
+    pub role: OrgRole,
+}
+
+#[derive(Default)]
+pub struct OrganizationQuery;
+
+#[Object]
+impl OrganizationQuery {
+    /// The active organization.
+    async fn organization(&self, ctx: &Context<'_>) -> Result<Organization> {
+        let org = ctx.tenant()?.read(async |scoped| organizations::current(scoped).await).await?;
+        Ok(Organization(org))
+    }
+
+    /// Every organization the caller belongs to (for an API key, its own).
+    async fn organizations(&self, ctx: &Context<'_>) -> Result<Vec<Organization>> {
+        match ctx.principal()? {
+            Principal::User(user) => {
+                let memberships = unscoped::memberships_of(&ctx.services().db, user.id).await?;
+                Ok(memberships.into_iter().map(|(org, _)| Organization(org)).collect())
+            }
+            Principal::ApiKey(_) => {
+                let org = ctx.tenant()?.read(async |scoped| organizations::current(scoped).await).await?;
+                Ok(vec![Organization(org)])
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct OrganizationMutation;
+
+#[Object]
+impl OrganizationMutation {
+    /// Creates an organization owned by the caller.
+    #[graphql(guard = "UserGuard")]
+    async fn create_organization(&self, ctx: &Context<'_>, input: CreateOrganizationInput) -> Result<Organization> {
+        let owner = ctx.user()?.id;
+        let org = accounts::create_organization(&ctx.services().db, owner, &input.name, input.slug.as_deref()).await?;
+        Ok(Organization(org))
+    }
+
+    #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Admin)")]
+    async fn update_organization(&self, ctx: &Context<'_>, input: UpdateOrganizationInput) -> Result<Organization> {
+        let changes = OrganizationChanges { name: input.name.as_deref(), slug: input.slug.as_deref() };
+        let org = ctx.tenant()?.write(async |scoped| organizations::update(scoped, changes).await).await?;
+        Ok(Organization(org))
+    }
+
+    /// Deletes the active organization with everything in it. Returns its id.
+    #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Owner)")]
+    async fn delete_organization(&self, ctx: &Context<'_>) -> Result<ID> {
+        let tenant = ctx.tenant()?;
+        tenant.write(async |scoped| organizations::delete(scoped).await).await?;
+        Ok(ID(tenant.context().org.to_string()))
+    }
+
+    #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Admin)")]
+    async fn add_member(&self, ctx: &Context<'_>, input: AddMemberInput) -> Result<Member> {
+        let email = Email::parse(&input.email)?;
+        let user = unscoped::find_user_by_email(&ctx.services().db, email.as_str())
+            .await?
+            .ok_or(AppError::NotFound("user"))?;
+        let role = input.role.into();
+        let member = ctx
+            .tenant()?
+            .write(async |scoped| organizations::add_member(scoped, UserId(user.id), role).await)
+            .await?;
+        Ok(Member { member, user: Some(user) })
+    }
+
+    #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Admin)")]
+    async fn update_member_role(&self, ctx: &Context<'_>, user_id: ID, role: OrgRole) -> Result<Member> {
+        let user = UserId(parse_id("userId", &user_id)?);
+        let role = role.into();
+        let member =
+            ctx.tenant()?.write(async |scoped| organizations::update_member_role(scoped, user, role).await).await?;
+        Member::load(ctx, member).await
+    }
+
+    /// Removes a member and their project roles. Returns the user's id.
+    #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Admin)")]
+    async fn remove_member(&self, ctx: &Context<'_>, user_id: ID) -> Result<ID> {
+        let user = UserId(parse_id("userId", &user_id)?);
+        ctx.tenant()?.write(async |scoped| organizations::remove_member(scoped, user).await).await?;
+        Ok(user_id)
+    }
+}

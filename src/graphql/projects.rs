@@ -1,0 +1,201 @@
+//! Projects of the active organization and their members.
+
+use async_graphql::{Result, Context, Enum, ID, InputObject, MaybeUndefined, Object};
+use entity::{project, project_member};
+
+use crate::domain::projects::{self, NewProject, ProjectChanges};
+use crate::error::AppError;
+use crate::graphql::context::ContextExt;
+use crate::graphql::guards::OrgRoleGuard;
+use crate::graphql::pagination::{Conn, connection, page_request, parse_id};
+use crate::ids::{ProjectId, UserId};
+use crate::tenancy::unscoped;
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "entity::ProjectRole")]
+pub enum ProjectRole {
+    Viewer,
+    Editor,
+    Admin,
+}
+
+pub struct Project(pub project::Model);
+
+#[Object]
+impl Project {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    async fn organization_id(&self) -> ID {
+        ID(self.0.organization_id.to_string())
+    }
+
+    async fn slug(&self) -> &str {
+        &self.0.slug
+    }
+
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    async fn description(&self) -> Option<&str> {
+        self.0.description.as_deref()
+    }
+
+    async fn created_at(&self) -> chrono::DateTime<chrono::Utc> {
+        self.0.created_at
+    }
+
+    async fn updated_at(&self) -> chrono::DateTime<chrono::Utc> {
+        self.0.updated_at
+    }
+
+    /// People with an explicit role in this project. Organization owners and admins act as
+    /// project admins without being listed.
+    async fn members(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Conn<ProjectMember>> {
+        let page = page_request(first, after.as_deref())?;
+        let id = ProjectId(self.0.id);
+        let page = ctx.tenant()?.read(async |scoped| projects::members(scoped, id, page).await).await?;
+        let user_ids = page.items.iter().map(|member| member.user_id).collect();
+        let mut users = unscoped::users_by_ids(&ctx.services().db, user_ids).await?;
+        Ok(connection(page, after.is_some(), |member| member.id, |member| {
+            let user = users.remove(&member.user_id);
+            ProjectMember { member, user }
+        }))
+    }
+}
+
+pub struct ProjectMember {
+    member: project_member::Model,
+    user: Option<entity::user::Model>,
+}
+
+#[Object]
+impl ProjectMember {
+    async fn user_id(&self) -> ID {
+        ID(self.member.user_id.to_string())
+    }
+
+    async fn project_id(&self) -> ID {
+        ID(self.member.project_id.to_string())
+    }
+
+    async fn email(&self) -> Option<&str> {
+        self.user.as_ref().map(|user| user.email.as_str())
+    }
+
+    async fn display_name(&self) -> Option<&str> {
+        self.user.as_ref().map(|user| user.display_name.as_str())
+    }
+
+    async fn role(&self) -> ProjectRole {
+        self.member.role.into()
+    }
+}
+
+#[derive(InputObject)]
+pub struct CreateProjectInput {
+    pub name: String,
+    /// Derived from the name when omitted; unique within the organization.
+    pub slug: Option<String>,
+    pub description: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct UpdateProjectInput {
+    pub name: Option<String>,
+    pub slug: Option<String>,
+    /// `null` clears it; leaving it out keeps it.
+    pub description: MaybeUndefined<String>,
+}
+
+#[derive(Default)]
+pub struct ProjectQuery;
+
+#[Object]
+impl ProjectQuery {
+    /// Projects of the active organization, newest first.
+    async fn projects(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> Result<Conn<Project>> {
+        let page = page_request(first, after.as_deref())?;
+        let page = ctx.tenant()?.read(async |scoped| projects::list(scoped, page).await).await?;
+        Ok(connection(page, after.is_some(), |project| project.id, Project))
+    }
+
+    async fn project(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Project>> {
+        let id = ProjectId(parse_id("id", &id)?);
+        let project = ctx.tenant()?.read(async |scoped| projects::find(scoped, id).await).await?;
+        Ok(Some(Project(project.ok_or(AppError::NotFound("project"))?)))
+    }
+}
+
+#[derive(Default)]
+pub struct ProjectMutation;
+
+#[Object]
+impl ProjectMutation {
+    #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Member)")]
+    async fn create_project(&self, ctx: &Context<'_>, input: CreateProjectInput) -> Result<Project> {
+        let input = NewProject {
+            name: &input.name,
+            slug: input.slug.as_deref(),
+            description: input.description.as_deref(),
+        };
+        let project = ctx.tenant()?.write(async |scoped| projects::create(scoped, input).await).await?;
+        Ok(Project(project))
+    }
+
+    /// Needs the project's admin role.
+    #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Member)")]
+    async fn update_project(&self, ctx: &Context<'_>, id: ID, input: UpdateProjectInput) -> Result<Project> {
+        let id = ProjectId(parse_id("id", &id)?);
+        let description = match &input.description {
+            MaybeUndefined::Undefined => None,
+            MaybeUndefined::Null => Some(None),
+            MaybeUndefined::Value(text) => Some(Some(text.as_str())),
+        };
+        let changes = ProjectChanges { name: input.name.as_deref(), slug: input.slug.as_deref(), description };
+        let project = ctx.tenant()?.write(async |scoped| projects::update(scoped, id, changes).await).await?;
+        Ok(Project(project))
+    }
+
+    /// Deletes the project with everything in it; needs the project's admin role. Returns its id.
+    #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Member)")]
+    async fn delete_project(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
+        let project = ProjectId(parse_id("id", &id)?);
+        ctx.tenant()?.write(async |scoped| projects::delete(scoped, project).await).await?;
+        Ok(id)
+    }
+
+    /// Gives an organization member a role in the project (replacing any they had).
+    #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Member)")]
+    async fn add_project_member(
+        &self,
+        ctx: &Context<'_>,
+        project_id: ID,
+        user_id: ID,
+        role: ProjectRole,
+    ) -> Result<ProjectMember> {
+        let project = ProjectId(parse_id("projectId", &project_id)?);
+        let user = UserId(parse_id("userId", &user_id)?);
+        let role = role.into();
+        let member =
+            ctx.tenant()?.write(async |scoped| projects::set_member(scoped, project, user, role).await).await?;
+        let user = unscoped::find_user(&ctx.services().db, user).await?;
+        Ok(ProjectMember { member, user })
+    }
+
+    /// Returns the user's id.
+    #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Member)")]
+    async fn remove_project_member(&self, ctx: &Context<'_>, project_id: ID, user_id: ID) -> Result<ID> {
+        let project = ProjectId(parse_id("projectId", &project_id)?);
+        let user = UserId(parse_id("userId", &user_id)?);
+        ctx.tenant()?.write(async |scoped| projects::remove_member(scoped, project, user).await).await?;
+        Ok(user_id)
+    }
+}

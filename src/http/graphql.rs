@@ -1,0 +1,316 @@
+//! GraphQL over HTTP as the GraphQL-over-HTTP spec has it, and over websockets.
+//!
+//! async-graphql's own poem integration parses any body as JSON and runs mutations sent
+//! by GET; this endpoint decides instead: media types are negotiated, a request that cannot
+//! run is a 4xx with no `data` key, and GET never mutates (405, `Allow: POST`).
+
+use std::sync::Arc;
+
+use async_graphql::parser::types::OperationType;
+use async_graphql::Variables;
+use async_graphql_poem::{GraphQLProtocol, GraphQLWebSocket};
+use poem::http::{HeaderMap, StatusCode, header};
+use poem::web::websocket::WebSocket;
+use poem::web::{Data, Query};
+use poem::{Body, IntoResponse, Request, Response, handler};
+use serde_json::{Map, Value, json};
+
+use super::HttpState;
+use crate::graphql::RequestContext;
+use crate::tenancy::resolve::OrganizationHints;
+
+/// Requests larger than this are refused with 413 before they are parsed.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+const JSON: &str = "application/json";
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum MediaType {
+    /// The spec's own type: request errors get 4xx statuses.
+    GraphQLResponse,
+    /// The legacy type: a request the server could read is answered 200.
+    Json,
+}
+
+impl MediaType {
+    fn as_str(self) -> &'static str {
+        match self {
+            MediaType::GraphQLResponse => GRAPHQL_RESPONSE_JSON,
+            MediaType::Json => JSON,
+        }
+    }
+
+    /// Picks the client's most preferred type we can produce; no `Accept` means JSON.
+    fn negotiate(headers: &HeaderMap) -> Option<Self> {
+        let Some(accept) = headers.get(header::ACCEPT).and_then(|value| value.to_str().ok()) else {
+            return Some(MediaType::Json);
+        };
+        let mut best: Option<(f32, MediaType)> = None;
+        for range in accept.split(',') {
+            let mut parts = range.split(';').map(str::trim);
+            let media = parts.next().unwrap_or_default().to_ascii_lowercase();
+            let quality = parts
+                .filter_map(|param| param.strip_prefix("q="))
+                .find_map(|q| q.parse::<f32>().ok())
+                .unwrap_or(1.0);
+            let candidate = match media.as_str() {
+                GRAPHQL_RESPONSE_JSON => MediaType::GraphQLResponse,
+                JSON | "application/*" | "*/*" => MediaType::Json,
+                _ => continue,
+            };
+            if quality > 0.0 && best.is_none_or(|(best_q, _)| quality > best_q) {
+                best = Some((quality, candidate));
+            }
+        }
+        best.map(|(_, media)| media)
+    }
+}
+
+/// A request refused before execution, as a `{"errors": […]}` body with no `data`.
+fn refuse(status: StatusCode, media: MediaType, message: &str) -> Response {
+    let body = json!({ "errors": [{ "message": message, "extensions": { "code": "BAD_USER_INPUT" } }] });
+    Response::builder().status(status).content_type(media.as_str()).body(body.to_string())
+}
+
+/// The GraphQL parameters of a request, checked for shape.
+struct Params {
+    query: String,
+    operation_name: Option<String>,
+    variables: Option<Map<String, Value>>,
+}
+
+impl Params {
+    fn from_json(body: Value) -> Result<Self, &'static str> {
+        let Value::Object(mut body) = body else {
+            return Err("the body must be a JSON object (batched requests are not enabled)");
+        };
+        let query = match body.remove("query") {
+            Some(Value::String(query)) => query,
+            Some(_) => return Err("`query` must be a string"),
+            None => return Err("`query` is required"),
+        };
+        let operation_name = match body.remove("operationName") {
+            Some(Value::String(name)) => Some(name),
+            None | Some(Value::Null) => None,
+            Some(_) => return Err("`operationName` must be a string"),
+        };
+        let variables = match body.remove("variables") {
+            Some(Value::Object(variables)) => Some(variables),
+            None | Some(Value::Null) => None,
+            Some(_) => return Err("`variables` must be an object"),
+        };
+        match body.remove("extensions") {
+            None | Some(Value::Null) | Some(Value::Object(_)) => {}
+            Some(_) => return Err("`extensions` must be an object"),
+        }
+        Ok(Self { query, operation_name, variables })
+    }
+
+    fn from_query_string(params: &std::collections::HashMap<String, String>) -> Result<Self, &'static str> {
+        let mut body = Map::new();
+        for (key, value) in params {
+            let value = match key.as_str() {
+                "query" | "operationName" => Value::String(value.clone()),
+                "variables" | "extensions" => serde_json::from_str(value).map_err(|_| match key.as_str() {
+                    "variables" => "`variables` must be a JSON object",
+                    _ => "`extensions` must be a JSON object",
+                })?,
+                _ => continue,
+            };
+            body.insert(key.clone(), value);
+        }
+        Self::from_json(Value::Object(body))
+    }
+
+    /// The operation this request would run, if the document parses and names one.
+    fn operation_type(&self) -> Result<Option<OperationType>, String> {
+        let document = async_graphql::parser::parse_query(&self.query).map_err(|error| error.to_string())?;
+        let operation = match &self.operation_name {
+            Some(name) => document.operations.iter().find(|(op_name, _)| op_name.is_some_and(|n| n.as_str() == name)),
+            None => document.operations.iter().next().filter(|_| document.operations.iter().count() == 1),
+        };
+        Ok(operation.map(|(_, operation)| operation.node.ty))
+    }
+}
+
+#[handler]
+pub async fn post(req: &Request, body: Body, Data(state): Data<&Arc<HttpState>>) -> Response {
+    let Some(media) = MediaType::negotiate(req.headers()) else {
+        return StatusCode::NOT_ACCEPTABLE.into_response();
+    };
+    let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).unwrap_or("");
+    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if essence != JSON {
+        return refuse(StatusCode::UNSUPPORTED_MEDIA_TYPE, media, "send the request as application/json");
+    }
+    let bytes = match body.into_bytes_limit(MAX_BODY_BYTES).await {
+        Ok(bytes) => bytes,
+        Err(poem::error::ReadBodyError::PayloadTooLarge) => {
+            return refuse(StatusCode::PAYLOAD_TOO_LARGE, media, "the request body is larger than 1 MiB");
+        }
+        Err(_) => return refuse(StatusCode::BAD_REQUEST, media, "the request body could not be read"),
+    };
+    let params = match serde_json::from_slice::<Value>(&bytes) {
+        Ok(json) => Params::from_json(json),
+        Err(_) => Err("the body is not valid JSON"),
+    };
+    match params {
+        Ok(params) => execute(req, state, media, params).await,
+        Err(message) => refuse(StatusCode::BAD_REQUEST, media, message),
+    }
+}
+
+/// GET serves queries (and the websocket upgrade); it never runs a mutation.
+#[handler]
+pub async fn get(
+    req: &Request,
+    websocket: Option<WebSocket>,
+    protocol: Option<GraphQLProtocol>,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+    Data(state): Data<&Arc<HttpState>>,
+) -> Response {
+    if let Some(websocket) = websocket {
+        return match protocol {
+            Some(protocol) => subscribe(req, websocket, protocol, state.clone()),
+            None => StatusCode::BAD_REQUEST.with_body("use the graphql-transport-ws or graphql-ws subprotocol").into_response(),
+        };
+    }
+    let Some(media) = MediaType::negotiate(req.headers()) else {
+        return StatusCode::NOT_ACCEPTABLE.into_response();
+    };
+    let params = match Params::from_query_string(&query) {
+        Ok(params) => params,
+        Err(message) => return refuse(StatusCode::BAD_REQUEST, media, message),
+    };
+    if let Ok(Some(OperationType::Mutation)) = params.operation_type() {
+        let mut response = refuse(StatusCode::METHOD_NOT_ALLOWED, media, "mutations must be sent with POST");
+        response.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+        return response;
+    }
+    execute(req, state, media, params).await
+}
+
+/// The bearer credential: `Authorization: Bearer …` or `X-Api-Key`.
+fn credential(headers: &HeaderMap) -> Option<String> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")));
+    let api_key = headers.get("x-api-key").and_then(|value| value.to_str().ok());
+    bearer.or(api_key).map(|token| token.trim().to_owned())
+}
+
+fn organization_hints(headers: &HeaderMap, base_domain: Option<&str>) -> OrganizationHints {
+    let header = headers.get("x-organization-id").and_then(|value| value.to_str().ok()).map(str::trim);
+    let subdomain = base_domain.and_then(|base| {
+        let host = headers.get(header::HOST)?.to_str().ok()?;
+        let host = host.rsplit_once(':').map_or(host, |(name, port)| if port.bytes().all(|b| b.is_ascii_digit()) { name } else { host });
+        let label = host.to_ascii_lowercase().strip_suffix(base)?.strip_suffix('.')?.to_owned();
+        (!label.is_empty() && !label.contains('.')).then_some(label)
+    });
+    let cookie = headers.get_all(header::COOKIE).iter().filter_map(|value| value.to_str().ok()).find_map(|cookies| {
+        cookies.split(';').find_map(|pair| pair.trim().strip_prefix("organization_id=").map(str::to_owned))
+    });
+    OrganizationHints {
+        header: header.filter(|value| !value.is_empty()).map(str::to_owned),
+        subdomain,
+        cookie: cookie.filter(|value| !value.is_empty()),
+    }
+}
+
+/// A response in field order (a `serde_json::Value` would sort the keys).
+#[derive(serde::Serialize)]
+struct ResponseBody<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a async_graphql::Value>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    errors: &'a [async_graphql::ServerError],
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    extensions: &'a std::collections::BTreeMap<String, async_graphql::Value>,
+}
+
+async fn execute(req: &Request, state: &Arc<HttpState>, media: MediaType, params: Params) -> Response {
+    let hints = organization_hints(req.headers(), state.base_domain.as_deref());
+    let context = RequestContext::resolve(state.services(), credential(req.headers()).as_deref(), &hints).await;
+    let span = tracing::Span::current();
+    if let Ok(tenant) = context.tenant_context() {
+        span.record("org.id", tracing::field::display(tenant.org));
+    }
+    if let Some(name) = &params.operation_name {
+        span.record("graphql.operation", name.as_str());
+    }
+    let mut request = async_graphql::Request::new(params.query).data(context);
+    if let Some(name) = params.operation_name {
+        request = request.operation_name(name);
+    }
+    if let Some(variables) = params.variables {
+        request = request.variables(Variables::from_json(Value::Object(variables)));
+    }
+    let response = state.schema.execute(request).await;
+    // Parse and validation failures leave no data and no error path: the request never ran.
+    let request_error = response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|error| error.path.is_empty());
+    let body = ResponseBody {
+        data: (!request_error).then_some(&response.data),
+        errors: &response.errors,
+        extensions: &response.extensions,
+    };
+    let body = serde_json::to_string(&body).unwrap_or_else(|_| r#"{"errors":[{"message":"internal error"}]}"#.into());
+    let status = if request_error && media == MediaType::GraphQLResponse { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    Response::builder().status(status).content_type(media.as_str()).body(body)
+}
+
+/// Websocket subscriptions. Credentials and the organization travel in `connection_init`
+/// (`{"Authorization": "Bearer …"}` or `{"authToken": "…"}`, optionally
+/// `{"X-Organization-Id": "…"}`); headers of the upgrade request name the organization too.
+fn subscribe(req: &Request, websocket: WebSocket, protocol: GraphQLProtocol, state: Arc<HttpState>) -> Response {
+    if !origin_allowed(req.headers(), &state.cors_origins) {
+        return StatusCode::FORBIDDEN.with_body("origin not allowed").into_response();
+    }
+    let upgrade_hints = organization_hints(req.headers(), state.base_domain.as_deref());
+    let upgrade_credential = credential(req.headers());
+    let schema = state.schema.clone();
+    websocket
+        .protocols(["graphql-transport-ws", "graphql-ws"])
+        .on_upgrade(move |stream| {
+            GraphQLWebSocket::new(stream, schema, protocol)
+                .on_connection_init(move |payload| async move {
+                    let mut hints = upgrade_hints;
+                    if let Some(named) = payload_str(&payload, &["X-Organization-Id", "x-organization-id", "organizationId"]) {
+                        hints.header = Some(named);
+                    }
+                    let credential = payload_str(&payload, &["Authorization", "authorization"])
+                        .map(|value| value.trim_start_matches("Bearer ").trim_start_matches("bearer ").to_owned())
+                        .or_else(|| payload_str(&payload, &["authToken", "X-Api-Key", "x-api-key"]))
+                        .or(upgrade_credential);
+                    let context = RequestContext::resolve(state.services(), credential.as_deref(), &hints).await;
+                    if credential.is_some() && context.principal().is_err() {
+                        return Err(async_graphql::Error::new("invalid credentials"));
+                    }
+                    let mut data = async_graphql::Data::default();
+                    data.insert(context);
+                    Ok(data)
+                })
+                .serve()
+        })
+        .into_response()
+}
+
+fn payload_str(payload: &Value, keys: &[&str]) -> Option<String> {
+    keys.iter().find_map(|key| payload.get(*key)?.as_str().map(str::to_owned))
+}
+
+/// Browsers do not apply CORS to websockets: a page from a foreign origin could open one
+/// with the user's cookies. Same-origin pages and the configured origins may connect;
+/// clients that send no `Origin` (bots, servers) are not browsers and are let through.
+fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|value| value.to_str().ok()) else {
+        return true;
+    };
+    let same_origin = headers
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|host| origin.split_once("://").is_some_and(|(_, rest)| rest == host));
+    same_origin || allowed.iter().any(|allowed| allowed == origin)
+}

@@ -1,0 +1,68 @@
+pub mod graphiql;
+pub mod graphql;
+pub mod health;
+pub mod request_id;
+
+use std::sync::Arc;
+
+use poem::middleware::Cors;
+use poem::{Endpoint, EndpointExt, Route, get};
+
+use crate::graphql::{AppSchema, Services};
+use crate::settings::Config;
+
+/// What the HTTP layer needs besides the schema.
+pub struct HttpState {
+    pub schema: AppSchema,
+    pub base_domain: Option<String>,
+    pub cors_origins: Vec<String>,
+}
+
+impl HttpState {
+    pub fn services(&self) -> &Services {
+        self.schema.data::<Services>().expect("the schema is built with its services")
+    }
+}
+
+pub fn routes(schema: AppSchema, config: &Config) -> impl Endpoint + 'static {
+    let state = Arc::new(HttpState {
+        schema,
+        base_domain: config.base_domain.clone(),
+        cors_origins: config.cors_origins.clone(),
+    });
+    let cors = cors(&config.cors_origins);
+    Route::new()
+        .at("/", get(graphiql::page))
+        .nest("/graphiql", graphiql::assets())
+        .at("/graphql", get(graphql::get).post(graphql::post))
+        .at("/healthz", get(health::healthz))
+        .at("/readyz", get(health::readyz))
+        .data(state)
+        .with_if(cors.is_some(), cors.unwrap_or_default())
+        .around(request_id::with_request_id)
+}
+
+fn cors(origins: &[String]) -> Option<Cors> {
+    if origins.is_empty() {
+        return None;
+    }
+    Some(
+        Cors::new()
+            .allow_origins(origins.iter().map(String::as_str))
+            .allow_methods(["GET", "POST", "OPTIONS"])
+            .allow_headers([
+                "authorization",
+                "content-type",
+                "x-api-key",
+                "x-organization-id",
+                "x-project-id",
+                "x-request-id",
+                "apollo-require-preflight",
+                "apollographql-client-name",
+                "apollographql-client-version",
+            ])
+            .expose_header("x-request-id")
+            .allow_credentials(true)
+            .max_age(600),
+    )
+}

@@ -1,0 +1,17 @@
+//! tenantql: a multi-tenant GraphQL API server.
+
+pub mod app;
+/// Passwords, access tokens, API keys, refresh sessions and the principal behind a request.
+pub mod auth;
+/// Business rules and persistence through the scoped handle; knows no HTTP or GraphQL.
+pub mod domain;
+pub mod error;
+/// The GraphQL schema: roots, context helpers, error presenter, pagination, one file per domain.
+pub mod graphql;
+/// poem endpoints and middleware: GraphQL over HTTP and websocket, GraphiQL, health, request ids.
+pub mod http;
+pub mod ids;
+pub mod settings;
+pub mod telemetry;
+/// Who the tenant is, and the only way to reach tenant-owned rows.
+pub mod tenancy;

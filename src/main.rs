@@ -1,0 +1,80 @@
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use tenantql::app::App;
+use tenantql::settings::{Cli, Command};
+use tenantql::tenancy::Db;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tenantql::telemetry::init(cli.settings.log_format);
+    match run(cli).await {
+        Ok(code) => code,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::PrintSchema => {
+            print!("{}", tenantql::graphql::sdl());
+        }
+        Command::Healthcheck => return Ok(healthcheck(cli.settings.listen_addr).await),
+        Command::Migrate => {
+            let config = cli.settings.into_config()?;
+            Db::connect(&config.database_url, 1).await?.migrate().await?;
+            tracing::info!("migrations applied");
+        }
+        Command::Serve => {
+            let config = cli.settings.into_config()?;
+            let started = std::time::Instant::now();
+            let app = App::build(config).await?;
+            tracing::info!(
+                graphiql = %format!("http://{}/", app.local_addr()),
+                startup_ms = started.elapsed().as_millis() as u64,
+                "tenantql is ready; open GraphiQL at the address shown"
+            );
+            app.run(shutdown_signal()).await?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => return interrupt.await.unwrap_or_default(),
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    interrupt.await.unwrap_or_default();
+    tracing::info!("shutting down");
+}
+
+/// A plain HTTP/1.1 GET of /healthz, so container images need no curl.
+async fn healthcheck(addr: std::net::SocketAddr) -> ExitCode {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let check = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await?;
+        Ok::<bool, std::io::Error>(response.starts_with(b"HTTP/1.1 200"))
+    };
+    match tokio::time::timeout(Duration::from_secs(3), check).await {
+        Ok(Ok(true)) => ExitCode::SUCCESS,
+        _ => ExitCode::FAILURE,
+    }
+}

@@ -1,0 +1,183 @@
+//! Command line and environment: every setting is a flag and an environment variable.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use base64::Engine;
+use clap::{Parser, Subcommand, ValueEnum};
+use secrecy::{ExposeSecret, SecretString};
+
+#[derive(Debug, Parser)]
+#[command(name = "tenantql", version, about = "A multi-tenant GraphQL API server")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+#[derive(Debug, Clone, Copy, Subcommand, PartialEq, Eq)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Print the GraphQL schema (SDL) and exit.
+    PrintSchema,
+    /// Exit 0 when the server at LISTEN_ADDR answers /healthz, else 1 (for container health checks).
+    Healthcheck,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+/// Raw settings as given; [`Settings::into_config`] checks them and fills the embedded defaults.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Settings {
+    /// postgres://… or sqlite://…; without it, SQLite at DATA_DIR/tenantql.db.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<SecretString>,
+    /// Maximum pooled database connections.
+    #[arg(long, env = "DB_MAX_CONNECTIONS", default_value_t = 16, global = true)]
+    pub db_max_connections: u32,
+    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8000", global = true)]
+    pub listen_addr: SocketAddr,
+    /// HS256 key for access tokens, at least 32 bytes; generated into DATA_DIR outside production.
+    #[arg(long, env = "JWT_SECRET", global = true, hide_env_values = true)]
+    pub jwt_secret: Option<SecretString>,
+    /// With `acme.example.com` requests to `<org-slug>.acme.example.com` name their organization.
+    #[arg(long, env = "BASE_DOMAIN", global = true)]
+    pub base_domain: Option<String>,
+    /// Comma-separated origins allowed to call the API from a browser.
+    #[arg(long, env = "CORS_ORIGINS", value_delimiter = ',', global = true)]
+    pub cors_origins: Vec<String>,
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty, global = true)]
+    pub log_format: LogFormat,
+    #[arg(long, env = "ENVIRONMENT", value_enum, default_value_t = Environment::Development, global = true)]
+    pub environment: Environment,
+    /// Apply pending migrations at start. Turn off when several replicas start at once and
+    /// run `tenantql migrate` as a one-shot step instead.
+    #[arg(long, env = "AUTO_MIGRATE", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub auto_migrate: bool,
+    /// Where the embedded default keeps its SQLite file and generated secrets.
+    #[arg(long, env = "DATA_DIR", default_value = "./data", global = true)]
+    pub data_dir: PathBuf,
+}
+
+/// Checked settings: what the rest of the server reads.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: SecretString,
+    pub db_max_connections: u32,
+    pub listen_addr: SocketAddr,
+    pub jwt_secret: SecretString,
+    pub base_domain: Option<String>,
+    pub cors_origins: Vec<String>,
+    pub log_format: LogFormat,
+    pub environment: Environment,
+    pub auto_migrate: bool,
+}
+
+const MIN_JWT_SECRET_BYTES: usize = 32;
+
+impl Settings {
+    /// Checks every setting and, outside production, fills in the embedded defaults:
+    /// SQLite under DATA_DIR and a JWT secret generated there once.
+    pub fn into_config(self) -> anyhow::Result<Config> {
+        let production = self.environment == Environment::Production;
+        let database_url = match self.database_url {
+            Some(url) => {
+                let scheme = url.expose_secret().split(':').next().unwrap_or_default();
+                if !matches!(scheme, "postgres" | "postgresql" | "sqlite") {
+                    bail!("DATABASE_URL must start with postgres:// or sqlite:// (got scheme {scheme:?})");
+                }
+                url
+            }
+            None => {
+                ensure_dir(&self.data_dir)?;
+                let path = self.data_dir.join("tenantql.db");
+                SecretString::from(format!("sqlite://{}?mode=rwc", path.display()))
+            }
+        };
+        let jwt_secret = match self.jwt_secret {
+            Some(secret) => secret,
+            None if production => bail!("JWT_SECRET is required when ENVIRONMENT=production"),
+            None => generated_secret(&self.data_dir, "jwt_secret")?,
+        };
+        if jwt_secret.expose_secret().len() < MIN_JWT_SECRET_BYTES {
+            bail!("JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes long");
+        }
+        let base_domain = self.base_domain.map(|domain| domain.trim_matches('.').to_ascii_lowercase());
+        if let Some(domain) = &base_domain
+            && (domain.is_empty() || domain.contains(['/', ':', ' ']))
+        {
+            bail!("BASE_DOMAIN must be a bare host name such as example.com (got {domain:?})");
+        }
+        let cors_origins = self
+            .cors_origins
+            .into_iter()
+            .map(|origin| origin.trim().trim_end_matches('/').to_owned())
+            .filter(|origin| !origin.is_empty())
+            .collect::<Vec<_>>();
+        for origin in &cors_origins {
+            if !(origin.starts_with("http://") || origin.starts_with("https://")) {
+                bail!("CORS_ORIGINS entries must be origins such as https://app.example.com (got {origin:?})");
+            }
+        }
+        if self.db_max_connections == 0 {
+            bail!("DB_MAX_CONNECTIONS must be at least 1");
+        }
+        Ok(Config {
+            database_url,
+            db_max_connections: self.db_max_connections,
+            listen_addr: self.listen_addr,
+            jwt_secret,
+            base_domain,
+            cors_origins,
+            log_format: self.log_format,
+            environment: self.environment,
+            auto_migrate: self.auto_migrate,
+        })
+    }
+}
+
+fn ensure_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create data directory {}", dir.display()))
+}
+
+/// Reads a secret generated earlier into `dir`, or generates and stores it (readable by
+/// the owner only), so restarts keep sessions valid.
+fn generated_secret(dir: &Path, name: &str) -> anyhow::Result<SecretString> {
+    ensure_dir(dir)?;
+    let path = dir.join(name);
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        return Ok(SecretString::from(existing.trim().to_owned()));
+    }
+    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 48]>());
+    write_private(&path, &secret).with_context(|| format!("cannot write {}", path.display()))?;
+    tracing::warn!(path = %path.display(), "generated a new {name}; set it in the environment for production");
+    Ok(SecretString::from(secret))
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    file.write_all(contents.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    std::fs::write(path, contents)
+}

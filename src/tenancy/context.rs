@@ -1,0 +1,47 @@
+//! The tenant context of one request: who acts, in which organization, with which role.
+
+use entity::{OrgRole, ProjectRole};
+
+use crate::ids::{ApiKeyId, OrgId, ProjectId, UserId};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    User(UserId),
+    ApiKey { id: ApiKeyId, created_by: UserId },
+}
+
+impl Actor {
+    /// The person accountable for the action: the user, or the creator of the API key.
+    pub fn accountable_user(&self) -> UserId {
+        match *self {
+            Actor::User(user) => user,
+            Actor::ApiKey { created_by, .. } => created_by,
+        }
+    }
+}
+
+/// Resolved once per request, before any resolver runs.
+#[derive(Debug, Clone)]
+pub struct TenantContext {
+    pub actor: Actor,
+    pub org: OrgId,
+    pub org_slug: String,
+    /// The actor's role in `org`; for an API key, the key's own role.
+    pub role: OrgRole,
+    /// Set for an API key restricted to one project: nothing outside it is visible.
+    pub only_project: Option<ProjectId>,
+}
+
+impl TenantContext {
+    /// The project role this context holds without a project membership row:
+    /// organization owners and admins act as project admins everywhere, and an API key's
+    /// role maps onto the project it may reach. `None` means a membership row decides.
+    pub fn implied_project_role(&self) -> Option<ProjectRole> {
+        match (self.actor, self.role) {
+            (_, OrgRole::Owner | OrgRole::Admin) => Some(ProjectRole::Admin),
+            (Actor::ApiKey { .. }, OrgRole::Member) => Some(ProjectRole::Editor),
+            (_, OrgRole::Viewer) => Some(ProjectRole::Viewer),
+            (Actor::User(_), OrgRole::Member) => None,
+        }
+    }
+}

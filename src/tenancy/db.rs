@@ -1,0 +1,60 @@
+//! The database pool, opaque outside `tenancy/`: other modules reach rows only through
+//! [`super::Tenant`] or [`super::unscoped`].
+
+use std::time::Duration;
+
+use anyhow::Context;
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend};
+use secrecy::{ExposeSecret, SecretString};
+
+#[derive(Clone)]
+pub struct Db {
+    pub(super) conn: DatabaseConnection,
+}
+
+impl Db {
+    pub async fn connect(url: &SecretString, max_connections: u32) -> anyhow::Result<Self> {
+        let url = url.expose_secret();
+        let mut options = ConnectOptions::new(url.to_owned());
+        options
+            .max_connections(max_connections)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(5))
+            .sqlx_logging(false);
+        if url.starts_with("sqlite:") {
+            // One writer at a time is SQLite's model; WAL lets readers proceed meanwhile.
+            options.map_sqlx_sqlite_opts(|opts| {
+                opts.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                    .busy_timeout(Duration::from_secs(10))
+                    .foreign_keys(true)
+            });
+        }
+        let conn = Database::connect(options).await.context("cannot connect to the database")?;
+        Ok(Self { conn })
+    }
+
+    pub fn backend(&self) -> DbBackend {
+        self.conn.get_database_backend()
+    }
+
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        Migrator::up(&self.conn, None).await.context("database migration failed")
+    }
+
+    /// A round trip to the database, for readiness checks.
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        self.conn.ping().await.context("database ping failed")
+    }
+
+    /// The pool itself, for the test suite's checks of what a pooled connection carries
+    /// between requests. Never for tenant data.
+    #[doc(hidden)]
+    pub fn connection_for_checks(&self) -> &DatabaseConnection {
+        &self.conn
+    }
+
+    pub async fn close(self) {
+        let _ = self.conn.close().await;
+    }
+}

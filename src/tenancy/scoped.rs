@@ -1,0 +1,258 @@
+//! The scoped handle: every statement on a tenant table goes through here, filtered to the
+//! request's organization (and project, for project-restricted API keys), inside a
+//! transaction that on PostgreSQL also switches to the RLS-bound role and organization.
+
+#![expect(clippy::disallowed_methods, reason = "the one module allowed to build tenant queries")]
+
+use std::sync::Arc;
+
+use entity::{ProjectRole, project, project_member};
+use migration::APP_ROLE;
+use sea_orm::{
+    AccessMode, ActiveModelBehavior, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction,
+    DbBackend, DeleteMany, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    Select, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait, UpdateMany,
+};
+use uuid::Uuid;
+
+use super::context::{Actor, TenantContext};
+use super::db::Db;
+use super::tables::TenantEntity;
+use crate::error::{AppError, AppResult};
+use crate::ids::{OrgId, ProjectId};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+}
+
+/// Opens a tenant transaction. On PostgreSQL the first statement switches, for this
+/// transaction only, to the RLS-bound role and sets the organization, so the database
+/// itself refuses other tenants' rows even if an application filter were missing.
+/// On SQLite a write transaction takes the write lock up front (`BEGIN IMMEDIATE`), so
+/// a read-then-write never fails midway on a lock upgrade.
+pub async fn begin_tenant_transaction(db: &Db, org: OrgId, access: Access) -> AppResult<DatabaseTransaction> {
+    let backend = db.backend();
+    let options = TransactionOptions {
+        access_mode: (backend == DbBackend::Postgres && access == Access::Read).then_some(AccessMode::ReadOnly),
+        sqlite_transaction_mode: (backend == DbBackend::Sqlite && access == Access::Write)
+            .then_some(SqliteTransactionMode::Immediate),
+        ..Default::default()
+    };
+    let txn = db.conn.begin_with_options(options).await?;
+    if backend == DbBackend::Postgres {
+        txn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT set_config('role', $1, true), set_config('app.organization_id', $2, true)",
+            [APP_ROLE.into(), org.to_string().into()],
+        ))
+        .await?;
+    }
+    Ok(txn)
+}
+
+/// What resolvers hold: the request's tenant context and the pool, offering nothing but
+/// scoped transactions.
+#[derive(Clone)]
+pub struct Tenant {
+    db: Db,
+    ctx: Arc<TenantContext>,
+}
+
+impl Tenant {
+    pub fn new(db: Db, ctx: Arc<TenantContext>) -> Self {
+        Self { db, ctx }
+    }
+
+    pub fn context(&self) -> &TenantContext {
+        &self.ctx
+    }
+
+    pub async fn read<T, F>(&self, work: F) -> AppResult<T>
+    where
+        F: for<'s> AsyncFnOnce(&'s Scoped) -> AppResult<T>,
+    {
+        self.run(Access::Read, work).await
+    }
+
+    /// Runs `work` in one transaction, committed only if it succeeds: a change and
+    /// everything written with it land together or not at all.
+    pub async fn write<T, F>(&self, work: F) -> AppResult<T>
+    where
+        F: for<'s> AsyncFnOnce(&'s Scoped) -> AppResult<T>,
+    {
+        self.run(Access::Write, work).await
+    }
+
+    async fn run<T, F>(&self, access: Access, work: F) -> AppResult<T>
+    where
+        F: for<'s> AsyncFnOnce(&'s Scoped) -> AppResult<T>,
+    {
+        let txn = begin_tenant_transaction(&self.db, self.ctx.org, access).await?;
+        let scoped = Scoped { txn, ctx: self.ctx.clone() };
+        let result = work(&scoped).await;
+        match result {
+            Ok(value) => {
+                scoped.txn.commit().await?;
+                Ok(value)
+            }
+            Err(error) => {
+                let _ = scoped.txn.rollback().await;
+                Err(error)
+            }
+        }
+    }
+}
+
+/// A page request for keyset pagination, newest first.
+#[derive(Debug, Clone, Copy)]
+pub struct PageRequest {
+    pub first: u64,
+    /// The id of the last row the client has seen.
+    pub after: Option<Uuid>,
+}
+
+#[derive(Debug)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub has_next_page: bool,
+}
+
+/// One tenant transaction. Every select starts filtered to the tenant; every insert is
+/// stamped with it; updates and deletes match only rows inside it.
+pub struct Scoped {
+    txn: DatabaseTransaction,
+    ctx: Arc<TenantContext>,
+}
+
+impl Scoped {
+    pub fn context(&self) -> &TenantContext {
+        &self.ctx
+    }
+
+    fn scope<E: TenantEntity, Q: QueryFilter>(&self, query: Q) -> Q {
+        let query = query.filter(E::tenant_column().eq(self.ctx.org.0));
+        match (E::project_column(), self.ctx.only_project) {
+            (Some(column), Some(project)) => query.filter(column.eq(project.0)),
+            _ => query,
+        }
+    }
+
+    /// A select already restricted to the tenant; refine it, then run it with
+    /// [`Scoped::one`], [`Scoped::all`] or [`Scoped::page`].
+    pub fn select<E: TenantEntity>(&self) -> Select<E> {
+        self.scope::<E, _>(E::find())
+    }
+
+    pub async fn one<E: TenantEntity>(&self, query: Select<E>) -> AppResult<Option<E::Model>> {
+        Ok(query.one(&self.txn).await?)
+    }
+
+    pub async fn all<E: TenantEntity>(&self, query: Select<E>) -> AppResult<Vec<E::Model>> {
+        Ok(query.all(&self.txn).await?)
+    }
+
+    pub async fn count<E: TenantEntity>(&self, query: Select<E>) -> AppResult<u64>
+    where
+        E::Model: Sync,
+    {
+        Ok(query.count(&self.txn).await?)
+    }
+
+    /// The row with this id, or `NOT_FOUND` naming `what` (also for another tenant's row).
+    pub async fn get<E: TenantEntity>(&self, id: Uuid, what: &'static str) -> AppResult<E::Model> {
+        self.one(self.select::<E>().filter(E::id_column().eq(id))).await?.ok_or(AppError::NotFound(what))
+    }
+
+    /// Newest first, by the time-ordered id, continuing after `page.after`.
+    pub async fn page<E: TenantEntity>(&self, query: Select<E>, page: PageRequest) -> AppResult<Page<E::Model>> {
+        let mut query = query.order_by_desc(E::id_column()).limit(page.first + 1);
+        if let Some(after) = page.after {
+            query = query.filter(E::id_column().lt(after));
+        }
+        let mut items = query.all(&self.txn).await?;
+        let has_next_page = items.len() as u64 > page.first;
+        items.truncate(page.first as usize);
+        Ok(Page { items, has_next_page })
+    }
+
+    /// Inserts a row stamped with the tenant's organization, whatever the model said.
+    pub async fn insert<E, A>(&self, mut model: A) -> AppResult<E::Model>
+    where
+        E: TenantEntity,
+        A: ActiveModelTrait<Entity = E> + ActiveModelBehavior + Send,
+        E::Model: IntoActiveModel<A>,
+    {
+        model.set(E::tenant_column(), self.ctx.org.0.into());
+        Ok(E::insert(model).exec_with_returning(&self.txn).await?)
+    }
+
+    /// Updates the row the model names if it is inside the tenant; `NOT_FOUND` otherwise.
+    pub async fn update<E, A>(&self, mut model: A, what: &'static str) -> AppResult<E::Model>
+    where
+        E: TenantEntity,
+        A: ActiveModelTrait<Entity = E> + ActiveModelBehavior + Send,
+        E::Model: IntoActiveModel<A>,
+    {
+        model.set(E::tenant_column(), self.ctx.org.0.into());
+        let update = self.scope::<E, _>(E::update(model).validate()?);
+        update.exec(&self.txn).await.map_err(|error| match AppError::from(error) {
+            AppError::NotFound(_) => AppError::NotFound(what),
+            other => other,
+        })
+    }
+
+    /// Deletes the row with this id if it is inside the tenant; `NOT_FOUND` otherwise.
+    pub async fn delete<E: TenantEntity>(&self, id: Uuid, what: &'static str) -> AppResult<()> {
+        let deleted = self.delete_where::<E>(self.delete_many::<E>().filter(E::id_column().eq(id))).await?;
+        if deleted == 0 { Err(AppError::NotFound(what)) } else { Ok(()) }
+    }
+
+    pub fn update_many<E: TenantEntity>(&self) -> UpdateMany<E> {
+        self.scope::<E, _>(E::update_many())
+    }
+
+    pub async fn update_where<E: TenantEntity>(&self, update: UpdateMany<E>) -> AppResult<u64> {
+        Ok(update.exec(&self.txn).await?.rows_affected)
+    }
+
+    pub fn delete_many<E: TenantEntity>(&self) -> DeleteMany<E> {
+        self.scope::<E, _>(E::delete_many())
+    }
+
+    pub async fn delete_where<E: TenantEntity>(&self, delete: DeleteMany<E>) -> AppResult<u64> {
+        Ok(delete.exec(&self.txn).await?.rows_affected)
+    }
+
+    /// The caller's role in a project of this tenant: implied by the organization role,
+    /// or read from the project's members. `NOT_FOUND` if the project is not visible.
+    pub async fn project_role(&self, project_id: ProjectId) -> AppResult<(project::Model, ProjectRole)> {
+        let project = self.get::<project::Entity>(project_id.0, "project").await?;
+        if let Some(role) = self.ctx.implied_project_role() {
+            return Ok((project, role));
+        }
+        let Actor::User(user) = self.ctx.actor else {
+            return Ok((project, ProjectRole::Viewer));
+        };
+        let membership = self
+            .one(
+                self.select::<project_member::Entity>()
+                    .filter(project_member::Column::ProjectId.eq(project_id.0))
+                    .filter(project_member::Column::UserId.eq(user.0)),
+            )
+            .await?;
+        // Organization members read every project; writing needs a project role.
+        Ok((project, membership.map_or(ProjectRole::Viewer, |member| member.role)))
+    }
+
+    /// The project, if the caller holds at least `needed` in it: `NOT_FOUND` when it is not
+    /// visible, `FORBIDDEN` when it is but the role falls short.
+    pub async fn project_with_role(&self, project_id: ProjectId, needed: ProjectRole) -> AppResult<project::Model> {
+        let (project, role) = self.project_role(project_id).await?;
+        if role < needed {
+            return Err(AppError::forbidden(format!("this needs the {needed:?} project role")));
+        }
+        Ok(project)
+    }
+}

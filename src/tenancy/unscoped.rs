@@ -1,0 +1,239 @@
+//! Operations that must run before a tenant is known or across tenants: signup, login,
+//! sessions, credential lookup, and listing a user's own memberships. Each is named for
+//! exactly what it does; nothing here takes a caller-chosen filter.
+//!
+//! On PostgreSQL these run as the connecting role, which owns the schema and bypasses RLS
+//! (see ARCHITECTURE.md); tenant work always switches to the RLS-bound role instead.
+
+#![expect(clippy::disallowed_methods, reason = "the named cross-tenant operations")]
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use entity::{OrgRole, api_key, organization, organization_member, session, user};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
+};
+use uuid::Uuid;
+
+use super::db::Db;
+use crate::error::{AppError, AppResult, duplicate_as};
+use crate::ids::{OrgId, SessionFamilyId, UserId};
+
+pub async fn find_user(db: &Db, id: UserId) -> AppResult<Option<user::Model>> {
+    Ok(user::Entity::find_by_id(id.0).one(&db.conn).await?)
+}
+
+pub async fn find_user_by_email(db: &Db, email: &str) -> AppResult<Option<user::Model>> {
+    Ok(user::Entity::find().filter(user::Column::Email.eq(email)).one(&db.conn).await?)
+}
+
+/// Users by id, for showing members of the caller's own organization.
+pub async fn users_by_ids(db: &Db, ids: Vec<Uuid>) -> AppResult<HashMap<Uuid, user::Model>> {
+    let users = user::Entity::find().filter(user::Column::Id.is_in(ids)).all(&db.conn).await?;
+    Ok(users.into_iter().map(|user| (user.id, user)).collect())
+}
+
+pub async fn organization_slug_taken(db: &Db, slug: &str) -> AppResult<bool> {
+    let found = organization::Entity::find().filter(organization::Column::Slug.eq(slug)).one(&db.conn).await?;
+    Ok(found.is_some())
+}
+
+/// A user's organizations with the role held in each, oldest membership first.
+pub async fn memberships_of(db: &Db, user: UserId) -> AppResult<Vec<(organization::Model, OrgRole)>> {
+    let rows = organization_member::Entity::find()
+        .filter(organization_member::Column::UserId.eq(user.0))
+        .order_by_asc(organization_member::Column::Id)
+        .all(&db.conn)
+        .await?;
+    let org_ids: Vec<Uuid> = rows.iter().map(|member| member.organization_id).collect();
+    let mut orgs: HashMap<Uuid, organization::Model> = organization::Entity::find()
+        .filter(organization::Column::Id.is_in(org_ids))
+        .all(&db.conn)
+        .await?
+        .into_iter()
+        .map(|org| (org.id, org))
+        .collect();
+    Ok(rows.into_iter().filter_map(|member| orgs.remove(&member.organization_id).map(|org| (org, member.role))).collect())
+}
+
+/// The API key with this prefix and the organization it belongs to, revoked or not:
+/// the caller decides validity.
+pub async fn find_api_key(db: &Db, prefix: &str) -> AppResult<Option<(api_key::Model, organization::Model)>> {
+    let Some(key) = api_key::Entity::find().filter(api_key::Column::Prefix.eq(prefix)).one(&db.conn).await? else {
+        return Ok(None);
+    };
+    let org = organization::Entity::find_by_id(key.organization_id).one(&db.conn).await?;
+    Ok(org.map(|org| (key, org)))
+}
+
+pub struct NewUser {
+    pub email: String,
+    pub password_hash: String,
+    pub display_name: String,
+}
+
+pub struct NewOrganization {
+    pub name: String,
+    pub slug: String,
+    pub kind: entity::OrgKind,
+    pub plan: entity::Plan,
+    pub monthly_budget_cents: i64,
+}
+
+/// Signup: the user, their organization and their ownership of it, all or nothing.
+pub async fn create_account(
+    db: &Db,
+    new_user: NewUser,
+    new_org: NewOrganization,
+) -> AppResult<(user::Model, organization::Model)> {
+    let txn = db.conn.begin().await?;
+    let now = Utc::now();
+    let user = user::ActiveModel {
+        id: Set(UserId::generate().0),
+        email: Set(new_user.email),
+        password_hash: Set(new_user.password_hash),
+        display_name: Set(new_user.display_name),
+        is_platform_admin: Set(false),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    let user = user::Entity::insert(user)
+        .exec_with_returning(&txn)
+        .await
+        .map_err(duplicate_as("email", "an account with this email already exists"))?;
+    let org = insert_owned_organization(&txn, UserId(user.id), new_org).await?;
+    txn.commit().await?;
+    Ok((user, org))
+}
+
+/// A new organization owned by an existing user.
+pub async fn create_organization(db: &Db, owner: UserId, new_org: NewOrganization) -> AppResult<organization::Model> {
+    let txn = db.conn.begin().await?;
+    let org = insert_owned_organization(&txn, owner, new_org).await?;
+    txn.commit().await?;
+    Ok(org)
+}
+
+async fn insert_owned_organization(
+    txn: &DatabaseTransaction,
+    owner: UserId,
+    new_org: NewOrganization,
+) -> AppResult<organization::Model> {
+    let now = Utc::now();
+    let org = organization::ActiveModel {
+        id: Set(OrgId::generate().0),
+        slug: Set(new_org.slug),
+        name: Set(new_org.name),
+        kind: Set(new_org.kind),
+        plan: Set(new_org.plan),
+        monthly_budget_cents: Set(new_org.monthly_budget_cents),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    let org = organization::Entity::insert(org)
+        .exec_with_returning(txn)
+        .await
+        .map_err(duplicate_as("slug", "this slug is already taken"))?;
+    let membership = organization_member::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        organization_id: Set(org.id),
+        user_id: Set(owner.0),
+        role: Set(OrgRole::Owner),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    organization_member::Entity::insert(membership).exec(txn).await?;
+    Ok(org)
+}
+
+/// Stores a new refresh token (its hash) in a session family.
+pub async fn insert_session(
+    db: &Db,
+    user: UserId,
+    family: SessionFamilyId,
+    token_hash: String,
+    expires_at: DateTime<Utc>,
+) -> AppResult<()> {
+    insert_session_in(&db.conn, user, family, token_hash, expires_at).await
+}
+
+async fn insert_session_in(
+    conn: &impl sea_orm::ConnectionTrait,
+    user: UserId,
+    family: SessionFamilyId,
+    token_hash: String,
+    expires_at: DateTime<Utc>,
+) -> AppResult<()> {
+    let now = Utc::now();
+    let row = session::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        user_id: Set(user.0),
+        family_id: Set(family.0),
+        token_hash: Set(token_hash),
+        expires_at: Set(expires_at),
+        rotated_at: Set(None),
+        revoked_at: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    session::Entity::insert(row).exec(conn).await?;
+    Ok(())
+}
+
+/// Exchanges a refresh token (by hash) for a new one in the same family. A token that was
+/// already exchanged is a sign of theft: the whole family is revoked and the call fails.
+pub async fn rotate_session(
+    db: &Db,
+    presented_hash: &str,
+    next_hash: String,
+    next_expires_at: DateTime<Utc>,
+) -> AppResult<(UserId, SessionFamilyId)> {
+    let txn = db.conn.begin().await?;
+    let Some(current) =
+        session::Entity::find().filter(session::Column::TokenHash.eq(presented_hash)).one(&txn).await?
+    else {
+        return Err(AppError::Unauthenticated);
+    };
+    let now = Utc::now();
+    let family = SessionFamilyId(current.family_id);
+    if current.revoked_at.is_some() || current.expires_at <= now {
+        return Err(AppError::Unauthenticated);
+    }
+    // Claims the token only if nobody exchanged it first, so two racing refreshes cannot
+    // both succeed.
+    let claimed = session::Entity::update_many()
+        .col_expr(session::Column::RotatedAt, sea_orm::sea_query::Expr::value(now))
+        .col_expr(session::Column::UpdatedAt, sea_orm::sea_query::Expr::value(now))
+        .filter(session::Column::Id.eq(current.id))
+        .filter(session::Column::RotatedAt.is_null())
+        .exec(&txn)
+        .await?
+        .rows_affected;
+    if claimed == 0 {
+        revoke_family_in(&txn, family).await?;
+        txn.commit().await?;
+        return Err(AppError::Unauthenticated);
+    }
+    let user = UserId(current.user_id);
+    insert_session_in(&txn, user, family, next_hash, next_expires_at).await?;
+    txn.commit().await?;
+    Ok((user, family))
+}
+
+/// Revokes every refresh token of one sign-in (logout, or reuse detected).
+pub async fn revoke_session_family(db: &Db, family: SessionFamilyId) -> AppResult<()> {
+    revoke_family_in(&db.conn, family).await
+}
+
+async fn revoke_family_in(conn: &impl sea_orm::ConnectionTrait, family: SessionFamilyId) -> AppResult<()> {
+    let now = Utc::now();
+    session::Entity::update_many()
+        .col_expr(session::Column::RevokedAt, sea_orm::sea_query::Expr::value(now))
+        .col_expr(session::Column::UpdatedAt, sea_orm::sea_query::Expr::value(now))
+        .filter(session::Column::FamilyId.eq(family.0))
+        .filter(session::Column::RevokedAt.is_null())
+        .exec(conn)
+        .await?;
+    Ok(())
+}
