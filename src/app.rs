@@ -42,7 +42,13 @@ impl App {
             .first()
             .and_then(|addr| addr.as_socket_addr().copied())
             .context("the listener has no socket address")?;
-        Ok(Self { acceptor, local_addr, schema, config, db })
+        Ok(Self {
+            acceptor,
+            local_addr,
+            schema,
+            config,
+            db,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {

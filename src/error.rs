@@ -19,7 +19,10 @@ pub enum AppError {
     NotFound(&'static str),
     /// An argument failed validation; `field` names it as the client sent it.
     #[error("{message}")]
-    BadUserInput { field: &'static str, message: Cow<'static, str> },
+    BadUserInput {
+        field: &'static str,
+        message: Cow<'static, str>,
+    },
     /// The caller belongs to several organizations and named none.
     #[error("name an organization with the X-Organization-Id header")]
     TenantRequired,
@@ -55,7 +58,10 @@ impl AppError {
     }
 
     pub fn bad_input(field: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
-        AppError::BadUserInput { field, message: message.into() }
+        AppError::BadUserInput {
+            field,
+            message: message.into(),
+        }
     }
 
     pub fn forbidden(message: impl Into<Cow<'static, str>>) -> Self {
@@ -78,7 +84,10 @@ impl From<DbErr> for AppError {
 
 /// For `map_err` on a write that may hit a unique index: a duplicate becomes a
 /// `BAD_USER_INPUT` naming `field`, anything else stays as it was.
-pub fn duplicate_as<E: Into<AppError>>(field: &'static str, message: &'static str) -> impl FnOnce(E) -> AppError {
+pub fn duplicate_as<E: Into<AppError>>(
+    field: &'static str,
+    message: &'static str,
+) -> impl FnOnce(E) -> AppError {
     move |error| match error.into() {
         AppError::Internal(cause) if is_unique_violation(&cause) => AppError::bad_input(field, message),
         other => other,
@@ -86,7 +95,10 @@ pub fn duplicate_as<E: Into<AppError>>(field: &'static str, message: &'static st
 }
 
 fn is_unique_violation(cause: &anyhow::Error) -> bool {
-    matches!(cause.downcast_ref::<DbErr>().and_then(DbErr::sql_err), Some(SqlErr::UniqueConstraintViolation(_)))
+    matches!(
+        cause.downcast_ref::<DbErr>().and_then(DbErr::sql_err),
+        Some(SqlErr::UniqueConstraintViolation(_))
+    )
 }
 
 pub type AppResult<T> = Result<T, AppError>;

@@ -68,7 +68,9 @@ async fn healthcheck(addr: std::net::SocketAddr) -> ExitCode {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let check = async {
         let mut stream = tokio::net::TcpStream::connect(addr).await?;
-        stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await?;
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await?;
         let mut response = Vec::new();
         stream.read_to_end(&mut response).await?;
         Ok::<bool, std::io::Error>(response.starts_with(b"HTTP/1.1 200"))

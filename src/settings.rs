@@ -117,7 +117,9 @@ impl Settings {
         if jwt_secret.expose_secret().len() < MIN_JWT_SECRET_BYTES {
             bail!("JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes long");
         }
-        let base_domain = self.base_domain.map(|domain| domain.trim_matches('.').to_ascii_lowercase());
+        let base_domain = self
+            .base_domain
+            .map(|domain| domain.trim_matches('.').to_ascii_lowercase());
         if let Some(domain) = &base_domain
             && (domain.is_empty() || domain.contains(['/', ':', ' ']))
         {
@@ -131,7 +133,9 @@ impl Settings {
             .collect::<Vec<_>>();
         for origin in &cors_origins {
             if !(origin.starts_with("http://") || origin.starts_with("https://")) {
-                bail!("CORS_ORIGINS entries must be origins such as https://app.example.com (got {origin:?})");
+                bail!(
+                    "CORS_ORIGINS entries must be origins such as https://app.example.com (got {origin:?})"
+                );
             }
         }
         if self.db_max_connections == 0 {
@@ -173,7 +177,11 @@ fn generated_secret(dir: &Path, name: &str) -> anyhow::Result<SecretString> {
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
     file.write_all(contents.as_bytes())
 }
 

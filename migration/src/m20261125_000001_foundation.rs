@@ -90,13 +90,29 @@ impl MigrationTrait for Migration {
             )
             .await?;
         manager
-            .create_index(index("organization_members_org_user", "organization_members", &["organization_id", "user_id"]).unique().to_owned())
+            .create_index(
+                index(
+                    "organization_members_org_user",
+                    "organization_members",
+                    &["organization_id", "user_id"],
+                )
+                .unique()
+                .to_owned(),
+            )
             .await?;
         manager
-            .create_index(index("organization_members_org_id", "organization_members", &["organization_id", "id"]))
+            .create_index(index(
+                "organization_members_org_id",
+                "organization_members",
+                &["organization_id", "id"],
+            ))
             .await?;
         manager
-            .create_index(index("organization_members_user", "organization_members", &["user_id"]))
+            .create_index(index(
+                "organization_members_user",
+                "organization_members",
+                &["user_id"],
+            ))
             .await?;
         protect_tenant_table(manager, "organization_members", "organization_id").await?;
 
@@ -121,7 +137,11 @@ impl MigrationTrait for Migration {
             )
             .await?;
         manager
-            .create_index(index("projects_org_slug", "projects", &["organization_id", "slug"]).unique().to_owned())
+            .create_index(
+                index("projects_org_slug", "projects", &["organization_id", "slug"])
+                    .unique()
+                    .to_owned(),
+            )
             .await?;
         manager
             .create_index(index("projects_org_id", "projects", &["organization_id", "id"]))
@@ -162,13 +182,21 @@ impl MigrationTrait for Migration {
             .await?;
         manager
             .create_index(
-                index("project_members_org_project_user", "project_members", &["organization_id", "project_id", "user_id"])
-                    .unique()
-                    .to_owned(),
+                index(
+                    "project_members_org_project_user",
+                    "project_members",
+                    &["organization_id", "project_id", "user_id"],
+                )
+                .unique()
+                .to_owned(),
             )
             .await?;
         manager
-            .create_index(index("project_members_org_user", "project_members", &["organization_id", "user_id"]))
+            .create_index(index(
+                "project_members_org_user",
+                "project_members",
+                &["organization_id", "user_id"],
+            ))
             .await?;
         protect_tenant_table(manager, "project_members", "organization_id").await?;
 
@@ -238,8 +266,18 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for table in ["sessions", "api_keys", "project_members", "projects", "organization_members", "organizations", "users"] {
-            manager.drop_table(Table::drop().table(Alias::new(table)).to_owned()).await?;
+        for table in [
+            "sessions",
+            "api_keys",
+            "project_members",
+            "projects",
+            "organization_members",
+            "organizations",
+            "users",
+        ] {
+            manager
+                .drop_table(Table::drop().table(Alias::new(table)).to_owned())
+                .await?;
         }
         Ok(())
     }

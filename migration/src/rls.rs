@@ -20,13 +20,17 @@ pub async fn create_app_role(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
         return Ok(());
     }
     let db = manager.get_connection();
+    // Creating a role needs CREATEROLE; a deployment whose migrating role lacks it creates
+    // the role once beforehand (docs/deploying.md) and this step finds it there.
     db.execute_unprepared(&format!(
         "DO $$ BEGIN
            IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
              CREATE ROLE {APP_ROLE} NOLOGIN NOSUPERUSER NOBYPASSRLS NOINHERIT;
            END IF;
+           IF NOT pg_has_role(current_user, '{APP_ROLE}', 'MEMBER') THEN
+             GRANT {APP_ROLE} TO CURRENT_USER;
+           END IF;
          END $$;
-         GRANT {APP_ROLE} TO CURRENT_USER;
          GRANT USAGE ON SCHEMA public TO {APP_ROLE};"
     ))
     .await?;
@@ -35,7 +39,11 @@ pub async fn create_app_role(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
 
 /// Enables and forces RLS on a tenant table, with one policy for reads and writes alike
 /// (`WITH CHECK` stops a row being written into, or moved to, another tenant).
-pub async fn protect_tenant_table(manager: &SchemaManager<'_>, table: &str, key_column: &str) -> Result<(), DbErr> {
+pub async fn protect_tenant_table(
+    manager: &SchemaManager<'_>,
+    table: &str,
+    key_column: &str,
+) -> Result<(), DbErr> {
     if manager.get_database_backend() != DbBackend::Postgres {
         return Ok(());
     }

@@ -15,7 +15,11 @@ pub struct NewApiKey {
 pub fn generate() -> NewApiKey {
     let prefix = random_alphanumeric(PREFIX_LEN).to_ascii_lowercase();
     let secret = random_alphanumeric(SECRET_LEN);
-    NewApiKey { plaintext: format!("tql_{prefix}_{secret}"), secret_hash: sha256_hex(&secret), prefix }
+    NewApiKey {
+        plaintext: format!("tql_{prefix}_{secret}"),
+        secret_hash: sha256_hex(&secret),
+        prefix,
+    }
 }
 
 /// Splits a presented key into its prefix and the hash of its secret; `None` if malformed.

@@ -1,8 +1,8 @@
 //! argon2id password hashing, run off the async runtime because it is deliberately slow.
 
 use anyhow::Context;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 
 use crate::error::{AppError, AppResult};
 
@@ -25,7 +25,9 @@ pub async fn verify(password: String, stored: Option<String>) -> AppResult<bool>
     let known_account = stored.is_some();
     let stored = stored.unwrap_or_else(|| DUMMY_HASH.to_owned());
     let matches = tokio::task::spawn_blocking(move || {
-        Argon2::default().verify_password(password.as_bytes(), stored.as_str()).is_ok()
+        Argon2::default()
+            .verify_password(password.as_bytes(), stored.as_str())
+            .is_ok()
     })
     .await
     .context("password verification task")

@@ -45,7 +45,9 @@ pub async fn authenticate(db: &Db, jwt: &JwtKeys, credential: &str) -> AppResult
         }));
     }
     let (prefix, secret_hash) = api_key::parse(credential).ok_or(AppError::Unauthenticated)?;
-    let (key, org) = unscoped::find_api_key(db, prefix).await?.ok_or(AppError::Unauthenticated)?;
+    let (key, org) = unscoped::find_api_key(db, prefix)
+        .await?
+        .ok_or(AppError::Unauthenticated)?;
     let now = Utc::now();
     let usable = constant_time_eq(&key.secret_hash, &secret_hash)
         && key.revoked_at.is_none()

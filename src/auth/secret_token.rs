@@ -11,7 +11,10 @@ pub fn random_alphanumeric(len: usize) -> String {
 /// The SHA-256 of a high-entropy secret, hex encoded. A slow hash is unnecessary here:
 /// these secrets are random, not chosen by people, so they cannot be guessed from a list.
 pub fn sha256_hex(secret: &str) -> String {
-    Sha256::digest(secret.as_bytes()).iter().map(|byte| format!("{byte:02x}")).collect()
+    Sha256::digest(secret.as_bytes())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
 /// Compares two hashes in time independent of where they first differ.

@@ -38,7 +38,11 @@ pub async fn signup(db: &Db, jwt: &JwtKeys, input: SignupInput<'_>) -> AppResult
     let password_hash = password::hash(password.into_inner()).await?;
     let (user, org) = unscoped::create_account(
         db,
-        unscoped::NewUser { email: email.into_inner(), password_hash, display_name: display_name.into_inner() },
+        unscoped::NewUser {
+            email: email.into_inner(),
+            password_hash,
+            display_name: display_name.into_inner(),
+        },
         new_organization(org_name, slug),
     )
     .await?;
@@ -65,9 +69,16 @@ pub async fn login(db: &Db, jwt: &JwtKeys, email: &str, password: &str) -> AppRe
 pub async fn refresh(db: &Db, jwt: &JwtKeys, refresh_token: &str) -> AppResult<SignedIn> {
     let presented_hash = secret_token::sha256_hex(refresh_token);
     let next = secret_token::random_alphanumeric(REFRESH_TOKEN_LEN);
-    let (user_id, family) =
-        unscoped::rotate_session(db, &presented_hash, secret_token::sha256_hex(&next), refresh_expiry()).await?;
-    let user = unscoped::find_user(db, user_id).await?.ok_or(AppError::Unauthenticated)?;
+    let (user_id, family) = unscoped::rotate_session(
+        db,
+        &presented_hash,
+        secret_token::sha256_hex(&next),
+        refresh_expiry(),
+    )
+    .await?;
+    let user = unscoped::find_user(db, user_id)
+        .await?
+        .ok_or(AppError::Unauthenticated)?;
     let organization = only_organization(db, user_id).await?;
     Ok(SignedIn {
         access_token: jwt.issue(user_id, family)?,
@@ -129,7 +140,11 @@ async fn available_slug(db: &Db, derived: Slug) -> AppResult<Slug> {
 
 async fn only_organization(db: &Db, user: UserId) -> AppResult<Option<organization::Model>> {
     let mut memberships = unscoped::memberships_of(db, user).await?;
-    Ok(if memberships.len() == 1 { memberships.pop().map(|(org, _)| org) } else { None })
+    Ok(if memberships.len() == 1 {
+        memberships.pop().map(|(org, _)| org)
+    } else {
+        None
+    })
 }
 
 fn refresh_expiry() -> chrono::DateTime<Utc> {
@@ -145,7 +160,14 @@ async fn start_session(
     let family = SessionFamilyId::generate();
     let refresh_token = secret_token::random_alphanumeric(REFRESH_TOKEN_LEN);
     let user_id = UserId(user.id);
-    unscoped::insert_session(db, user_id, family, secret_token::sha256_hex(&refresh_token), refresh_expiry()).await?;
+    unscoped::insert_session(
+        db,
+        user_id,
+        family,
+        secret_token::sha256_hex(&refresh_token),
+        refresh_expiry(),
+    )
+    .await?;
     Ok(SignedIn {
         access_token: jwt.issue(user_id, family)?,
         refresh_token,

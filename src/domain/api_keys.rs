@@ -14,7 +14,15 @@ use crate::tenancy::{PageRequest, Scoped};
 const LIST_LIMIT: u64 = 500;
 
 pub async fn list(scoped: &Scoped) -> AppResult<Vec<api_key::Model>> {
-    let page = scoped.page(scoped.select::<api_key::Entity>(), PageRequest { first: LIST_LIMIT, after: None }).await?;
+    let page = scoped
+        .page(
+            scoped.select::<api_key::Entity>(),
+            PageRequest {
+                first: LIST_LIMIT,
+                after: None,
+            },
+        )
+        .await?;
     Ok(page.items)
 }
 
@@ -39,7 +47,9 @@ pub async fn create(scoped: &Scoped, input: NewApiKey<'_>) -> AppResult<(api_key
     if let Some(only) = ctx.only_project
         && input.project != Some(only)
     {
-        return Err(AppError::forbidden("this API key may only create keys for its own project"));
+        return Err(AppError::forbidden(
+            "this API key may only create keys for its own project",
+        ));
     }
     if let Some(project) = input.project {
         scoped.project_role(project).await?;

@@ -16,7 +16,9 @@ impl Email {
         let (local, domain) = email.split_once('@').ok_or_else(invalid)?;
         let domain_ok = domain.contains('.')
             && !domain.contains('@')
-            && domain.split('.').all(|label| !label.is_empty() && !label.starts_with('-') && !label.ends_with('-'));
+            && domain
+                .split('.')
+                .all(|label| !label.is_empty() && !label.starts_with('-') && !label.ends_with('-'));
         if local.is_empty() || local.len() > 64 || !domain_ok {
             return Err(invalid());
         }
@@ -42,10 +44,16 @@ impl Password {
     pub fn parse(raw: &str) -> AppResult<Self> {
         let length = raw.chars().count();
         if length < Self::MIN_LEN {
-            return Err(AppError::bad_input("password", format!("use at least {} characters", Self::MIN_LEN)));
+            return Err(AppError::bad_input(
+                "password",
+                format!("use at least {} characters", Self::MIN_LEN),
+            ));
         }
         if length > Self::MAX_LEN {
-            return Err(AppError::bad_input("password", format!("use at most {} characters", Self::MAX_LEN)));
+            return Err(AppError::bad_input(
+                "password",
+                format!("use at most {} characters", Self::MAX_LEN),
+            ));
         }
         let classes = [
             raw.chars().any(|c| c.is_lowercase()),
@@ -55,7 +63,10 @@ impl Password {
         ];
         let distinct = raw.chars().collect::<std::collections::HashSet<_>>().len();
         if classes.iter().filter(|present| **present).count() < 2 || distinct < 5 {
-            return Err(AppError::bad_input("password", "mix letters with digits or symbols and avoid repeats"));
+            return Err(AppError::bad_input(
+                "password",
+                "mix letters with digits or symbols and avoid repeats",
+            ));
         }
         Ok(Self(raw.to_owned()))
     }
@@ -78,7 +89,10 @@ impl Name {
             return Err(AppError::bad_input(field, "must not be empty"));
         }
         if name.chars().count() > Self::MAX_LEN {
-            return Err(AppError::bad_input(field, format!("use at most {} characters", Self::MAX_LEN)));
+            return Err(AppError::bad_input(
+                field,
+                format!("use at most {} characters", Self::MAX_LEN),
+            ));
         }
         if name.chars().any(char::is_control) {
             return Err(AppError::bad_input(field, "must not contain control characters"));
@@ -105,7 +119,9 @@ impl Slug {
 
     pub fn parse(field: &'static str, raw: &str) -> AppResult<Self> {
         let slug = raw.trim();
-        let shape_ok = slug.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        let shape_ok = slug
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             && !slug.starts_with('-')
             && !slug.ends_with('-')
             && !slug.contains("--");
@@ -156,9 +172,10 @@ pub fn description(raw: Option<&str>) -> AppResult<Option<String>> {
     const MAX_LEN: usize = 2_000;
     match raw.map(str::trim) {
         None | Some("") => Ok(None),
-        Some(text) if text.chars().count() > MAX_LEN => {
-            Err(AppError::bad_input("description", format!("use at most {MAX_LEN} characters")))
-        }
+        Some(text) if text.chars().count() > MAX_LEN => Err(AppError::bad_input(
+            "description",
+            format!("use at most {MAX_LEN} characters"),
+        )),
         Some(text) => Ok(Some(text.to_owned())),
     }
 }
@@ -169,18 +186,39 @@ mod tests {
 
     #[test]
     fn slug_from_name_is_always_valid() {
-        for name in ["Acme Corp", "  ÄÖÜ ", "a", "x".repeat(100).as_str(), "--hello--world--"] {
+        for name in [
+            "Acme Corp",
+            "  ÄÖÜ ",
+            "a",
+            "x".repeat(100).as_str(),
+            "--hello--world--",
+        ] {
             let slug = Slug::from_name(&Name::parse("name", name).expect("valid name"));
-            assert!(Slug::parse("slug", slug.as_str()).is_ok(), "{name:?} gave {slug:?}");
+            assert!(
+                Slug::parse("slug", slug.as_str()).is_ok(),
+                "{name:?} gave {slug:?}"
+            );
         }
     }
 
     #[test]
     fn email_rejects_malformed_addresses() {
-        for bad in ["", "plain", "a@b", "a @b.com", "@b.com", "a@.com", "a@b..com", "a@b.com@c.com"] {
+        for bad in [
+            "",
+            "plain",
+            "a@b",
+            "a @b.com",
+            "@b.com",
+            "a@.com",
+            "a@b..com",
+            "a@b.com@c.com",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} was accepted");
         }
-        assert_eq!(Email::parse(" Ann@Example.COM ").map(Email::into_inner).ok(), Some("ann@example.com".into()));
+        assert_eq!(
+            Email::parse(" Ann@Example.COM ").map(Email::into_inner).ok(),
+            Some("ann@example.com".into())
+        );
     }
 
     #[test]

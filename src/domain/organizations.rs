@@ -11,7 +11,9 @@ use crate::ids::UserId;
 use crate::tenancy::{Page, PageRequest, Scoped};
 
 pub async fn current(scoped: &Scoped) -> AppResult<organization::Model> {
-    scoped.get::<organization::Entity>(scoped.context().org.0, "organization").await
+    scoped
+        .get::<organization::Entity>(scoped.context().org.0, "organization")
+        .await
 }
 
 pub struct OrganizationChanges<'a> {
@@ -28,26 +30,39 @@ pub async fn update(scoped: &Scoped, changes: OrganizationChanges<'_>) -> AppRes
         org.slug = Set(Slug::parse("slug", slug)?.into_inner());
     }
     org.updated_at = Set(Utc::now());
-    scoped.update(org, "organization").await.map_err(duplicate_as("slug", "this slug is already taken"))
+    scoped
+        .update(org, "organization")
+        .await
+        .map_err(duplicate_as("slug", "this slug is already taken"))
 }
 
 /// Deletes the organization; its members, projects and keys go with it (foreign keys cascade).
 pub async fn delete(scoped: &Scoped) -> AppResult<()> {
-    scoped.delete::<organization::Entity>(scoped.context().org.0, "organization").await
+    scoped
+        .delete::<organization::Entity>(scoped.context().org.0, "organization")
+        .await
 }
 
 pub async fn members(scoped: &Scoped, page: PageRequest) -> AppResult<Page<organization_member::Model>> {
-    scoped.page(scoped.select::<organization_member::Entity>(), page).await
+    scoped
+        .page(scoped.select::<organization_member::Entity>(), page)
+        .await
 }
 
 pub async fn find_member(scoped: &Scoped, user: UserId) -> AppResult<Option<organization_member::Model>> {
     scoped
-        .one(scoped.select::<organization_member::Entity>().filter(organization_member::Column::UserId.eq(user.0)))
+        .one(
+            scoped
+                .select::<organization_member::Entity>()
+                .filter(organization_member::Column::UserId.eq(user.0)),
+        )
         .await
 }
 
 async fn get_member(scoped: &Scoped, user: UserId) -> AppResult<organization_member::Model> {
-    find_member(scoped, user).await?.ok_or(AppError::NotFound("member"))
+    find_member(scoped, user)
+        .await?
+        .ok_or(AppError::NotFound("member"))
 }
 
 /// Nobody grants a role above their own.
@@ -61,7 +76,9 @@ fn check_grant(scoped: &Scoped, role: OrgRole) -> AppResult<()> {
 /// Nobody changes or removes a member who outranks them.
 fn check_outranks(scoped: &Scoped, member: &organization_member::Model) -> AppResult<()> {
     if member.role > scoped.context().role {
-        return Err(AppError::forbidden("you cannot change a member whose role is above yours"));
+        return Err(AppError::forbidden(
+            "you cannot change a member whose role is above yours",
+        ));
     }
     Ok(())
 }
@@ -72,15 +89,26 @@ async fn check_not_last_owner(scoped: &Scoped, member: &organization_member::Mod
         return Ok(());
     }
     let owners = scoped
-        .count(scoped.select::<organization_member::Entity>().filter(organization_member::Column::Role.eq(OrgRole::Owner)))
+        .count(
+            scoped
+                .select::<organization_member::Entity>()
+                .filter(organization_member::Column::Role.eq(OrgRole::Owner)),
+        )
         .await?;
     if owners <= 1 {
-        return Err(AppError::bad_input("userId", "an organization needs at least one owner"));
+        return Err(AppError::bad_input(
+            "userId",
+            "an organization needs at least one owner",
+        ));
     }
     Ok(())
 }
 
-pub async fn add_member(scoped: &Scoped, user: UserId, role: OrgRole) -> AppResult<organization_member::Model> {
+pub async fn add_member(
+    scoped: &Scoped,
+    user: UserId,
+    role: OrgRole,
+) -> AppResult<organization_member::Model> {
     check_grant(scoped, role)?;
     let now = Utc::now();
     let member = organization_member::ActiveModel {
@@ -120,7 +148,13 @@ pub async fn remove_member(scoped: &Scoped, user: UserId) -> AppResult<()> {
     check_outranks(scoped, &member)?;
     check_not_last_owner(scoped, &member).await?;
     scoped
-        .delete_where(scoped.delete_many::<project_member::Entity>().filter(project_member::Column::UserId.eq(user.0)))
+        .delete_where(
+            scoped
+                .delete_many::<project_member::Entity>()
+                .filter(project_member::Column::UserId.eq(user.0)),
+        )
         .await?;
-    scoped.delete::<organization_member::Entity>(member.id, "member").await
+    scoped
+        .delete::<organization_member::Entity>(member.id, "member")
+        .await
 }

@@ -18,7 +18,13 @@ pub async fn list(scoped: &Scoped, page: PageRequest) -> AppResult<Page<project:
 }
 
 pub async fn find(scoped: &Scoped, id: ProjectId) -> AppResult<Option<project::Model>> {
-    scoped.one(scoped.select::<project::Entity>().filter(project::Column::Id.eq(id.0))).await
+    scoped
+        .one(
+            scoped
+                .select::<project::Entity>()
+                .filter(project::Column::Id.eq(id.0)),
+        )
+        .await
 }
 
 pub struct NewProject<'a> {
@@ -47,7 +53,10 @@ pub async fn create(scoped: &Scoped, input: NewProject<'_>) -> AppResult<project
         created_at: Set(now),
         updated_at: Set(now),
     };
-    let project = scoped.insert(project).await.map_err(duplicate_as("slug", DUPLICATE_SLUG))?;
+    let project = scoped
+        .insert(project)
+        .await
+        .map_err(duplicate_as("slug", DUPLICATE_SLUG))?;
     if let (Actor::User(user), OrgRole::Member) = (scoped.context().actor, scoped.context().role) {
         insert_member(scoped, ProjectId(project.id), user, ProjectRole::Admin).await?;
     }
@@ -60,8 +69,15 @@ pub struct ProjectChanges<'a> {
     pub description: Option<Option<&'a str>>,
 }
 
-pub async fn update(scoped: &Scoped, id: ProjectId, changes: ProjectChanges<'_>) -> AppResult<project::Model> {
-    let mut project = scoped.project_with_role(id, ProjectRole::Admin).await?.into_active_model();
+pub async fn update(
+    scoped: &Scoped,
+    id: ProjectId,
+    changes: ProjectChanges<'_>,
+) -> AppResult<project::Model> {
+    let mut project = scoped
+        .project_with_role(id, ProjectRole::Admin)
+        .await?
+        .into_active_model();
     if let Some(name) = changes.name {
         project.name = Set(Name::parse("name", name)?.into_inner());
     }
@@ -72,7 +88,10 @@ pub async fn update(scoped: &Scoped, id: ProjectId, changes: ProjectChanges<'_>)
         project.description = Set(description(text)?);
     }
     project.updated_at = Set(Utc::now());
-    scoped.update(project, "project").await.map_err(duplicate_as("slug", DUPLICATE_SLUG))
+    scoped
+        .update(project, "project")
+        .await
+        .map_err(duplicate_as("slug", DUPLICATE_SLUG))
 }
 
 pub async fn delete(scoped: &Scoped, id: ProjectId) -> AppResult<()> {
@@ -80,9 +99,20 @@ pub async fn delete(scoped: &Scoped, id: ProjectId) -> AppResult<()> {
     scoped.delete::<project::Entity>(id.0, "project").await
 }
 
-pub async fn members(scoped: &Scoped, id: ProjectId, page: PageRequest) -> AppResult<Page<project_member::Model>> {
+pub async fn members(
+    scoped: &Scoped,
+    id: ProjectId,
+    page: PageRequest,
+) -> AppResult<Page<project_member::Model>> {
     scoped.project_role(id).await?;
-    scoped.page(scoped.select::<project_member::Entity>().filter(project_member::Column::ProjectId.eq(id.0)), page).await
+    scoped
+        .page(
+            scoped
+                .select::<project_member::Entity>()
+                .filter(project_member::Column::ProjectId.eq(id.0)),
+            page,
+        )
+        .await
 }
 
 /// Gives an organization member a role in the project, replacing any role they had there.
@@ -109,11 +139,19 @@ pub async fn set_member(
 
 pub async fn remove_member(scoped: &Scoped, id: ProjectId, user: UserId) -> AppResult<()> {
     scoped.project_with_role(id, ProjectRole::Admin).await?;
-    let member = find_member(scoped, id, user).await?.ok_or(AppError::NotFound("project member"))?;
-    scoped.delete::<project_member::Entity>(member.id, "project member").await
+    let member = find_member(scoped, id, user)
+        .await?
+        .ok_or(AppError::NotFound("project member"))?;
+    scoped
+        .delete::<project_member::Entity>(member.id, "project member")
+        .await
 }
 
-async fn find_member(scoped: &Scoped, id: ProjectId, user: UserId) -> AppResult<Option<project_member::Model>> {
+async fn find_member(
+    scoped: &Scoped,
+    id: ProjectId,
+    user: UserId,
+) -> AppResult<Option<project_member::Model>> {
     scoped
         .one(
             scoped

@@ -1,6 +1,6 @@
 //! Signup, login, sessions and the signed-in user.
 
-use async_graphql::{Result, Context, ID, InputObject, Object, SimpleObject};
+use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use entity::user;
 
 use crate::domain::accounts::{self, SignedIn, SignupInput};
@@ -74,7 +74,10 @@ impl User {
         let memberships = unscoped::memberships_of(&ctx.services().db, crate::ids::UserId(self.0.id)).await?;
         Ok(memberships
             .into_iter()
-            .map(|(org, role)| Membership { organization: Organization(org), role: role.into() })
+            .map(|(org, role)| Membership {
+                organization: Organization(org),
+                role: role.into(),
+            })
             .collect())
     }
 }
@@ -94,7 +97,9 @@ impl AccountQuery {
     #[graphql(guard = "UserGuard")]
     async fn me(&self, ctx: &Context<'_>) -> Result<User> {
         let principal = ctx.user()?;
-        let user = unscoped::find_user(&ctx.services().db, principal.id).await?.ok_or(AppError::Unauthenticated)?;
+        let user = unscoped::find_user(&ctx.services().db, principal.id)
+            .await?
+            .ok_or(AppError::Unauthenticated)?;
         Ok(User(user))
     }
 }
@@ -118,13 +123,19 @@ impl AccountMutation {
 
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<AuthPayload> {
         let services = ctx.services();
-        Ok(accounts::login(&services.db, &services.jwt, &input.email, &input.password).await?.into())
+        Ok(
+            accounts::login(&services.db, &services.jwt, &input.email, &input.password)
+                .await?
+                .into(),
+        )
     }
 
     /// Exchanges a refresh token for a new pair. Reusing an exchanged token ends the sign-in.
     async fn refresh_session(&self, ctx: &Context<'_>, refresh_token: String) -> Result<AuthPayload> {
         let services = ctx.services();
-        Ok(accounts::refresh(&services.db, &services.jwt, &refresh_token).await?.into())
+        Ok(accounts::refresh(&services.db, &services.jwt, &refresh_token)
+            .await?
+            .into())
     }
 
     /// Revokes the current sign-in's refresh tokens.

@@ -1,6 +1,6 @@
 //! API keys of the active organization; the secret is shown once, at creation.
 
-use async_graphql::{Result, Context, ID, InputObject, Object, SimpleObject};
+use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::api_key;
 
@@ -75,7 +75,10 @@ impl ApiKeyQuery {
     /// The organization's API keys, newest first; secrets are never returned.
     #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Admin)")]
     async fn api_keys(&self, ctx: &Context<'_>) -> Result<Vec<ApiKey>> {
-        let keys = ctx.tenant()?.read(async |scoped| api_keys::list(scoped).await).await?;
+        let keys = ctx
+            .tenant()?
+            .read(async |scoped| api_keys::list(scoped).await)
+            .await?;
         Ok(keys.into_iter().map(ApiKey).collect())
     }
 }
@@ -87,16 +90,35 @@ pub struct ApiKeyMutation;
 impl ApiKeyMutation {
     #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Admin)")]
     async fn create_api_key(&self, ctx: &Context<'_>, input: CreateApiKeyInput) -> Result<CreatedApiKey> {
-        let project = input.project_id.as_ref().map(|id| parse_id("projectId", id)).transpose()?.map(ProjectId);
-        let input = NewApiKey { name: &input.name, project, role: input.role.into(), expires_at: input.expires_at };
-        let (key, plaintext) = ctx.tenant()?.write(async |scoped| api_keys::create(scoped, input).await).await?;
-        Ok(CreatedApiKey { key: plaintext, api_key: ApiKey(key) })
+        let project = input
+            .project_id
+            .as_ref()
+            .map(|id| parse_id("projectId", id))
+            .transpose()?
+            .map(ProjectId);
+        let input = NewApiKey {
+            name: &input.name,
+            project,
+            role: input.role.into(),
+            expires_at: input.expires_at,
+        };
+        let (key, plaintext) = ctx
+            .tenant()?
+            .write(async |scoped| api_keys::create(scoped, input).await)
+            .await?;
+        Ok(CreatedApiKey {
+            key: plaintext,
+            api_key: ApiKey(key),
+        })
     }
 
     #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Admin)")]
     async fn revoke_api_key(&self, ctx: &Context<'_>, id: ID) -> Result<ApiKey> {
         let id = ApiKeyId(parse_id("id", &id)?);
-        let key = ctx.tenant()?.write(async |scoped| api_keys::revoke(scoped, id).await).await?;
+        let key = ctx
+            .tenant()?
+            .write(async |scoped| api_keys::revoke(scoped, id).await)
+            .await?;
         Ok(ApiKey(key))
     }
 }

@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use async_graphql::Context;
 
+use crate::auth::Principal;
 use crate::auth::jwt::JwtKeys;
 use crate::auth::principal::{UserPrincipal, authenticate};
-use crate::auth::Principal;
 use crate::error::{AppError, AppResult};
 use crate::tenancy::resolve::{OrganizationHints, resolve_tenant};
 use crate::tenancy::{Db, Tenant, TenantContext};
@@ -28,7 +28,10 @@ pub struct RequestContext {
 impl RequestContext {
     pub async fn resolve(services: &Services, credential: Option<&str>, hints: &OrganizationHints) -> Self {
         let Some(credential) = credential else {
-            return Self { principal: Err(AppError::Unauthenticated), tenant: Err(AppError::Unauthenticated) };
+            return Self {
+                principal: Err(AppError::Unauthenticated),
+                tenant: Err(AppError::Unauthenticated),
+            };
         };
         let principal = authenticate(&services.db, &services.jwt, credential).await;
         let tenant = match &principal {
@@ -72,7 +75,8 @@ impl ContextExt for Context<'_> {
     }
 
     fn request(&self) -> AppResult<&RequestContext> {
-        self.data::<RequestContext>().map_err(|_| AppError::Unauthenticated)
+        self.data::<RequestContext>()
+            .map_err(|_| AppError::Unauthenticated)
     }
 
     fn principal(&self) -> AppResult<&Principal> {
@@ -82,7 +86,9 @@ impl ContextExt for Context<'_> {
     fn user(&self) -> AppResult<&UserPrincipal> {
         match self.principal()? {
             Principal::User(user) => Ok(user),
-            Principal::ApiKey(_) => Err(AppError::forbidden("this operation needs a signed-in user, not an API key")),
+            Principal::ApiKey(_) => Err(AppError::forbidden(
+                "this operation needs a signed-in user, not an API key",
+            )),
         }
     }
 

@@ -2,8 +2,10 @@
 
 use std::sync::Arc;
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextRequest};
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextRequest, NextSubscribe};
 use async_graphql::{ErrorExtensionValues, Response, ServerError, Value};
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
 
 use crate::error::AppError;
 
@@ -19,17 +21,33 @@ impl ExtensionFactory for ErrorPresenter {
 impl Extension for ErrorPresenter {
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
         let mut response = next.run(ctx).await;
-        for error in &mut response.errors {
-            present(error);
-        }
+        response.errors.iter_mut().for_each(present);
         response
+    }
+
+    /// Websocket operations run as streams, which bypass `request`.
+    fn subscribe<'s>(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        stream: BoxStream<'s, Response>,
+        next: NextSubscribe<'_>,
+    ) -> BoxStream<'s, Response> {
+        next.run(ctx, stream)
+            .map(|mut response| {
+                response.errors.iter_mut().for_each(present);
+                response
+            })
+            .boxed()
     }
 }
 
 /// Errors raised by our code carry an [`AppError`] as their source. Errors without one come
 /// from async-graphql itself: parsing, validation and argument coercion, all the client's.
 pub fn present(error: &mut ServerError) {
-    let app_error = error.source.as_ref().and_then(|source| source.downcast_ref::<AppError>());
+    let app_error = error
+        .source
+        .as_ref()
+        .and_then(|source| source.downcast_ref::<AppError>());
     let extensions = error.extensions.get_or_insert_with(ErrorExtensionValues::default);
     match app_error {
         Some(AppError::Internal(cause)) => {

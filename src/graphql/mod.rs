@@ -49,5 +49,7 @@ pub fn build_schema(db: Db, jwt: Arc<JwtKeys>) -> AppSchema {
 
 /// The SDL the server serves; `schema.graphql` must equal it.
 pub fn sdl() -> String {
-    Schema::build(QueryRoot::default(), MutationRoot::default(), EmptySubscription).finish().sdl()
+    Schema::build(QueryRoot::default(), MutationRoot::default(), EmptySubscription)
+        .finish()
+        .sdl()
 }

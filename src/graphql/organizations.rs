@@ -1,11 +1,12 @@
 //! Organizations (the tenants) and their members.
 
-use async_graphql::{Result, Context, Enum, ID, InputObject, Object};
+use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
 use entity::{organization, organization_member};
 
+use crate::auth::Principal;
 use crate::domain::accounts;
-use crate::domain::organizations::{self, OrganizationChanges};
 use crate::domain::input::Email;
+use crate::domain::organizations::{self, OrganizationChanges};
 use crate::domain::projects;
 use crate::error::{AppError, AppResult};
 use crate::graphql::context::ContextExt;
@@ -13,7 +14,6 @@ use crate::graphql::guards::{OrgRoleGuard, UserGuard};
 use crate::graphql::pagination::{Conn, connection, page_request, parse_id};
 use crate::graphql::projects::Project;
 use crate::ids::UserId;
-use crate::auth::Principal;
 use crate::tenancy::{Tenant, unscoped};
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -87,16 +87,28 @@ impl Organization {
         self.0.created_at
     }
 
-    async fn members(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> Result<Conn<Member>> {
+    async fn members(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Conn<Member>> {
         let tenant = self.active_tenant(ctx)?;
         let page = page_request(first, after.as_deref())?;
-        let page = tenant.read(async |scoped| organizations::members(scoped, page).await).await?;
+        let page = tenant
+            .read(async |scoped| organizations::members(scoped, page).await)
+            .await?;
         let user_ids = page.items.iter().map(|member| member.user_id).collect();
         let mut users = unscoped::users_by_ids(&ctx.services().db, user_ids).await?;
-        Ok(connection(page, after.is_some(), |member| member.id, |member| {
-            let user = users.remove(&member.user_id);
-            Member { member, user }
-        }))
+        Ok(connection(
+            page,
+            after.is_some(),
+            |member| member.id,
+            |member| {
+                let user = users.remove(&member.user_id);
+                Member { member, user }
+            },
+        ))
     }
 
     async fn projects(
@@ -107,7 +119,9 @@ impl Organization {
     ) -> Result<Conn<Project>> {
         let tenant = self.active_tenant(ctx)?;
         let page = page_request(first, after.as_deref())?;
-        let page = tenant.read(async |scoped| projects::list(scoped, page).await).await?;
+        let page = tenant
+            .read(async |scoped| projects::list(scoped, page).await)
+            .await?;
         Ok(connection(page, after.is_some(), |project| project.id, Project))
     }
 }
@@ -175,7 +189,10 @@ pub struct OrganizationQuery;
 impl OrganizationQuery {
     /// The active organization.
     async fn organization(&self, ctx: &Context<'_>) -> Result<Organization> {
-        let org = ctx.tenant()?.read(async |scoped| organizations::current(scoped).await).await?;
+        let org = ctx
+            .tenant()?
+            .read(async |scoped| organizations::current(scoped).await)
+            .await?;
         Ok(Organization(org))
     }
 
@@ -184,10 +201,16 @@ impl OrganizationQuery {
         match ctx.principal()? {
             Principal::User(user) => {
                 let memberships = unscoped::memberships_of(&ctx.services().db, user.id).await?;
-                Ok(memberships.into_iter().map(|(org, _)| Organization(org)).collect())
+                Ok(memberships
+                    .into_iter()
+                    .map(|(org, _)| Organization(org))
+                    .collect())
             }
             Principal::ApiKey(_) => {
-                let org = ctx.tenant()?.read(async |scoped| organizations::current(scoped).await).await?;
+                let org = ctx
+                    .tenant()?
+                    .read(async |scoped| organizations::current(scoped).await)
+                    .await?;
                 Ok(vec![Organization(org)])
             }
         }
@@ -201,16 +224,32 @@ pub struct OrganizationMutation;
 impl OrganizationMutation {
     /// Creates an organization owned by the caller.
     #[graphql(guard = "UserGuard")]
-    async fn create_organization(&self, ctx: &Context<'_>, input: CreateOrganizationInput) -> Result<Organization> {
+    async fn create_organization(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateOrganizationInput,
+    ) -> Result<Organization> {
         let owner = ctx.user()?.id;
-        let org = accounts::create_organization(&ctx.services().db, owner, &input.name, input.slug.as_deref()).await?;
+        let org =
+            accounts::create_organization(&ctx.services().db, owner, &input.name, input.slug.as_deref())
+                .await?;
         Ok(Organization(org))
     }
 
     #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Admin)")]
-    async fn update_organization(&self, ctx: &Context<'_>, input: UpdateOrganizationInput) -> Result<Organization> {
-        let changes = OrganizationChanges { name: input.name.as_deref(), slug: input.slug.as_deref() };
-        let org = ctx.tenant()?.write(async |scoped| organizations::update(scoped, changes).await).await?;
+    async fn update_organization(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateOrganizationInput,
+    ) -> Result<Organization> {
+        let changes = OrganizationChanges {
+            name: input.name.as_deref(),
+            slug: input.slug.as_deref(),
+        };
+        let org = ctx
+            .tenant()?
+            .write(async |scoped| organizations::update(scoped, changes).await)
+            .await?;
         Ok(Organization(org))
     }
 
@@ -218,7 +257,9 @@ impl OrganizationMutation {
     #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Owner)")]
     async fn delete_organization(&self, ctx: &Context<'_>) -> Result<ID> {
         let tenant = ctx.tenant()?;
-        tenant.write(async |scoped| organizations::delete(scoped).await).await?;
+        tenant
+            .write(async |scoped| organizations::delete(scoped).await)
+            .await?;
         Ok(ID(tenant.context().org.to_string()))
     }
 
@@ -233,15 +274,20 @@ impl OrganizationMutation {
             .tenant()?
             .write(async |scoped| organizations::add_member(scoped, UserId(user.id), role).await)
             .await?;
-        Ok(Member { member, user: Some(user) })
+        Ok(Member {
+            member,
+            user: Some(user),
+        })
     }
 
     #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Admin)")]
     async fn update_member_role(&self, ctx: &Context<'_>, user_id: ID, role: OrgRole) -> Result<Member> {
         let user = UserId(parse_id("userId", &user_id)?);
         let role = role.into();
-        let member =
-            ctx.tenant()?.write(async |scoped| organizations::update_member_role(scoped, user, role).await).await?;
+        let member = ctx
+            .tenant()?
+            .write(async |scoped| organizations::update_member_role(scoped, user, role).await)
+            .await?;
         Member::load(ctx, member).await
     }
 
@@ -249,7 +295,9 @@ impl OrganizationMutation {
     #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Admin)")]
     async fn remove_member(&self, ctx: &Context<'_>, user_id: ID) -> Result<ID> {
         let user = UserId(parse_id("userId", &user_id)?);
-        ctx.tenant()?.write(async |scoped| organizations::remove_member(scoped, user).await).await?;
+        ctx.tenant()?
+            .write(async |scoped| organizations::remove_member(scoped, user).await)
+            .await?;
         Ok(user_id)
     }
 }

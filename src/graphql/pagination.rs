@@ -28,9 +28,15 @@ fn decode_cursor(cursor: &str) -> AppResult<Uuid> {
 pub fn page_request(first: Option<i32>, after: Option<&str>) -> AppResult<PageRequest> {
     let first = first.unwrap_or(DEFAULT_PAGE_SIZE);
     if !(1..=MAX_PAGE_SIZE).contains(&first) {
-        return Err(AppError::bad_input("first", format!("must be between 1 and {MAX_PAGE_SIZE}")));
+        return Err(AppError::bad_input(
+            "first",
+            format!("must be between 1 and {MAX_PAGE_SIZE}"),
+        ));
     }
-    Ok(PageRequest { first: first as u64, after: after.map(decode_cursor).transpose()? })
+    Ok(PageRequest {
+        first: first as u64,
+        after: after.map(decode_cursor).transpose()?,
+    })
 }
 
 /// A connection from a page, with each node's cursor taken from `id_of`.
@@ -41,7 +47,11 @@ pub fn connection<M, T: OutputType>(
     mut node: impl FnMut(M) -> T,
 ) -> Conn<T> {
     let mut connection = Connection::new(after_given, page.has_next_page);
-    connection.edges.extend(page.items.into_iter().map(|item| Edge::new(encode_cursor(id_of(&item)), node(item))));
+    connection.edges.extend(
+        page.items
+            .into_iter()
+            .map(|item| Edge::new(encode_cursor(id_of(&item)), node(item))),
+    );
     connection
 }
 

@@ -1,6 +1,6 @@
 //! Projects of the active organization and their members.
 
-use async_graphql::{Result, Context, Enum, ID, InputObject, MaybeUndefined, Object};
+use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Result};
 use entity::{project, project_member};
 
 use crate::domain::projects::{self, NewProject, ProjectChanges};
@@ -61,13 +61,21 @@ impl Project {
     ) -> Result<Conn<ProjectMember>> {
         let page = page_request(first, after.as_deref())?;
         let id = ProjectId(self.0.id);
-        let page = ctx.tenant()?.read(async |scoped| projects::members(scoped, id, page).await).await?;
+        let page = ctx
+            .tenant()?
+            .read(async |scoped| projects::members(scoped, id, page).await)
+            .await?;
         let user_ids = page.items.iter().map(|member| member.user_id).collect();
         let mut users = unscoped::users_by_ids(&ctx.services().db, user_ids).await?;
-        Ok(connection(page, after.is_some(), |member| member.id, |member| {
-            let user = users.remove(&member.user_id);
-            ProjectMember { member, user }
-        }))
+        Ok(connection(
+            page,
+            after.is_some(),
+            |member| member.id,
+            |member| {
+                let user = users.remove(&member.user_id);
+                ProjectMember { member, user }
+            },
+        ))
     }
 }
 
@@ -121,15 +129,26 @@ pub struct ProjectQuery;
 #[Object]
 impl ProjectQuery {
     /// Projects of the active organization, newest first.
-    async fn projects(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> Result<Conn<Project>> {
+    async fn projects(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Conn<Project>> {
         let page = page_request(first, after.as_deref())?;
-        let page = ctx.tenant()?.read(async |scoped| projects::list(scoped, page).await).await?;
+        let page = ctx
+            .tenant()?
+            .read(async |scoped| projects::list(scoped, page).await)
+            .await?;
         Ok(connection(page, after.is_some(), |project| project.id, Project))
     }
 
     async fn project(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Project>> {
         let id = ProjectId(parse_id("id", &id)?);
-        let project = ctx.tenant()?.read(async |scoped| projects::find(scoped, id).await).await?;
+        let project = ctx
+            .tenant()?
+            .read(async |scoped| projects::find(scoped, id).await)
+            .await?;
         Ok(Some(Project(project.ok_or(AppError::NotFound("project"))?)))
     }
 }
@@ -146,7 +165,10 @@ impl ProjectMutation {
             slug: input.slug.as_deref(),
             description: input.description.as_deref(),
         };
-        let project = ctx.tenant()?.write(async |scoped| projects::create(scoped, input).await).await?;
+        let project = ctx
+            .tenant()?
+            .write(async |scoped| projects::create(scoped, input).await)
+            .await?;
         Ok(Project(project))
     }
 
@@ -159,8 +181,15 @@ impl ProjectMutation {
             MaybeUndefined::Null => Some(None),
             MaybeUndefined::Value(text) => Some(Some(text.as_str())),
         };
-        let changes = ProjectChanges { name: input.name.as_deref(), slug: input.slug.as_deref(), description };
-        let project = ctx.tenant()?.write(async |scoped| projects::update(scoped, id, changes).await).await?;
+        let changes = ProjectChanges {
+            name: input.name.as_deref(),
+            slug: input.slug.as_deref(),
+            description,
+        };
+        let project = ctx
+            .tenant()?
+            .write(async |scoped| projects::update(scoped, id, changes).await)
+            .await?;
         Ok(Project(project))
     }
 
@@ -168,7 +197,9 @@ impl ProjectMutation {
     #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Member)")]
     async fn delete_project(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
         let project = ProjectId(parse_id("id", &id)?);
-        ctx.tenant()?.write(async |scoped| projects::delete(scoped, project).await).await?;
+        ctx.tenant()?
+            .write(async |scoped| projects::delete(scoped, project).await)
+            .await?;
         Ok(id)
     }
 
@@ -184,8 +215,10 @@ impl ProjectMutation {
         let project = ProjectId(parse_id("projectId", &project_id)?);
         let user = UserId(parse_id("userId", &user_id)?);
         let role = role.into();
-        let member =
-            ctx.tenant()?.write(async |scoped| projects::set_member(scoped, project, user, role).await).await?;
+        let member = ctx
+            .tenant()?
+            .write(async |scoped| projects::set_member(scoped, project, user, role).await)
+            .await?;
         let user = unscoped::find_user(&ctx.services().db, user).await?;
         Ok(ProjectMember { member, user })
     }
@@ -195,7 +228,9 @@ impl ProjectMutation {
     async fn remove_project_member(&self, ctx: &Context<'_>, project_id: ID, user_id: ID) -> Result<ID> {
         let project = ProjectId(parse_id("projectId", &project_id)?);
         let user = UserId(parse_id("userId", &user_id)?);
-        ctx.tenant()?.write(async |scoped| projects::remove_member(scoped, project, user).await).await?;
+        ctx.tenant()?
+            .write(async |scoped| projects::remove_member(scoped, project, user).await)
+            .await?;
         Ok(user_id)
     }
 }

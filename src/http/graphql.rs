@@ -6,8 +6,8 @@
 
 use std::sync::Arc;
 
-use async_graphql::parser::types::OperationType;
 use async_graphql::Variables;
+use async_graphql::parser::types::OperationType;
 use async_graphql_poem::{GraphQLProtocol, GraphQLWebSocket};
 use poem::http::{HeaderMap, StatusCode, header};
 use poem::web::websocket::WebSocket;
@@ -69,7 +69,10 @@ impl MediaType {
 /// A request refused before execution, as a `{"errors": […]}` body with no `data`.
 fn refuse(status: StatusCode, media: MediaType, message: &str) -> Response {
     let body = json!({ "errors": [{ "message": message, "extensions": { "code": "BAD_USER_INPUT" } }] });
-    Response::builder().status(status).content_type(media.as_str()).body(body.to_string())
+    Response::builder()
+        .status(status)
+        .content_type(media.as_str())
+        .body(body.to_string())
 }
 
 /// The GraphQL parameters of a request, checked for shape.
@@ -103,7 +106,11 @@ impl Params {
             None | Some(Value::Null) | Some(Value::Object(_)) => {}
             Some(_) => return Err("`extensions` must be an object"),
         }
-        Ok(Self { query, operation_name, variables })
+        Ok(Self {
+            query,
+            operation_name,
+            variables,
+        })
     }
 
     fn from_query_string(params: &std::collections::HashMap<String, String>) -> Result<Self, &'static str> {
@@ -111,10 +118,12 @@ impl Params {
         for (key, value) in params {
             let value = match key.as_str() {
                 "query" | "operationName" => Value::String(value.clone()),
-                "variables" | "extensions" => serde_json::from_str(value).map_err(|_| match key.as_str() {
-                    "variables" => "`variables` must be a JSON object",
-                    _ => "`extensions` must be a JSON object",
-                })?,
+                "variables" | "extensions" => {
+                    serde_json::from_str(value).map_err(|_| match key.as_str() {
+                        "variables" => "`variables` must be a JSON object",
+                        _ => "`extensions` must be a JSON object",
+                    })?
+                }
                 _ => continue,
             };
             body.insert(key.clone(), value);
@@ -126,8 +135,15 @@ impl Params {
     fn operation_type(&self) -> Result<Option<OperationType>, String> {
         let document = async_graphql::parser::parse_query(&self.query).map_err(|error| error.to_string())?;
         let operation = match &self.operation_name {
-            Some(name) => document.operations.iter().find(|(op_name, _)| op_name.is_some_and(|n| n.as_str() == name)),
-            None => document.operations.iter().next().filter(|_| document.operations.iter().count() == 1),
+            Some(name) => document
+                .operations
+                .iter()
+                .find(|(op_name, _)| op_name.is_some_and(|n| n.as_str() == name)),
+            None => document
+                .operations
+                .iter()
+                .next()
+                .filter(|_| document.operations.iter().count() == 1),
         };
         Ok(operation.map(|(_, operation)| operation.node.ty))
     }
@@ -138,17 +154,40 @@ pub async fn post(req: &Request, body: Body, Data(state): Data<&Arc<HttpState>>)
     let Some(media) = MediaType::negotiate(req.headers()) else {
         return StatusCode::NOT_ACCEPTABLE.into_response();
     };
-    let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).unwrap_or("");
-    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     if essence != JSON {
-        return refuse(StatusCode::UNSUPPORTED_MEDIA_TYPE, media, "send the request as application/json");
+        return refuse(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            media,
+            "send the request as application/json",
+        );
     }
     let bytes = match body.into_bytes_limit(MAX_BODY_BYTES).await {
         Ok(bytes) => bytes,
         Err(poem::error::ReadBodyError::PayloadTooLarge) => {
-            return refuse(StatusCode::PAYLOAD_TOO_LARGE, media, "the request body is larger than 1 MiB");
+            return refuse(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                media,
+                "the request body is larger than 1 MiB",
+            );
         }
-        Err(_) => return refuse(StatusCode::BAD_REQUEST, media, "the request body could not be read"),
+        Err(_) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                media,
+                "the request body could not be read",
+            );
+        }
     };
     let params = match serde_json::from_slice::<Value>(&bytes) {
         Ok(json) => Params::from_json(json),
@@ -172,7 +211,9 @@ pub async fn get(
     if let Some(websocket) = websocket {
         return match protocol {
             Some(protocol) => subscribe(req, websocket, protocol, state.clone()),
-            None => StatusCode::BAD_REQUEST.with_body("use the graphql-transport-ws or graphql-ws subprotocol").into_response(),
+            None => StatusCode::BAD_REQUEST
+                .with_body("use the graphql-transport-ws or graphql-ws subprotocol")
+                .into_response(),
         };
     }
     let Some(media) = MediaType::negotiate(req.headers()) else {
@@ -183,8 +224,14 @@ pub async fn get(
         Err(message) => return refuse(StatusCode::BAD_REQUEST, media, message),
     };
     if let Ok(Some(OperationType::Mutation)) = params.operation_type() {
-        let mut response = refuse(StatusCode::METHOD_NOT_ALLOWED, media, "mutations must be sent with POST");
-        response.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+        let mut response = refuse(
+            StatusCode::METHOD_NOT_ALLOWED,
+            media,
+            "mutations must be sent with POST",
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
         return response;
     }
     execute(req, state, media, params).await
@@ -195,22 +242,45 @@ fn credential(headers: &HeaderMap) -> Option<String> {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")));
+        .and_then(|value| {
+            value
+                .strip_prefix("Bearer ")
+                .or_else(|| value.strip_prefix("bearer "))
+        });
     let api_key = headers.get("x-api-key").and_then(|value| value.to_str().ok());
     bearer.or(api_key).map(|token| token.trim().to_owned())
 }
 
 fn organization_hints(headers: &HeaderMap, base_domain: Option<&str>) -> OrganizationHints {
-    let header = headers.get("x-organization-id").and_then(|value| value.to_str().ok()).map(str::trim);
+    let header = headers
+        .get("x-organization-id")
+        .and_then(|value| value.to_str().ok())
+        .map(str::trim);
     let subdomain = base_domain.and_then(|base| {
         let host = headers.get(header::HOST)?.to_str().ok()?;
-        let host = host.rsplit_once(':').map_or(host, |(name, port)| if port.bytes().all(|b| b.is_ascii_digit()) { name } else { host });
-        let label = host.to_ascii_lowercase().strip_suffix(base)?.strip_suffix('.')?.to_owned();
+        let host = host.rsplit_once(':').map_or(host, |(name, port)| {
+            if port.bytes().all(|b| b.is_ascii_digit()) {
+                name
+            } else {
+                host
+            }
+        });
+        let label = host
+            .to_ascii_lowercase()
+            .strip_suffix(base)?
+            .strip_suffix('.')?
+            .to_owned();
         (!label.is_empty() && !label.contains('.')).then_some(label)
     });
-    let cookie = headers.get_all(header::COOKIE).iter().filter_map(|value| value.to_str().ok()).find_map(|cookies| {
-        cookies.split(';').find_map(|pair| pair.trim().strip_prefix("organization_id=").map(str::to_owned))
-    });
+    let cookie = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find_map(|cookies| {
+            cookies
+                .split(';')
+                .find_map(|pair| pair.trim().strip_prefix("organization_id=").map(str::to_owned))
+        });
     OrganizationHints {
         header: header.filter(|value| !value.is_empty()).map(str::to_owned),
         subdomain,
@@ -231,7 +301,8 @@ struct ResponseBody<'a> {
 
 async fn execute(req: &Request, state: &Arc<HttpState>, media: MediaType, params: Params) -> Response {
     let hints = organization_hints(req.headers(), state.base_domain.as_deref());
-    let context = RequestContext::resolve(state.services(), credential(req.headers()).as_deref(), &hints).await;
+    let context =
+        RequestContext::resolve(state.services(), credential(req.headers()).as_deref(), &hints).await;
     let span = tracing::Span::current();
     if let Ok(tenant) = context.tenant_context() {
         span.record("org.id", tracing::field::display(tenant.org));
@@ -256,17 +327,32 @@ async fn execute(req: &Request, state: &Arc<HttpState>, media: MediaType, params
         errors: &response.errors,
         extensions: &response.extensions,
     };
-    let body = serde_json::to_string(&body).unwrap_or_else(|_| r#"{"errors":[{"message":"internal error"}]}"#.into());
-    let status = if request_error && media == MediaType::GraphQLResponse { StatusCode::BAD_REQUEST } else { StatusCode::OK };
-    Response::builder().status(status).content_type(media.as_str()).body(body)
+    let body = serde_json::to_string(&body)
+        .unwrap_or_else(|_| r#"{"errors":[{"message":"internal error"}]}"#.into());
+    let status = if request_error && media == MediaType::GraphQLResponse {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    Response::builder()
+        .status(status)
+        .content_type(media.as_str())
+        .body(body)
 }
 
 /// Websocket subscriptions. Credentials and the organization travel in `connection_init`
 /// (`{"Authorization": "Bearer …"}` or `{"authToken": "…"}`, optionally
 /// `{"X-Organization-Id": "…"}`); headers of the upgrade request name the organization too.
-fn subscribe(req: &Request, websocket: WebSocket, protocol: GraphQLProtocol, state: Arc<HttpState>) -> Response {
+fn subscribe(
+    req: &Request,
+    websocket: WebSocket,
+    protocol: GraphQLProtocol,
+    state: Arc<HttpState>,
+) -> Response {
     if !origin_allowed(req.headers(), &state.cors_origins) {
-        return StatusCode::FORBIDDEN.with_body("origin not allowed").into_response();
+        return StatusCode::FORBIDDEN
+            .with_body("origin not allowed")
+            .into_response();
     }
     let upgrade_hints = organization_hints(req.headers(), state.base_domain.as_deref());
     let upgrade_credential = credential(req.headers());
@@ -277,14 +363,23 @@ fn subscribe(req: &Request, websocket: WebSocket, protocol: GraphQLProtocol, sta
             GraphQLWebSocket::new(stream, schema, protocol)
                 .on_connection_init(move |payload| async move {
                     let mut hints = upgrade_hints;
-                    if let Some(named) = payload_str(&payload, &["X-Organization-Id", "x-organization-id", "organizationId"]) {
+                    if let Some(named) = payload_str(
+                        &payload,
+                        &["X-Organization-Id", "x-organization-id", "organizationId"],
+                    ) {
                         hints.header = Some(named);
                     }
                     let credential = payload_str(&payload, &["Authorization", "authorization"])
-                        .map(|value| value.trim_start_matches("Bearer ").trim_start_matches("bearer ").to_owned())
+                        .map(|value| {
+                            value
+                                .trim_start_matches("Bearer ")
+                                .trim_start_matches("bearer ")
+                                .to_owned()
+                        })
                         .or_else(|| payload_str(&payload, &["authToken", "X-Api-Key", "x-api-key"]))
                         .or(upgrade_credential);
-                    let context = RequestContext::resolve(state.services(), credential.as_deref(), &hints).await;
+                    let context =
+                        RequestContext::resolve(state.services(), credential.as_deref(), &hints).await;
                     if credential.is_some() && context.principal().is_err() {
                         return Err(async_graphql::Error::new("invalid credentials"));
                     }
@@ -298,7 +393,8 @@ fn subscribe(req: &Request, websocket: WebSocket, protocol: GraphQLProtocol, sta
 }
 
 fn payload_str(payload: &Value, keys: &[&str]) -> Option<String> {
-    keys.iter().find_map(|key| payload.get(*key)?.as_str().map(str::to_owned))
+    keys.iter()
+        .find_map(|key| payload.get(*key)?.as_str().map(str::to_owned))
 }
 
 /// Browsers do not apply CORS to websockets: a page from a foreign origin could open one

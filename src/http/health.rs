@@ -28,9 +28,11 @@ pub async fn readyz(Data(state): Data<&Arc<HttpState>>) -> Response {
                 _ => "timed out".to_owned(),
             };
             tracing::warn!(reason, "readiness check failed: database");
-            Json(json!({ "status": "unavailable", "failed": "database", "checks": { "database": "failing" } }))
-                .with_status(StatusCode::SERVICE_UNAVAILABLE)
-                .into_response()
+            Json(
+                json!({ "status": "unavailable", "failed": "database", "checks": { "database": "failing" } }),
+            )
+            .with_status(StatusCode::SERVICE_UNAVAILABLE)
+            .into_response()
         }
     }
 }

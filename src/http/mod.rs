@@ -20,7 +20,9 @@ pub struct HttpState {
 
 impl HttpState {
     pub fn services(&self) -> &Services {
-        self.schema.data::<Services>().expect("the schema is built with its services")
+        self.schema
+            .data::<Services>()
+            .expect("the schema is built with its services")
     }
 }
 

@@ -30,7 +30,9 @@ impl Db {
                     .foreign_keys(true)
             });
         }
-        let conn = Database::connect(options).await.context("cannot connect to the database")?;
+        let conn = Database::connect(options)
+            .await
+            .context("cannot connect to the database")?;
         Ok(Self { conn })
     }
 
@@ -39,7 +41,9 @@ impl Db {
     }
 
     pub async fn migrate(&self) -> anyhow::Result<()> {
-        Migrator::up(&self.conn, None).await.context("database migration failed")
+        Migrator::up(&self.conn, None)
+            .await
+            .context("database migration failed")
     }
 
     /// A round trip to the database, for readiness checks.

@@ -20,7 +20,11 @@ pub struct OrganizationHints {
 
 impl OrganizationHints {
     fn named(&self) -> Option<&str> {
-        [&self.header, &self.subdomain, &self.cookie].into_iter().flatten().map(String::as_str).next()
+        [&self.header, &self.subdomain, &self.cookie]
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .next()
     }
 }
 
@@ -30,7 +34,11 @@ fn names(named: &str, id: Uuid, slug: &str) -> bool {
 
 /// Naming an organization the caller does not belong to is `FORBIDDEN` whether or not it
 /// exists; a user in several organizations who names none gets `TENANT_REQUIRED`.
-pub async fn resolve_tenant(db: &Db, principal: &Principal, hints: &OrganizationHints) -> AppResult<TenantContext> {
+pub async fn resolve_tenant(
+    db: &Db,
+    principal: &Principal,
+    hints: &OrganizationHints,
+) -> AppResult<TenantContext> {
     let not_a_member = || AppError::forbidden("you are not a member of the named organization");
     match principal {
         Principal::ApiKey(key) => {
@@ -40,7 +48,10 @@ pub async fn resolve_tenant(db: &Db, principal: &Principal, hints: &Organization
                 return Err(not_a_member());
             }
             Ok(TenantContext {
-                actor: Actor::ApiKey { id: key.id, created_by: key.created_by },
+                actor: Actor::ApiKey {
+                    id: key.id,
+                    created_by: key.created_by,
+                },
                 org: key.org,
                 org_slug: key.org_slug.clone(),
                 role: key.role,
@@ -54,7 +65,9 @@ pub async fn resolve_tenant(db: &Db, principal: &Principal, hints: &Organization
                     .into_iter()
                     .find(|(org, _)| names(named, org.id, &org.slug))
                     .ok_or_else(not_a_member)?,
-                None if memberships.len() == 1 => memberships.into_iter().next().ok_or(AppError::TenantRequired)?,
+                None if memberships.len() == 1 => {
+                    memberships.into_iter().next().ok_or(AppError::TenantRequired)?
+                }
                 None => return Err(AppError::TenantRequired),
             };
             Ok(TenantContext {

@@ -2,7 +2,10 @@
 //! request's organization (and project, for project-restricted API keys), inside a
 //! transaction that on PostgreSQL also switches to the RLS-bound role and organization.
 
-#![expect(clippy::disallowed_methods, reason = "the one module allowed to build tenant queries")]
+#![expect(
+    clippy::disallowed_methods,
+    reason = "the one module allowed to build tenant queries"
+)]
 
 use std::sync::Arc;
 
@@ -10,8 +13,8 @@ use entity::{ProjectRole, project, project_member};
 use migration::APP_ROLE;
 use sea_orm::{
     AccessMode, ActiveModelBehavior, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction,
-    DbBackend, DeleteMany, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    Select, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait, UpdateMany,
+    DbBackend, DeleteMany, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select,
+    SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait, UpdateMany,
 };
 use uuid::Uuid;
 
@@ -35,7 +38,8 @@ pub enum Access {
 pub async fn begin_tenant_transaction(db: &Db, org: OrgId, access: Access) -> AppResult<DatabaseTransaction> {
     let backend = db.backend();
     let options = TransactionOptions {
-        access_mode: (backend == DbBackend::Postgres && access == Access::Read).then_some(AccessMode::ReadOnly),
+        access_mode: (backend == DbBackend::Postgres && access == Access::Read)
+            .then_some(AccessMode::ReadOnly),
         sqlite_transaction_mode: (backend == DbBackend::Sqlite && access == Access::Write)
             .then_some(SqliteTransactionMode::Immediate),
         ..Default::default()
@@ -90,7 +94,10 @@ impl Tenant {
         F: for<'s> AsyncFnOnce(&'s Scoped) -> AppResult<T>,
     {
         let txn = begin_tenant_transaction(&self.db, self.ctx.org, access).await?;
-        let scoped = Scoped { txn, ctx: self.ctx.clone() };
+        let scoped = Scoped {
+            txn,
+            ctx: self.ctx.clone(),
+        };
         let result = work(&scoped).await;
         match result {
             Ok(value) => {
@@ -162,11 +169,17 @@ impl Scoped {
 
     /// The row with this id, or `NOT_FOUND` naming `what` (also for another tenant's row).
     pub async fn get<E: TenantEntity>(&self, id: Uuid, what: &'static str) -> AppResult<E::Model> {
-        self.one(self.select::<E>().filter(E::id_column().eq(id))).await?.ok_or(AppError::NotFound(what))
+        self.one(self.select::<E>().filter(E::id_column().eq(id)))
+            .await?
+            .ok_or(AppError::NotFound(what))
     }
 
     /// Newest first, by the time-ordered id, continuing after `page.after`.
-    pub async fn page<E: TenantEntity>(&self, query: Select<E>, page: PageRequest) -> AppResult<Page<E::Model>> {
+    pub async fn page<E: TenantEntity>(
+        &self,
+        query: Select<E>,
+        page: PageRequest,
+    ) -> AppResult<Page<E::Model>> {
         let mut query = query.order_by_desc(E::id_column()).limit(page.first + 1);
         if let Some(after) = page.after {
             query = query.filter(E::id_column().lt(after));
@@ -197,16 +210,25 @@ impl Scoped {
     {
         model.set(E::tenant_column(), self.ctx.org.0.into());
         let update = self.scope::<E, _>(E::update(model).validate()?);
-        update.exec(&self.txn).await.map_err(|error| match AppError::from(error) {
-            AppError::NotFound(_) => AppError::NotFound(what),
-            other => other,
-        })
+        update
+            .exec(&self.txn)
+            .await
+            .map_err(|error| match AppError::from(error) {
+                AppError::NotFound(_) => AppError::NotFound(what),
+                other => other,
+            })
     }
 
     /// Deletes the row with this id if it is inside the tenant; `NOT_FOUND` otherwise.
     pub async fn delete<E: TenantEntity>(&self, id: Uuid, what: &'static str) -> AppResult<()> {
-        let deleted = self.delete_where::<E>(self.delete_many::<E>().filter(E::id_column().eq(id))).await?;
-        if deleted == 0 { Err(AppError::NotFound(what)) } else { Ok(()) }
+        let deleted = self
+            .delete_where::<E>(self.delete_many::<E>().filter(E::id_column().eq(id)))
+            .await?;
+        if deleted == 0 {
+            Err(AppError::NotFound(what))
+        } else {
+            Ok(())
+        }
     }
 
     pub fn update_many<E: TenantEntity>(&self) -> UpdateMany<E> {
@@ -243,15 +265,24 @@ impl Scoped {
             )
             .await?;
         // Organization members read every project; writing needs a project role.
-        Ok((project, membership.map_or(ProjectRole::Viewer, |member| member.role)))
+        Ok((
+            project,
+            membership.map_or(ProjectRole::Viewer, |member| member.role),
+        ))
     }
 
     /// The project, if the caller holds at least `needed` in it: `NOT_FOUND` when it is not
     /// visible, `FORBIDDEN` when it is but the role falls short.
-    pub async fn project_with_role(&self, project_id: ProjectId, needed: ProjectRole) -> AppResult<project::Model> {
+    pub async fn project_with_role(
+        &self,
+        project_id: ProjectId,
+        needed: ProjectRole,
+    ) -> AppResult<project::Model> {
         let (project, role) = self.project_role(project_id).await?;
         if role < needed {
-            return Err(AppError::forbidden(format!("this needs the {needed:?} project role")));
+            return Err(AppError::forbidden(format!(
+                "this needs the {needed:?} project role"
+            )));
         }
         Ok(project)
     }

@@ -12,7 +12,8 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use entity::{OrgRole, api_key, organization, organization_member, session, user};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -25,17 +26,26 @@ pub async fn find_user(db: &Db, id: UserId) -> AppResult<Option<user::Model>> {
 }
 
 pub async fn find_user_by_email(db: &Db, email: &str) -> AppResult<Option<user::Model>> {
-    Ok(user::Entity::find().filter(user::Column::Email.eq(email)).one(&db.conn).await?)
+    Ok(user::Entity::find()
+        .filter(user::Column::Email.eq(email))
+        .one(&db.conn)
+        .await?)
 }
 
 /// Users by id, for showing members of the caller's own organization.
 pub async fn users_by_ids(db: &Db, ids: Vec<Uuid>) -> AppResult<HashMap<Uuid, user::Model>> {
-    let users = user::Entity::find().filter(user::Column::Id.is_in(ids)).all(&db.conn).await?;
+    let users = user::Entity::find()
+        .filter(user::Column::Id.is_in(ids))
+        .all(&db.conn)
+        .await?;
     Ok(users.into_iter().map(|user| (user.id, user)).collect())
 }
 
 pub async fn organization_slug_taken(db: &Db, slug: &str) -> AppResult<bool> {
-    let found = organization::Entity::find().filter(organization::Column::Slug.eq(slug)).one(&db.conn).await?;
+    let found = organization::Entity::find()
+        .filter(organization::Column::Slug.eq(slug))
+        .one(&db.conn)
+        .await?;
     Ok(found.is_some())
 }
 
@@ -54,16 +64,25 @@ pub async fn memberships_of(db: &Db, user: UserId) -> AppResult<Vec<(organizatio
         .into_iter()
         .map(|org| (org.id, org))
         .collect();
-    Ok(rows.into_iter().filter_map(|member| orgs.remove(&member.organization_id).map(|org| (org, member.role))).collect())
+    Ok(rows
+        .into_iter()
+        .filter_map(|member| orgs.remove(&member.organization_id).map(|org| (org, member.role)))
+        .collect())
 }
 
 /// The API key with this prefix and the organization it belongs to, revoked or not:
 /// the caller decides validity.
 pub async fn find_api_key(db: &Db, prefix: &str) -> AppResult<Option<(api_key::Model, organization::Model)>> {
-    let Some(key) = api_key::Entity::find().filter(api_key::Column::Prefix.eq(prefix)).one(&db.conn).await? else {
+    let Some(key) = api_key::Entity::find()
+        .filter(api_key::Column::Prefix.eq(prefix))
+        .one(&db.conn)
+        .await?
+    else {
         return Ok(None);
     };
-    let org = organization::Entity::find_by_id(key.organization_id).one(&db.conn).await?;
+    let org = organization::Entity::find_by_id(key.organization_id)
+        .one(&db.conn)
+        .await?;
     Ok(org.map(|org| (key, org)))
 }
 
@@ -108,7 +127,11 @@ pub async fn create_account(
 }
 
 /// A new organization owned by an existing user.
-pub async fn create_organization(db: &Db, owner: UserId, new_org: NewOrganization) -> AppResult<organization::Model> {
+pub async fn create_organization(
+    db: &Db,
+    owner: UserId,
+    new_org: NewOrganization,
+) -> AppResult<organization::Model> {
     let txn = db.conn.begin().await?;
     let org = insert_owned_organization(&txn, owner, new_org).await?;
     txn.commit().await?;
@@ -190,8 +213,10 @@ pub async fn rotate_session(
     next_expires_at: DateTime<Utc>,
 ) -> AppResult<(UserId, SessionFamilyId)> {
     let txn = db.conn.begin().await?;
-    let Some(current) =
-        session::Entity::find().filter(session::Column::TokenHash.eq(presented_hash)).one(&txn).await?
+    let Some(current) = session::Entity::find()
+        .filter(session::Column::TokenHash.eq(presented_hash))
+        .one(&txn)
+        .await?
     else {
         return Err(AppError::Unauthenticated);
     };

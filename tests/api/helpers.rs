@@ -1,0 +1,483 @@
+//! The test harness: the real server on 127.0.0.1:0 against a fresh database per test, on
+//! SQLite and on PostgreSQL, plus a small GraphQL client and actors to call it as.
+
+use std::path::PathBuf;
+
+use migration::APP_ROLE;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use tenantql::app::App;
+use tenantql::settings::{Config, Environment, LogFormat};
+use tenantql::tenancy::Db;
+use tokio::sync::oneshot;
+
+pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123456789";
+pub const BASE_DOMAIN: &str = "tenantql.test";
+pub const PASSWORD: &str = "Correct-horse-42";
+/// The role the server connects as on PostgreSQL: owns the schema, bypasses RLS outside
+/// tenant transactions, and is neither superuser nor the RLS-bound app role.
+const PG_OWNER_ROLE: &str = "tenantql_owner";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs each named scenario `async fn name(app: TestApp)` once per backend.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let app = $crate::helpers::TestApp::spawn($crate::helpers::Backend::Sqlite).await;
+                super::$name(app.expect("sqlite always runs")).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(app) = $crate::helpers::TestApp::spawn($crate::helpers::Backend::Postgres).await {
+                    super::$name(app).await;
+                }
+            }
+        }
+    )*};
+}
+
+pub struct TestApp {
+    pub base_url: String,
+    pub http: reqwest::Client,
+    pub db: Db,
+    pub database_url: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    SqliteDir(PathBuf),
+    PostgresDatabase(String),
+}
+
+impl TestApp {
+    /// The server on a fresh database; `None` only when PostgreSQL is unreachable outside CI.
+    pub async fn spawn(backend: Backend) -> Option<Self> {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Option<Self> {
+        let (database_url, cleanup) = match backend {
+            Backend::Sqlite => {
+                let dir = std::env::temp_dir().join(format!("tenantql-test-{}", uuid::Uuid::new_v4()));
+                std::fs::create_dir_all(&dir).expect("temp dir");
+                (
+                    format!("sqlite://{}?mode=rwc", dir.join("test.db").display()),
+                    Cleanup::SqliteDir(dir),
+                )
+            }
+            Backend::Postgres => {
+                let name = postgres::fresh_database().await?;
+                (
+                    postgres::url_for(PG_OWNER_ROLE, &name),
+                    Cleanup::PostgresDatabase(name),
+                )
+            }
+        };
+        let mut config = Config {
+            database_url: SecretString::from(database_url.clone()),
+            db_max_connections: 4,
+            listen_addr: "127.0.0.1:0".parse().expect("address"),
+            jwt_secret: SecretString::from(JWT_SECRET),
+            base_domain: Some(BASE_DOMAIN.into()),
+            cors_origins: vec!["https://app.example.com".into()],
+            log_format: LogFormat::Pretty,
+            environment: Environment::Development,
+            auto_migrate: true,
+        };
+        adjust(&mut config);
+        let app = App::build(config).await.expect("the server starts");
+        let base_url = format!("http://{}", app.local_addr());
+        let db = app.db().clone();
+        let (shutdown, stopped) = oneshot::channel();
+        tokio::spawn(app.run(async move {
+            let _ = stopped.await;
+        }));
+        Some(Self {
+            base_url,
+            http: reqwest::Client::new(),
+            db,
+            database_url,
+            shutdown: Some(shutdown),
+            cleanup,
+        })
+    }
+
+    pub fn graphql_url(&self) -> String {
+        format!("{}/graphql", self.base_url)
+    }
+
+    /// A client with no credentials.
+    pub fn anonymous(&self) -> Client {
+        Client {
+            url: self.graphql_url(),
+            http: self.http.clone(),
+            headers: HeaderMap::new(),
+        }
+    }
+
+    /// Signs up a new person with their own organization named `name`.
+    pub async fn org(&self, name: &str) -> Org {
+        let email = format!(
+            "owner-{}@{}.example.com",
+            uuid::Uuid::new_v4().simple(),
+            name.to_lowercase()
+        );
+        let signed_up = self.signup(&email, name).await;
+        let org_id = signed_up["organization"]["id"]
+            .as_str()
+            .expect("organization id")
+            .to_owned();
+        let owner = self
+            .anonymous()
+            .bearer(signed_up["accessToken"].as_str().expect("token"));
+        Org {
+            id: org_id.clone(),
+            slug: signed_up["organization"]["slug"]
+                .as_str()
+                .expect("slug")
+                .to_owned(),
+            owner: owner.in_org(&org_id),
+            owner_user_id: signed_up["user"]["id"].as_str().expect("user id").to_owned(),
+        }
+    }
+
+    /// The `signup` payload for a new account, panicking on errors.
+    pub async fn signup(&self, email: &str, org_name: &str) -> Value {
+        let response = self
+            .anonymous()
+            .gql(
+                "mutation($input: SignupInput!) { signup(input: $input) {
+                    accessToken refreshToken expiresIn
+                    user { id email displayName }
+                    organization { id slug name }
+                } }",
+                json!({ "input": {
+                    "email": email, "password": PASSWORD, "displayName": "Test Person", "organizationName": org_name
+                }}),
+            )
+            .await;
+        response.data("signup").clone()
+    }
+
+    /// A raw connection to this test's database as the owner role (not through the server).
+    pub async fn owner_connection(&self) -> sea_orm::DatabaseConnection {
+        Database::connect(self.database_url.as_str())
+            .await
+            .expect("owner connection")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        match &self.cleanup {
+            Cleanup::SqliteDir(dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Cleanup::PostgresDatabase(name) => {
+                let name = name.clone();
+                // Drop cannot await: drop the database from a thread with its own runtime.
+                let _ = std::thread::spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .ok()?;
+                    runtime.block_on(postgres::drop_database(&name));
+                    Some(())
+                })
+                .join();
+            }
+        }
+    }
+}
+
+/// A tenant created for a test, with its owner's client.
+pub struct Org {
+    pub id: String,
+    pub slug: String,
+    pub owner: Client,
+    pub owner_user_id: String,
+}
+
+/// A person added to an organization: their client acts in that organization.
+pub struct Person {
+    pub client: Client,
+    pub user_id: String,
+}
+
+impl Org {
+    /// Signs up a new person and has the owner add them with `role` (OWNER, ADMIN, MEMBER, VIEWER).
+    pub async fn member(&self, app: &TestApp, role: &str) -> Person {
+        let email = format!(
+            "{}-{}@example.com",
+            role.to_lowercase(),
+            uuid::Uuid::new_v4().simple()
+        );
+        let signed_up = app.signup(&email, "Own Org").await;
+        let added = self
+            .owner
+            .gql(
+                "mutation($input: AddMemberInput!) { addMember(input: $input) { userId role } }",
+                json!({ "input": { "email": email, "role": role } }),
+            )
+            .await;
+        assert_eq!(added.data("addMember")["role"], role);
+        let token = signed_up["accessToken"].as_str().expect("token");
+        Person {
+            client: app.anonymous().bearer(token).in_org(&self.id),
+            user_id: signed_up["user"]["id"].as_str().expect("user id").to_owned(),
+        }
+    }
+
+    /// An API key of this organization with `role`, optionally restricted to a project.
+    pub async fn api_key(&self, app: &TestApp, role: &str, project_id: Option<&str>) -> Client {
+        let created = self
+            .owner
+            .gql(
+                "mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { key apiKey { id } } }",
+                json!({ "input": { "name": "bot", "role": role, "projectId": project_id } }),
+            )
+            .await;
+        let key = created.data("createApiKey")["key"]
+            .as_str()
+            .expect("key")
+            .to_owned();
+        app.anonymous().header("x-api-key", &key)
+    }
+
+    /// Creates a project as the owner and returns its id.
+    pub async fn project(&self, name: &str) -> String {
+        let created = self
+            .owner
+            .gql(
+                "mutation($input: CreateProjectInput!) { createProject(input: $input) { id } }",
+                json!({ "input": { "name": name } }),
+            )
+            .await;
+        created.data("createProject")["id"]
+            .as_str()
+            .expect("project id")
+            .to_owned()
+    }
+}
+
+#[derive(Clone)]
+pub struct Client {
+    pub url: String,
+    pub http: reqwest::Client,
+    pub headers: HeaderMap,
+}
+
+impl Client {
+    pub fn header(&self, name: &str, value: &str) -> Self {
+        let mut client = self.clone();
+        client.headers.insert(
+            HeaderName::from_bytes(name.as_bytes()).expect("header name"),
+            HeaderValue::from_str(value).expect("header value"),
+        );
+        client
+    }
+
+    pub fn bearer(&self, token: &str) -> Self {
+        self.header("authorization", &format!("Bearer {token}"))
+    }
+
+    pub fn in_org(&self, org: &str) -> Self {
+        self.header("x-organization-id", org)
+    }
+
+    pub fn without(&self, name: &str) -> Self {
+        let mut client = self.clone();
+        client.headers.remove(name);
+        client
+    }
+
+    pub async fn gql(&self, query: &str, variables: Value) -> GqlResponse {
+        let response = self
+            .http
+            .post(&self.url)
+            .headers(self.headers.clone())
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .expect("request sent");
+        GqlResponse::read(response).await
+    }
+}
+
+#[derive(Debug)]
+pub struct GqlResponse {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl GqlResponse {
+    pub async fn read(response: reqwest::Response) -> Self {
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Self { status, body }
+    }
+
+    /// The named root field, asserting the response had no errors.
+    #[track_caller]
+    pub fn data(&self, field: &str) -> &Value {
+        assert!(
+            self.body.get("errors").is_none(),
+            "unexpected errors: {:#}",
+            self.body
+        );
+        &self.body["data"][field]
+    }
+
+    /// The first error's code.
+    #[track_caller]
+    pub fn error_code(&self) -> &str {
+        self.body["errors"][0]["extensions"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("expected an error with a code: {:#}", self.body))
+    }
+
+    /// The first error's `field` extension (for BAD_USER_INPUT).
+    pub fn error_field(&self) -> Option<&str> {
+        self.body["errors"][0]["extensions"]["field"].as_str()
+    }
+}
+
+/// The PostgreSQL side of the harness: a template migrated once per migration set, and a
+/// fresh database cloned from it per test.
+pub mod postgres {
+    use super::*;
+
+    fn admin_url() -> String {
+        std::env::var("TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    }
+
+    pub fn url_for(role: &str, database: &str) -> String {
+        let admin = admin_url();
+        let (_, rest) = admin.split_once("://").expect("postgres url");
+        let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+        let host = host.split('/').next().unwrap_or(host);
+        format!("postgres://{role}@{host}/{database}")
+    }
+
+    fn required() -> bool {
+        std::env::var("CI").is_ok_and(|value| value == "true") || std::env::var("REQUIRE_POSTGRES").is_ok()
+    }
+
+    /// The migrations' fingerprint: a template is reused only by the migrations that made it.
+    fn template_name() -> String {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::hash::DefaultHasher::new();
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("migration/src");
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .expect("migration sources")
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        files.sort();
+        for file in files {
+            std::fs::read(&file).expect("migration file").hash(&mut hasher);
+        }
+        format!("tenantql_tpl_{:016x}", hasher.finish())
+    }
+
+    async fn admin() -> Option<sea_orm::DatabaseConnection> {
+        match Database::connect(admin_url()).await {
+            Ok(conn) => Some(conn),
+            Err(error) if required() => panic!("PostgreSQL is required (CI) but unreachable: {error}"),
+            Err(error) => {
+                eprintln!("skipping: PostgreSQL unreachable ({error}); set CI=true to make this fail");
+                None
+            }
+        }
+    }
+
+    async fn exec(conn: &impl ConnectionTrait, sql: &str) {
+        conn.execute_unprepared(sql)
+            .await
+            .unwrap_or_else(|error| panic!("{sql}: {error}"));
+    }
+
+    pub async fn fresh_database() -> Option<String> {
+        let admin = admin().await?;
+        let template = template_name();
+        // One process at a time prepares the shared role and template (tests run as processes).
+        exec(&admin, "SELECT pg_advisory_lock(727274)").await;
+        let exists = admin
+            .query_one_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT 1 FROM pg_database WHERE datname = $1",
+                [template.clone().into()],
+            ))
+            .await
+            .expect("catalog query")
+            .is_some();
+        if !exists {
+            exec(
+                &admin,
+                &format!(
+                    "DO $$ BEGIN
+                       IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{PG_OWNER_ROLE}') THEN
+                         CREATE ROLE {PG_OWNER_ROLE} LOGIN NOSUPERUSER BYPASSRLS;
+                       END IF;
+                       IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
+                         CREATE ROLE {APP_ROLE} NOLOGIN NOSUPERUSER NOBYPASSRLS NOINHERIT;
+                       END IF;
+                     END $$;
+                     GRANT {APP_ROLE} TO {PG_OWNER_ROLE}"
+                ),
+            )
+            .await;
+            let building = format!("{template}_building");
+            exec(
+                &admin,
+                &format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)"),
+            )
+            .await;
+            exec(
+                &admin,
+                &format!("CREATE DATABASE {building} OWNER {PG_OWNER_ROLE}"),
+            )
+            .await;
+            let owner_url = SecretString::from(url_for(PG_OWNER_ROLE, &building));
+            let db = Db::connect(&owner_url, 1).await.expect("template connection");
+            db.migrate().await.expect("template migrates");
+            db.close().await;
+            exec(&admin, &format!("ALTER DATABASE {building} RENAME TO {template}")).await;
+        }
+        exec(&admin, "SELECT pg_advisory_unlock(727274)").await;
+        let name = format!("tenantql_test_{}", uuid::Uuid::new_v4().simple());
+        exec(
+            &admin,
+            &format!("CREATE DATABASE {name} TEMPLATE {template} OWNER {PG_OWNER_ROLE}"),
+        )
+        .await;
+        let _ = admin.close().await;
+        Some(name)
+    }
+
+    pub async fn drop_database(name: &str) {
+        if let Ok(admin) = Database::connect(admin_url()).await {
+            let _ = admin
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .await;
+            let _ = admin.close().await;
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! The integration suite: one binary, the real server over HTTP and websockets, every
+//! scenario on SQLite and on PostgreSQL.
+
+#![expect(clippy::unwrap_used, reason = "in a test, a failed unwrap is a failed assertion")]
+
+mod helpers;
+
+mod auth;
+mod cross_tenant;
+mod http;
+mod rls;
+mod roles;
+mod schema;
+mod tenancy;
+mod validation;
+mod websocket;
