@@ -1,0 +1,188 @@
+//! The scoped list benchmark: `projects(first: 20)` for random organizations on PostgreSQL.
+//!
+//! Seeds 1,000 organizations × 5 projects (an owner, a member and an API key each) into a
+//! fresh database, serves it in-process, and drives it over HTTP with N concurrent
+//! connections, reporting requests/s and latency percentiles per concurrency.
+//!
+//!     cargo bench --bench scoped_list                      # 1,000 orgs, 10 s at 8 and 32
+//!     cargo bench --bench scoped_list -- --seconds 30 --connections 8,32,64
+//!     cargo test --bench scoped_list -- --smoke            # tiny run for CI (debug build)
+
+#![expect(clippy::unwrap_used, reason = "a benchmark that cannot set up should stop loudly")]
+
+#[path = "../tests/api/helpers.rs"]
+#[expect(dead_code, reason = "the benchmark uses only part of the test harness")]
+mod helpers;
+
+use std::time::{Duration, Instant};
+
+use helpers::{Backend, TestApp};
+use sea_orm::{ConnectionTrait, DatabaseConnection};
+use tenantql::auth::secret_token::sha256_hex;
+
+struct Options {
+    orgs: usize,
+    projects_per_org: usize,
+    seconds: u64,
+    connections: Vec<usize>,
+}
+
+impl Options {
+    fn from_args() -> Self {
+        let args: Vec<String> = std::env::args().collect();
+        let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
+        let smoke = args.iter().any(|a| a == "--smoke");
+        Self {
+            orgs: value("--orgs").map_or(if smoke { 20 } else { 1_000 }, |v| v.parse().unwrap()),
+            projects_per_org: 5,
+            seconds: value("--seconds").map_or(if smoke { 1 } else { 10 }, |v| v.parse().unwrap()),
+            connections: value("--connections")
+                .map_or(if smoke { vec![2] } else { vec![8, 32] }, |v| v.split(',').map(|n| n.parse().unwrap()).collect()),
+        }
+    }
+}
+
+/// The API key of bench organization `i`: deterministic, so the load needs no lookups.
+fn api_key(i: usize) -> (String, String, String) {
+    let prefix = format!("bench{i:05}");
+    let secret = format!("{i:0>40}");
+    (format!("tql_{prefix}_{secret}"), prefix, sha256_hex(&secret))
+}
+
+/// Inserts in batches of rows, as the owner role, straight into the tables.
+async fn seed(db: &DatabaseConnection, options: &Options) {
+    let started = Instant::now();
+    let password_hash = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$1nGkKT2fA0gGpcRbT1xTqmMlDNQnb7uVKHEG7VZ0B0Q";
+    for chunk in (0..options.orgs).collect::<Vec<_>>().chunks(200) {
+        let (mut users, mut orgs, mut members, mut projects, mut keys) = (vec![], vec![], vec![], vec![], vec![]);
+        for &i in chunk {
+            let org = uuid::Uuid::now_v7();
+            let owner = uuid::Uuid::now_v7();
+            let member = uuid::Uuid::now_v7();
+            for (user, role) in [(owner, "OWNER"), (member, "MEMBER")] {
+                users.push(format!(
+                    "('{user}', '{role}-{i}@bench.example.com', '{password_hash}', 'Bench {role}', false, now(), now())"
+                ));
+                members.push(format!("('{}', '{org}', '{user}', '{role}', now(), now())", uuid::Uuid::now_v7()));
+            }
+            orgs.push(format!("('{org}', 'bench-{i}', 'Bench {i}', 'CLIENT', 'PRO', 100000, now(), now())"));
+            for p in 0..options.projects_per_org {
+                projects.push(format!(
+                    "('{}', '{org}', 'project-{p}', 'Project {p}', 'Seeded for the benchmark', now(), now())",
+                    uuid::Uuid::now_v7()
+                ));
+            }
+            let (_, prefix, hash) = api_key(i);
+            keys.push(format!(
+                "('{}', '{org}', NULL, 'bench', '{prefix}', '{hash}', 'MEMBER', '{owner}', NULL, NULL, NULL, now(), now())",
+                uuid::Uuid::now_v7()
+            ));
+        }
+        let statements = [
+            format!("INSERT INTO users (id, email, password_hash, display_name, is_platform_admin, created_at, updated_at) VALUES {}", users.join(",")),
+            format!("INSERT INTO organizations (id, slug, name, kind, plan, monthly_budget_cents, created_at, updated_at) VALUES {}", orgs.join(",")),
+            format!("INSERT INTO organization_members (id, organization_id, user_id, role, created_at, updated_at) VALUES {}", members.join(",")),
+            format!("INSERT INTO projects (id, organization_id, slug, name, description, created_at, updated_at) VALUES {}", projects.join(",")),
+            format!("INSERT INTO api_keys (id, organization_id, project_id, name, prefix, secret_hash, role, created_by, expires_at, last_used_at, revoked_at, created_at, updated_at) VALUES {}", keys.join(",")),
+        ];
+        for statement in statements {
+            db.execute_unprepared(&statement).await.unwrap();
+        }
+    }
+    db.execute_unprepared("ANALYZE").await.unwrap();
+    println!(
+        "seeded {} organizations × {} projects in {:.1} s",
+        options.orgs,
+        options.projects_per_org,
+        started.elapsed().as_secs_f64()
+    );
+}
+
+struct Run {
+    requests: usize,
+    errors: usize,
+    elapsed: Duration,
+    latencies_us: Vec<u64>,
+}
+
+async fn drive(url: &str, orgs: usize, connections: usize, duration: Duration) -> Run {
+    let http = reqwest::Client::builder().pool_max_idle_per_host(connections).build().unwrap();
+    let body = serde_json::json!({ "query": "{ projects(first: 20) { edges { node { id name } } } }" }).to_string();
+    let started = Instant::now();
+    let deadline = started + duration;
+    let tasks: Vec<_> = (0..connections)
+        .map(|worker| {
+            let (http, url, body) = (http.clone(), url.to_owned(), body.clone());
+            tokio::spawn(async move {
+                let mut state = 0x9e37_79b9_7f4a_7c15_u64 ^ (worker as u64 + 1);
+                let (mut latencies, mut errors) = (Vec::new(), 0);
+                while Instant::now() < deadline {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    let (key, _, _) = api_key((state % orgs as u64) as usize);
+                    let sent = Instant::now();
+                    let response = http
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .header("x-api-key", key)
+                        .body(body.clone())
+                        .send()
+                        .await;
+                    let ok = match response {
+                        Ok(response) if response.status().is_success() => {
+                            response.text().await.is_ok_and(|text| text.contains("\"edges\"") && !text.contains("errors"))
+                        }
+                        _ => false,
+                    };
+                    latencies.push(sent.elapsed().as_micros() as u64);
+                    errors += usize::from(!ok);
+                }
+                (latencies, errors)
+            })
+        })
+        .collect();
+    let mut run = Run { requests: 0, errors: 0, elapsed: Duration::ZERO, latencies_us: Vec::new() };
+    for task in tasks {
+        let (latencies, errors) = task.await.unwrap();
+        run.requests += latencies.len();
+        run.errors += errors;
+        run.latencies_us.extend(latencies);
+    }
+    run.elapsed = started.elapsed();
+    run.latencies_us.sort_unstable();
+    run
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize] as f64 / 1000.0
+}
+
+#[tokio::main]
+async fn main() {
+    let options = Options::from_args();
+    let app = TestApp::spawn_with(Backend::Postgres, |config| config.db_max_connections = 16)
+        .await
+        .expect("the benchmark needs PostgreSQL (TEST_POSTGRES_URL)");
+    seed(&app.owner_connection().await, &options).await;
+    let url = app.graphql_url();
+    // Warm the pool and the database's caches.
+    drive(&url, options.orgs, 4, Duration::from_millis(500)).await;
+    println!("projects(first: 20), random organization per request, API key auth, PostgreSQL with RLS");
+    for &connections in &options.connections {
+        let run = drive(&url, options.orgs, connections, Duration::from_secs(options.seconds)).await;
+        println!(
+            "connections {connections:>3}: {:>8.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  max {:>7.2} ms  ({} requests, {} errors)",
+            run.requests as f64 / run.elapsed.as_secs_f64(),
+            percentile(&run.latencies_us, 0.50),
+            percentile(&run.latencies_us, 0.99),
+            percentile(&run.latencies_us, 1.0),
+            run.requests,
+            run.errors,
+        );
+        assert_eq!(run.errors, 0, "every request must succeed");
+    }
+}
