@@ -8,7 +8,10 @@
 //!     cargo bench --bench scoped_list -- --seconds 30 --connections 8,32,64
 //!     cargo test --bench scoped_list -- --smoke            # tiny run for CI (debug build)
 
-#![expect(clippy::unwrap_used, reason = "a benchmark that cannot set up should stop loudly")]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a benchmark that cannot set up should stop loudly"
+)]
 
 #[path = "../tests/api/helpers.rs"]
 #[expect(dead_code, reason = "the benchmark uses only part of the test harness")]
@@ -30,14 +33,20 @@ struct Options {
 impl Options {
     fn from_args() -> Self {
         let args: Vec<String> = std::env::args().collect();
-        let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
+        let value = |flag: &str| {
+            args.iter()
+                .position(|a| a == flag)
+                .and_then(|i| args.get(i + 1))
+                .cloned()
+        };
         let smoke = args.iter().any(|a| a == "--smoke");
         Self {
             orgs: value("--orgs").map_or(if smoke { 20 } else { 1_000 }, |v| v.parse().unwrap()),
             projects_per_org: 5,
             seconds: value("--seconds").map_or(if smoke { 1 } else { 10 }, |v| v.parse().unwrap()),
-            connections: value("--connections")
-                .map_or(if smoke { vec![2] } else { vec![8, 32] }, |v| v.split(',').map(|n| n.parse().unwrap()).collect()),
+            connections: value("--connections").map_or(if smoke { vec![2] } else { vec![8, 32] }, |v| {
+                v.split(',').map(|n| n.parse().unwrap()).collect()
+            }),
         }
     }
 }
@@ -52,9 +61,11 @@ fn api_key(i: usize) -> (String, String, String) {
 /// Inserts in batches of rows, as the owner role, straight into the tables.
 async fn seed(db: &DatabaseConnection, options: &Options) {
     let started = Instant::now();
-    let password_hash = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$1nGkKT2fA0gGpcRbT1xTqmMlDNQnb7uVKHEG7VZ0B0Q";
+    let password_hash =
+        "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$1nGkKT2fA0gGpcRbT1xTqmMlDNQnb7uVKHEG7VZ0B0Q";
     for chunk in (0..options.orgs).collect::<Vec<_>>().chunks(200) {
-        let (mut users, mut orgs, mut members, mut projects, mut keys) = (vec![], vec![], vec![], vec![], vec![]);
+        let (mut users, mut orgs, mut members, mut projects, mut keys) =
+            (vec![], vec![], vec![], vec![], vec![]);
         for &i in chunk {
             let org = uuid::Uuid::now_v7();
             let owner = uuid::Uuid::now_v7();
@@ -63,9 +74,14 @@ async fn seed(db: &DatabaseConnection, options: &Options) {
                 users.push(format!(
                     "('{user}', '{role}-{i}@bench.example.com', '{password_hash}', 'Bench {role}', false, now(), now())"
                 ));
-                members.push(format!("('{}', '{org}', '{user}', '{role}', now(), now())", uuid::Uuid::now_v7()));
+                members.push(format!(
+                    "('{}', '{org}', '{user}', '{role}', now(), now())",
+                    uuid::Uuid::now_v7()
+                ));
             }
-            orgs.push(format!("('{org}', 'bench-{i}', 'Bench {i}', 'CLIENT', 'PRO', 100000, now(), now())"));
+            orgs.push(format!(
+                "('{org}', 'bench-{i}', 'Bench {i}', 'CLIENT', 'PRO', 100000, now(), now())"
+            ));
             for p in 0..options.projects_per_org {
                 projects.push(format!(
                     "('{}', '{org}', 'project-{p}', 'Project {p}', 'Seeded for the benchmark', now(), now())",
@@ -79,11 +95,26 @@ async fn seed(db: &DatabaseConnection, options: &Options) {
             ));
         }
         let statements = [
-            format!("INSERT INTO users (id, email, password_hash, display_name, is_platform_admin, created_at, updated_at) VALUES {}", users.join(",")),
-            format!("INSERT INTO organizations (id, slug, name, kind, plan, monthly_budget_cents, created_at, updated_at) VALUES {}", orgs.join(",")),
-            format!("INSERT INTO organization_members (id, organization_id, user_id, role, created_at, updated_at) VALUES {}", members.join(",")),
-            format!("INSERT INTO projects (id, organization_id, slug, name, description, created_at, updated_at) VALUES {}", projects.join(",")),
-            format!("INSERT INTO api_keys (id, organization_id, project_id, name, prefix, secret_hash, role, created_by, expires_at, last_used_at, revoked_at, created_at, updated_at) VALUES {}", keys.join(",")),
+            format!(
+                "INSERT INTO users (id, email, password_hash, display_name, is_platform_admin, created_at, updated_at) VALUES {}",
+                users.join(",")
+            ),
+            format!(
+                "INSERT INTO organizations (id, slug, name, kind, plan, monthly_budget_cents, created_at, updated_at) VALUES {}",
+                orgs.join(",")
+            ),
+            format!(
+                "INSERT INTO organization_members (id, organization_id, user_id, role, created_at, updated_at) VALUES {}",
+                members.join(",")
+            ),
+            format!(
+                "INSERT INTO projects (id, organization_id, slug, name, description, created_at, updated_at) VALUES {}",
+                projects.join(",")
+            ),
+            format!(
+                "INSERT INTO api_keys (id, organization_id, project_id, name, prefix, secret_hash, role, created_by, expires_at, last_used_at, revoked_at, created_at, updated_at) VALUES {}",
+                keys.join(",")
+            ),
         ];
         for statement in statements {
             db.execute_unprepared(&statement).await.unwrap();
@@ -106,8 +137,12 @@ struct Run {
 }
 
 async fn drive(url: &str, orgs: usize, connections: usize, duration: Duration) -> Run {
-    let http = reqwest::Client::builder().pool_max_idle_per_host(connections).build().unwrap();
-    let body = serde_json::json!({ "query": "{ projects(first: 20) { edges { node { id name } } } }" }).to_string();
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(connections)
+        .build()
+        .unwrap();
+    let body =
+        serde_json::json!({ "query": "{ projects(first: 20) { edges { node { id name } } } }" }).to_string();
     let started = Instant::now();
     let deadline = started + duration;
     let tasks: Vec<_> = (0..connections)
@@ -130,9 +165,10 @@ async fn drive(url: &str, orgs: usize, connections: usize, duration: Duration) -
                         .send()
                         .await;
                     let ok = match response {
-                        Ok(response) if response.status().is_success() => {
-                            response.text().await.is_ok_and(|text| text.contains("\"edges\"") && !text.contains("errors"))
-                        }
+                        Ok(response) if response.status().is_success() => response
+                            .text()
+                            .await
+                            .is_ok_and(|text| text.contains("\"edges\"") && !text.contains("errors")),
                         _ => false,
                     };
                     latencies.push(sent.elapsed().as_micros() as u64);
@@ -142,7 +178,12 @@ async fn drive(url: &str, orgs: usize, connections: usize, duration: Duration) -
             })
         })
         .collect();
-    let mut run = Run { requests: 0, errors: 0, elapsed: Duration::ZERO, latencies_us: Vec::new() };
+    let mut run = Run {
+        requests: 0,
+        errors: 0,
+        elapsed: Duration::ZERO,
+        latencies_us: Vec::new(),
+    };
     for task in tasks {
         let (latencies, errors) = task.await.unwrap();
         run.requests += latencies.len();
@@ -173,7 +214,13 @@ async fn main() {
     drive(&url, options.orgs, 4, Duration::from_millis(500)).await;
     println!("projects(first: 20), random organization per request, API key auth, PostgreSQL with RLS");
     for &connections in &options.connections {
-        let run = drive(&url, options.orgs, connections, Duration::from_secs(options.seconds)).await;
+        let run = drive(
+            &url,
+            options.orgs,
+            connections,
+            Duration::from_secs(options.seconds),
+        )
+        .await;
         println!(
             "connections {connections:>3}: {:>8.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  max {:>7.2} ms  ({} requests, {} errors)",
             run.requests as f64 / run.elapsed.as_secs_f64(),

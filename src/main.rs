@@ -64,8 +64,12 @@ async fn shutdown_signal() {
 }
 
 /// A plain HTTP/1.1 GET of /healthz, so container images need no curl.
-async fn healthcheck(addr: std::net::SocketAddr) -> ExitCode {
+async fn healthcheck(mut addr: std::net::SocketAddr) -> ExitCode {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A server listening on every interface is reached through loopback.
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
     let check = async {
         let mut stream = tokio::net::TcpStream::connect(addr).await?;
         stream

@@ -189,3 +189,37 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     std::fs::write(path, contents)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(args: &[&str]) -> Settings {
+        let dir = std::env::temp_dir().join(format!("tenantql-settings-{}", uuid::Uuid::new_v4()));
+        let mut argv = vec!["tenantql", "--data-dir", dir.to_str().expect("utf-8 path")];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv).expect("parses").settings
+    }
+
+    fn error(args: &[&str]) -> String {
+        format!("{:#}", settings(args).into_config().expect_err("must be refused"))
+    }
+
+    #[test]
+    fn the_embedded_default_needs_no_settings() {
+        let config = settings(&[]).into_config().expect("defaults are valid");
+        assert!(config.database_url.expose_secret().starts_with("sqlite://"));
+        assert!(config.jwt_secret.expose_secret().len() >= MIN_JWT_SECRET_BYTES);
+        assert_eq!(config.listen_addr.to_string(), "127.0.0.1:8000");
+    }
+
+    #[test]
+    fn invalid_settings_are_refused_with_a_clear_message() {
+        assert!(error(&["--database-url", "mysql://x"]).contains("DATABASE_URL"));
+        assert!(error(&["--jwt-secret", "short"]).contains("at least 32 bytes"));
+        assert!(error(&["--environment", "production"]).contains("JWT_SECRET is required"));
+        assert!(error(&["--cors-origins", "app.example.com"]).contains("CORS_ORIGINS"));
+        assert!(error(&["--base-domain", "http://x.com"]).contains("BASE_DOMAIN"));
+        assert!(Cli::try_parse_from(["tenantql", "--listen-addr", "nowhere"]).is_err());
+    }
+}

@@ -2,6 +2,7 @@
 
 use sea_orm_migration::{prelude::*, schema::*};
 
+use crate::helpers::{cascade, index, timestamps};
 use crate::rls::{create_app_role, protect_tenant_table};
 
 pub struct Migration;
@@ -10,21 +11,6 @@ impl MigrationName for Migration {
     fn name(&self) -> &str {
         "m20261125_000001_foundation"
     }
-}
-
-fn timestamps(table: &mut TableCreateStatement) -> &mut TableCreateStatement {
-    table
-        .col(timestamp_with_time_zone("created_at"))
-        .col(timestamp_with_time_zone("updated_at"))
-}
-
-fn index(name: &str, table: &str, columns: &[&'static str]) -> IndexCreateStatement {
-    let mut index = Index::create();
-    index.name(name).table(Alias::new(table));
-    for column in columns {
-        index.col(Alias::new(*column));
-    }
-    index.to_owned()
 }
 
 #[async_trait::async_trait]
@@ -73,18 +59,12 @@ impl MigrationTrait for Migration {
                         .col(uuid("organization_id"))
                         .col(uuid("user_id"))
                         .col(string_len("role", 16))
-                        .foreign_key(
-                            ForeignKey::create()
-                                .from("organization_members", "organization_id")
-                                .to("organizations", "id")
-                                .on_delete(ForeignKeyAction::Cascade),
-                        )
-                        .foreign_key(
-                            ForeignKey::create()
-                                .from("organization_members", "user_id")
-                                .to("users", "id")
-                                .on_delete(ForeignKeyAction::Cascade),
-                        ),
+                        .foreign_key(&mut cascade(
+                            "organization_members",
+                            "organization_id",
+                            "organizations",
+                        ))
+                        .foreign_key(&mut cascade("organization_members", "user_id", "users")),
                 )
                 .to_owned(),
             )
@@ -126,12 +106,7 @@ impl MigrationTrait for Migration {
                         .col(string_len("slug", 48))
                         .col(string_len("name", 100))
                         .col(text_null("description"))
-                        .foreign_key(
-                            ForeignKey::create()
-                                .from("projects", "organization_id")
-                                .to("organizations", "id")
-                                .on_delete(ForeignKeyAction::Cascade),
-                        ),
+                        .foreign_key(&mut cascade("projects", "organization_id", "organizations")),
                 )
                 .to_owned(),
             )
@@ -158,24 +133,13 @@ impl MigrationTrait for Migration {
                         .col(uuid("project_id"))
                         .col(uuid("user_id"))
                         .col(string_len("role", 16))
-                        .foreign_key(
-                            ForeignKey::create()
-                                .from("project_members", "organization_id")
-                                .to("organizations", "id")
-                                .on_delete(ForeignKeyAction::Cascade),
-                        )
-                        .foreign_key(
-                            ForeignKey::create()
-                                .from("project_members", "project_id")
-                                .to("projects", "id")
-                                .on_delete(ForeignKeyAction::Cascade),
-                        )
-                        .foreign_key(
-                            ForeignKey::create()
-                                .from("project_members", "user_id")
-                                .to("users", "id")
-                                .on_delete(ForeignKeyAction::Cascade),
-                        ),
+                        .foreign_key(&mut cascade(
+                            "project_members",
+                            "organization_id",
+                            "organizations",
+                        ))
+                        .foreign_key(&mut cascade("project_members", "project_id", "projects"))
+                        .foreign_key(&mut cascade("project_members", "user_id", "users")),
                 )
                 .to_owned(),
             )
@@ -216,18 +180,8 @@ impl MigrationTrait for Migration {
                         .col(timestamp_with_time_zone_null("expires_at"))
                         .col(timestamp_with_time_zone_null("last_used_at"))
                         .col(timestamp_with_time_zone_null("revoked_at"))
-                        .foreign_key(
-                            ForeignKey::create()
-                                .from("api_keys", "organization_id")
-                                .to("organizations", "id")
-                                .on_delete(ForeignKeyAction::Cascade),
-                        )
-                        .foreign_key(
-                            ForeignKey::create()
-                                .from("api_keys", "project_id")
-                                .to("projects", "id")
-                                .on_delete(ForeignKeyAction::Cascade),
-                        ),
+                        .foreign_key(&mut cascade("api_keys", "organization_id", "organizations"))
+                        .foreign_key(&mut cascade("api_keys", "project_id", "projects")),
                 )
                 .to_owned(),
             )
@@ -249,12 +203,7 @@ impl MigrationTrait for Migration {
                         .col(timestamp_with_time_zone("expires_at"))
                         .col(timestamp_with_time_zone_null("rotated_at"))
                         .col(timestamp_with_time_zone_null("revoked_at"))
-                        .foreign_key(
-                            ForeignKey::create()
-                                .from("sessions", "user_id")
-                                .to("users", "id")
-                                .on_delete(ForeignKeyAction::Cascade),
-                        ),
+                        .foreign_key(&mut cascade("sessions", "user_id", "users")),
                 )
                 .to_owned(),
             )

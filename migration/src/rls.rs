@@ -11,7 +11,7 @@ pub const APP_ROLE: &str = "tenantql_app";
 /// transaction. `(select …)` makes PostgreSQL read the setting once per statement;
 /// `NULLIF` turns the empty string left behind by an ended local setting into NULL.
 fn tenant_predicate(key_column: &str) -> String {
-    format!("{key_column} = (SELECT NULLIF(current_setting('app.organization_id', true), '')::uuid)")
+    format!("{key_column} = {CURRENT_ORGANIZATION}")
 }
 
 /// Creates the application role once per cluster and lets the migrating role switch to it.
@@ -59,3 +59,7 @@ pub async fn protect_tenant_table(
         .await?;
     Ok(())
 }
+
+/// The organization set for the current transaction, as SQL.
+pub const CURRENT_ORGANIZATION: &str =
+    "(SELECT NULLIF(current_setting('app.organization_id', true), '')::uuid)";

@@ -1,7 +1,10 @@
 //! The integration suite: one binary, the real server over HTTP and websockets, every
 //! scenario on SQLite and on PostgreSQL.
 
-#![expect(clippy::unwrap_used, reason = "in a test, a failed unwrap is a failed assertion")]
+#![expect(
+    clippy::unwrap_used,
+    reason = "in a test, a failed unwrap is a failed assertion"
+)]
 
 mod helpers;
 
