@@ -7,6 +7,7 @@
 //!     cargo bench --bench scoped_list                      # 1,000 orgs, 10 s at 8 and 32
 //!     cargo bench --bench scoped_list -- --seconds 30 --connections 8,32,64
 //!     cargo test --bench scoped_list -- --smoke            # tiny run for CI (debug build)
+//!     cargo bench --bench scoped_list -- --hold 120         # then drive it with wrk (bench/wrk.lua)
 
 #![expect(
     clippy::unwrap_used,
@@ -28,6 +29,8 @@ struct Options {
     projects_per_org: usize,
     seconds: u64,
     connections: Vec<usize>,
+    /// Keep serving the seeded database this many seconds, for an outside load generator.
+    hold: Option<u64>,
 }
 
 impl Options {
@@ -47,6 +50,7 @@ impl Options {
             connections: value("--connections").map_or(if smoke { vec![2] } else { vec![8, 32] }, |v| {
                 v.split(',').map(|n| n.parse().unwrap()).collect()
             }),
+            hold: value("--hold").map(|v| v.parse().unwrap()),
         }
     }
 }
@@ -210,6 +214,12 @@ async fn main() {
         .expect("the benchmark needs PostgreSQL (TEST_POSTGRES_URL)");
     seed(&app.owner_connection().await, &options).await;
     let url = app.graphql_url();
+    if let Some(seconds) = options.hold {
+        println!("serving {url} for {seconds} s; keys: tql_bench00000_{{40 digits of the org index}}");
+        println!("  wrk -t2 -c32 -d10s -s bench/wrk.lua {url} -- {}", options.orgs);
+        tokio::time::sleep(Duration::from_secs(seconds)).await;
+        return;
+    }
     // Warm the pool and the database's caches.
     drive(&url, options.orgs, 4, Duration::from_millis(500)).await;
     println!("projects(first: 20), random organization per request, API key auth, PostgreSQL with RLS");

@@ -1,9 +1,13 @@
 //! Who is calling: a person with an access token, or a bot with an API key.
 
-use chrono::{DateTime, Utc};
-use entity::OrgRole;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
-use crate::auth::api_key;
+use chrono::{DateTime, Utc};
+use entity::{OrgRole, api_key, organization};
+
+use crate::auth::api_key as key_format;
 use crate::auth::jwt::JwtKeys;
 use crate::auth::secret_token::constant_time_eq;
 use crate::error::{AppError, AppResult};
@@ -33,10 +37,58 @@ pub struct ApiKeyPrincipal {
     pub created_by: UserId,
 }
 
+/// How long a looked-up API key is reused without asking the database again.
+pub const API_KEY_CACHE_TTL: Duration = Duration::from_secs(5);
+const API_KEY_CACHE_CAPACITY: usize = 10_000;
+
+type CachedKey = (Instant, api_key::Model, organization::Model);
+
+/// API key rows by prefix for a few seconds, so a busy bot's requests skip a database round
+/// trip. Revoking a key forgets it here at once; other replicas stop accepting it within
+/// [`API_KEY_CACHE_TTL`]. Validity (secret, revocation, expiry) is still checked every time.
+#[derive(Default)]
+pub struct ApiKeyCache {
+    entries: Mutex<HashMap<String, CachedKey>>,
+}
+
+impl ApiKeyCache {
+    async fn find(&self, db: &Db, prefix: &str) -> AppResult<Option<(api_key::Model, organization::Model)>> {
+        if let Some((at, key, org)) = self.lock().get(prefix)
+            && at.elapsed() < API_KEY_CACHE_TTL
+        {
+            return Ok(Some((key.clone(), org.clone())));
+        }
+        let found = unscoped::find_api_key(db, prefix).await?;
+        if let Some((key, org)) = &found {
+            let mut entries = self.lock();
+            if entries.len() >= API_KEY_CACHE_CAPACITY {
+                entries.clear();
+            }
+            entries.insert(prefix.to_owned(), (Instant::now(), key.clone(), org.clone()));
+        }
+        Ok(found)
+    }
+
+    pub fn forget(&self, prefix: &str) {
+        self.lock().remove(prefix);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, CachedKey>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 /// Checks a presented bearer credential. Every failure is the same `UNAUTHENTICATED`, so a
 /// caller cannot tell an unknown key from an expired or revoked one.
-pub async fn authenticate(db: &Db, jwt: &JwtKeys, credential: &str) -> AppResult<Principal> {
-    if !api_key::looks_like_api_key(credential) {
+pub async fn authenticate(
+    db: &Db,
+    jwt: &JwtKeys,
+    api_keys: &ApiKeyCache,
+    credential: &str,
+) -> AppResult<Principal> {
+    if !key_format::looks_like_api_key(credential) {
         let claims = jwt.verify(credential)?;
         return Ok(Principal::User(UserPrincipal {
             id: claims.user,
@@ -44,8 +96,9 @@ pub async fn authenticate(db: &Db, jwt: &JwtKeys, credential: &str) -> AppResult
             expires_at: claims.expires_at,
         }));
     }
-    let (prefix, secret_hash) = api_key::parse(credential).ok_or(AppError::Unauthenticated)?;
-    let (key, org) = unscoped::find_api_key(db, prefix)
+    let (prefix, secret_hash) = key_format::parse(credential).ok_or(AppError::Unauthenticated)?;
+    let (key, org) = api_keys
+        .find(db, prefix)
         .await?
         .ok_or(AppError::Unauthenticated)?;
     let now = Utc::now();

@@ -119,6 +119,7 @@ impl ApiKeyMutation {
             .tenant()?
             .write(async |scoped| api_keys::revoke(scoped, id).await)
             .await?;
+        ctx.services().api_keys.forget(&key.prefix);
         Ok(ApiKey(key))
     }
 }

@@ -6,7 +6,7 @@ use async_graphql::Context;
 
 use crate::auth::Principal;
 use crate::auth::jwt::JwtKeys;
-use crate::auth::principal::{UserPrincipal, authenticate};
+use crate::auth::principal::{ApiKeyCache, UserPrincipal, authenticate};
 use crate::error::{AppError, AppResult};
 use crate::tenancy::resolve::{OrganizationHints, resolve_tenant};
 use crate::tenancy::{Db, Tenant, TenantContext};
@@ -15,6 +15,7 @@ use crate::tenancy::{Db, Tenant, TenantContext};
 pub struct Services {
     pub db: Db,
     pub jwt: Arc<JwtKeys>,
+    pub api_keys: ApiKeyCache,
 }
 
 /// Resolved once per request (or once per websocket connection), before any resolver.
@@ -33,7 +34,7 @@ impl RequestContext {
                 tenant: Err(AppError::Unauthenticated),
             };
         };
-        let principal = authenticate(&services.db, &services.jwt, credential).await;
+        let principal = authenticate(&services.db, &services.jwt, &services.api_keys, credential).await;
         let tenant = match &principal {
             Ok(principal) => resolve_tenant(&services.db, principal, hints).await.map(Arc::new),
             Err(_) => Err(AppError::Unauthenticated),

@@ -40,7 +40,11 @@ pub const MAX_COMPLEXITY: usize = 1_000;
 
 pub fn build_schema(db: Db, jwt: Arc<JwtKeys>) -> AppSchema {
     Schema::build(QueryRoot::default(), MutationRoot::default(), EmptySubscription)
-        .data(Services { db, jwt })
+        .data(Services {
+            db,
+            jwt,
+            api_keys: Default::default(),
+        })
         .extension(errors::ErrorPresenter)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)

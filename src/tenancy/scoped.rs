@@ -12,8 +12,8 @@ use std::sync::Arc;
 use entity::{ProjectRole, project, project_member};
 use migration::APP_ROLE;
 use sea_orm::{
-    AccessMode, ActiveModelBehavior, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction,
-    DbBackend, DeleteMany, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select,
+    ActiveModelBehavior, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend,
+    DeleteMany, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select,
     SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait, UpdateMany,
 };
 use uuid::Uuid;
@@ -37,9 +37,9 @@ pub enum Access {
 /// a read-then-write never fails midway on a lock upgrade.
 pub async fn begin_tenant_transaction(db: &Db, org: OrgId, access: Access) -> AppResult<DatabaseTransaction> {
     let backend = db.backend();
+    // No `READ ONLY` for reads on PostgreSQL: it costs a round trip of its own, and the
+    // app role's grants and policies are the lock that matters.
     let options = TransactionOptions {
-        access_mode: (backend == DbBackend::Postgres && access == Access::Read)
-            .then_some(AccessMode::ReadOnly),
         sqlite_transaction_mode: (backend == DbBackend::Sqlite && access == Access::Write)
             .then_some(SqliteTransactionMode::Immediate),
         ..Default::default()

@@ -53,37 +53,25 @@ pub async fn organization_slug_taken(db: &Db, slug: &str) -> AppResult<bool> {
 pub async fn memberships_of(db: &Db, user: UserId) -> AppResult<Vec<(organization::Model, OrgRole)>> {
     let rows = organization_member::Entity::find()
         .filter(organization_member::Column::UserId.eq(user.0))
+        .find_also_related(organization::Entity)
         .order_by_asc(organization_member::Column::Id)
         .all(&db.conn)
         .await?;
-    let org_ids: Vec<Uuid> = rows.iter().map(|member| member.organization_id).collect();
-    let mut orgs: HashMap<Uuid, organization::Model> = organization::Entity::find()
-        .filter(organization::Column::Id.is_in(org_ids))
-        .all(&db.conn)
-        .await?
-        .into_iter()
-        .map(|org| (org.id, org))
-        .collect();
     Ok(rows
         .into_iter()
-        .filter_map(|member| orgs.remove(&member.organization_id).map(|org| (org, member.role)))
+        .filter_map(|(member, org)| org.map(|org| (org, member.role)))
         .collect())
 }
 
 /// The API key with this prefix and the organization it belongs to, revoked or not:
 /// the caller decides validity.
 pub async fn find_api_key(db: &Db, prefix: &str) -> AppResult<Option<(api_key::Model, organization::Model)>> {
-    let Some(key) = api_key::Entity::find()
+    let found = api_key::Entity::find()
         .filter(api_key::Column::Prefix.eq(prefix))
-        .one(&db.conn)
-        .await?
-    else {
-        return Ok(None);
-    };
-    let org = organization::Entity::find_by_id(key.organization_id)
+        .find_also_related(organization::Entity)
         .one(&db.conn)
         .await?;
-    Ok(org.map(|org| (key, org)))
+    Ok(found.and_then(|(key, org)| org.map(|org| (key, org))))
 }
 
 pub struct NewUser {

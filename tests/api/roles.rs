@@ -1,6 +1,5 @@
 //! The role matrix: viewers read, members build, admins manage, owners own; keys stay within bounds.
 
-use sea_orm::{ConnectionTrait, Statement};
 use serde_json::json;
 
 use crate::backend_tests;
@@ -383,36 +382,19 @@ async fn revoked_and_expired_api_keys_are_unauthenticated(app: TestApp) {
         "UNAUTHENTICATED"
     );
 
-    // An expired key is refused like an unknown one.
-    let expiring = acme.owner.gql("mutation { createApiKey(input: { name: \"soon\", role: MEMBER, expiresAt: \"2999-01-01T00:00:00Z\" }) { key apiKey { prefix } } }", json!({})).await;
-    let expiring_key = expiring.data("createApiKey")["key"].as_str().unwrap().to_owned();
-    let prefix = expiring.data("createApiKey")["apiKey"]["prefix"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let soon_bot = app.anonymous().header("x-api-key", &expiring_key);
-    assert!(
-        soon_bot
-            .gql(PROJECTS, json!({}))
-            .await
-            .data("projects")
-            .is_object()
-    );
-    let owner_db = app.owner_connection().await;
-    let backend = owner_db.get_database_backend();
-    let past_time = chrono::Utc::now() - chrono::Duration::minutes(1);
-    owner_db
-        .execute_raw(Statement::from_sql_and_values(
-            backend,
-            "UPDATE api_keys SET expires_at = $1 WHERE prefix = $2",
-            [past_time.into(), prefix.into()],
-        ))
-        .await
-        .unwrap();
-    assert_eq!(
-        soon_bot.gql(PROJECTS, json!({})).await.error_code(),
-        "UNAUTHENTICATED"
-    );
+    // A key is refused like an unknown one once its expiry passes.
+    let expires_at = (chrono::Utc::now() + chrono::Duration::seconds(2)).to_rfc3339();
+    let expiring = acme
+        .owner
+        .gql(
+            "mutation($at: DateTime!) { createApiKey(input: { name: \"soon\", role: MEMBER, expiresAt: $at }) { key } }",
+            json!({ "at": expires_at }),
+        )
+        .await;
+    let soon_bot = app.anonymous().header("x-api-key", expiring.data("createApiKey")["key"].as_str().unwrap());
+    assert!(soon_bot.gql(PROJECTS, json!({})).await.data("projects").is_object());
+    tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+    assert_eq!(soon_bot.gql(PROJECTS, json!({})).await.error_code(), "UNAUTHENTICATED");
 
     let past = acme
         .owner
