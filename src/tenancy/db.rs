@@ -21,6 +21,9 @@ impl Db {
             .max_connections(max_connections)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(5))
+            // A ping before every checkout would add a round trip to each request; a broken
+            // connection surfaces as an error on first use instead, and the pool replaces it.
+            .test_before_acquire(false)
             .sqlx_logging(false);
         if url.starts_with("sqlite:") {
             // One writer at a time is SQLite's model; WAL lets readers proceed meanwhile.
