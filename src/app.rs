@@ -7,15 +7,15 @@ use std::time::Duration;
 
 use anyhow::Context;
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::auth::jwt::JwtKeys;
 use crate::graphql::{self, AppSchema};
 use crate::http;
+use crate::jobs::{EventBus, Jobs};
 use crate::settings::Config;
 use crate::tenancy::Db;
-
-/// Connections still open this long after shutdown was asked for are dropped.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 pub struct App {
     acceptor: TcpAcceptor,
@@ -23,6 +23,7 @@ pub struct App {
     schema: AppSchema,
     config: Config,
     db: Db,
+    jobs: Arc<Jobs>,
 }
 
 impl App {
@@ -32,7 +33,12 @@ impl App {
         if config.auto_migrate {
             db.migrate().await?;
         }
-        let schema = graphql::build_schema(db.clone(), Arc::new(JwtKeys::new(&config.jwt_secret)));
+        let jobs = Arc::new(Jobs::new(Arc::new(EventBus::new(None)), config.worker));
+        let schema = graphql::build_schema(
+            db.clone(),
+            Arc::new(JwtKeys::new(&config.jwt_secret)),
+            jobs.clone(),
+        );
         let acceptor = TcpListener::bind(config.listen_addr)
             .into_acceptor()
             .await
@@ -48,6 +54,7 @@ impl App {
             schema,
             config,
             db,
+            jobs,
         })
     }
 
@@ -60,14 +67,59 @@ impl App {
         &self.db
     }
 
-    /// Serves until `shutdown` completes, then lets open requests finish for a grace period.
+    /// Serves (and runs job workers) until `shutdown` completes. Then workers stop claiming,
+    /// websockets close with 1012 so clients reconnect elsewhere, and open requests and
+    /// running job steps get the grace period to finish; jobs still running after it are
+    /// released back to the queue or, if aborted, retried once their lease expires.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let routes = http::routes(self.schema, &self.config);
+        let (stopping, stop) = watch::channel(false);
+        let workers = self.jobs.spawn_workers(&self.db, self.config.workers, &stop);
+        let routes = http::routes(self.schema, &self.config, stop);
+        let grace = self.config.shutdown_grace;
+        let signal = async move {
+            shutdown.await;
+            let _ = stopping.send(true);
+        };
         poem::Server::new_with_acceptor(self.acceptor)
-            .run_with_graceful_shutdown(routes, shutdown, Some(SHUTDOWN_GRACE))
+            .run_with_graceful_shutdown(routes, signal, Some(grace))
             .await
             .context("server error")?;
+        stop_workers(workers, grace).await;
         self.db.close().await;
         Ok(())
     }
+}
+
+/// Waits up to `grace` for workers to finish their current step and release their jobs.
+pub async fn stop_workers(workers: Vec<JoinHandle<()>>, grace: Duration) {
+    let aborts: Vec<_> = workers.iter().map(JoinHandle::abort_handle).collect();
+    if tokio::time::timeout(grace, futures_util::future::join_all(workers))
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "workers did not stop within the grace period; their jobs are retried after their leases"
+        );
+        aborts.iter().for_each(tokio::task::AbortHandle::abort);
+    }
+}
+
+/// A worker-only process: no HTTP, just job workers until `shutdown`.
+pub async fn run_workers(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let db = Db::connect(&config.database_url, config.db_max_connections).await?;
+    if config.auto_migrate {
+        db.migrate().await?;
+    }
+    let jobs = Jobs::new(Arc::new(EventBus::new(None)), config.worker);
+    let (stopping, stop) = watch::channel(false);
+    let workers = jobs.spawn_workers(&db, config.workers.max(1), &stop);
+    tracing::info!(workers = config.workers.max(1), "tenantql worker is running");
+    shutdown.await;
+    let _ = stopping.send(true);
+    stop_workers(workers, config.shutdown_grace).await;
+    db.close().await;
+    Ok(())
 }

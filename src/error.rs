@@ -94,11 +94,28 @@ pub fn duplicate_as<E: Into<AppError>>(
     }
 }
 
+/// For `map_err` on a write naming another row: a foreign key pointing nowhere becomes a
+/// `BAD_USER_INPUT` naming `field`.
+pub fn missing_reference_as<E: Into<AppError>>(
+    field: &'static str,
+    message: &'static str,
+) -> impl FnOnce(E) -> AppError {
+    move |error| match error.into() {
+        AppError::Internal(cause)
+            if matches!(sql_err(&cause), Some(SqlErr::ForeignKeyConstraintViolation(_))) =>
+        {
+            AppError::bad_input(field, message)
+        }
+        other => other,
+    }
+}
+
+fn sql_err(cause: &anyhow::Error) -> Option<SqlErr> {
+    cause.downcast_ref::<DbErr>().and_then(DbErr::sql_err)
+}
+
 fn is_unique_violation(cause: &anyhow::Error) -> bool {
-    matches!(
-        cause.downcast_ref::<DbErr>().and_then(DbErr::sql_err),
-        Some(SqlErr::UniqueConstraintViolation(_))
-    )
+    matches!(sql_err(cause), Some(SqlErr::UniqueConstraintViolation(_)))
 }
 
 pub type AppResult<T> = Result<T, AppError>;

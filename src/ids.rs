@@ -37,6 +37,9 @@ typed_id!(
     ProjectId,
     UserId,
     ApiKeyId,
+    AgentId,
+    /// One run of an agent.
+    JobId,
     /// One rotation chain of refresh tokens, i.e. one sign-in.
     SessionFamilyId,
 );

@@ -11,6 +11,8 @@ pub mod graphql;
 /// poem endpoints and middleware: GraphQL over HTTP and websocket, GraphiQL, health, request ids.
 pub mod http;
 pub mod ids;
+/// Agent jobs at run time: event bus, workers, runners, live streams, replica links.
+pub mod jobs;
 pub mod settings;
 pub mod telemetry;
 /// Who the tenant is, and the only way to reach tenant-owned rows.

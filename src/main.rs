@@ -30,6 +30,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Db::connect(&config.database_url, 1).await?.migrate().await?;
             tracing::info!("migrations applied");
         }
+        Command::Worker => {
+            let config = cli.settings.into_config()?;
+            tenantql::app::run_workers(config, shutdown_signal()).await?;
+        }
         Command::Serve => {
             let config = cli.settings.into_config()?;
             let started = std::time::Instant::now();

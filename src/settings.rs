@@ -2,11 +2,14 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use base64::Engine;
 use clap::{Parser, Subcommand, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
+
+use crate::jobs::WorkerConfig;
 
 #[derive(Debug, Parser)]
 #[command(name = "tenantql", version, about = "A multi-tenant GraphQL API server")]
@@ -27,6 +30,8 @@ pub enum Command {
     PrintSchema,
     /// Exit 0 when the server at LISTEN_ADDR answers /healthz, else 1 (for container health checks).
     Healthcheck,
+    /// Run job workers only, no HTTP (for worker-only replicas).
+    Worker,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -69,6 +74,19 @@ pub struct Settings {
     /// run `tenantql migrate` as a one-shot step instead.
     #[arg(long, env = "AUTO_MIGRATE", default_value_t = true, action = clap::ArgAction::Set, global = true)]
     pub auto_migrate: bool,
+    /// Job workers in this process (0 for an API-only replica).
+    #[arg(long, env = "WORKERS", default_value_t = 2, global = true)]
+    pub workers: usize,
+    /// Seconds a worker's claim on a job lasts without renewal; a crashed worker's job is
+    /// retried after this.
+    #[arg(long, env = "JOB_LEASE_SECONDS", default_value_t = 30, global = true)]
+    pub job_lease_seconds: u64,
+    /// Milliseconds before the first retry of a failed job; doubled for each further one.
+    #[arg(long, env = "JOB_RETRY_BASE_MS", default_value_t = 1_000, global = true)]
+    pub job_retry_base_ms: u64,
+    /// Seconds running jobs and open connections get to finish when the server stops.
+    #[arg(long, env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 10, global = true)]
+    pub shutdown_grace_seconds: u64,
     /// Where the embedded default keeps its SQLite file and generated secrets.
     #[arg(long, env = "DATA_DIR", default_value = "./data", global = true)]
     pub data_dir: PathBuf,
@@ -86,6 +104,9 @@ pub struct Config {
     pub log_format: LogFormat,
     pub environment: Environment,
     pub auto_migrate: bool,
+    pub workers: usize,
+    pub worker: WorkerConfig,
+    pub shutdown_grace: Duration,
 }
 
 const MIN_JWT_SECRET_BYTES: usize = 32;
@@ -138,6 +159,9 @@ impl Settings {
                 );
             }
         }
+        if self.job_lease_seconds < 2 {
+            bail!("JOB_LEASE_SECONDS must be at least 2");
+        }
         if self.db_max_connections == 0 {
             bail!("DB_MAX_CONNECTIONS must be at least 1");
         }
@@ -151,6 +175,13 @@ impl Settings {
             log_format: self.log_format,
             environment: self.environment,
             auto_migrate: self.auto_migrate,
+            workers: self.workers,
+            worker: WorkerConfig {
+                lease: Duration::from_secs(self.job_lease_seconds),
+                retry_base: Duration::from_millis(self.job_retry_base_ms),
+                poll: Duration::from_millis(250),
+            },
+            shutdown_grace: Duration::from_secs(self.shutdown_grace_seconds),
         })
     }
 }

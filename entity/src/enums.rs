@@ -80,3 +80,43 @@ pub enum Plan {
     #[sea_orm(string_value = "ENTERPRISE")]
     Enterprise,
 }
+
+/// Who may use an agent besides its own organization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+pub enum AgentSharing {
+    /// Only the owning organization.
+    #[sea_orm(string_value = "PRIVATE")]
+    Private,
+    /// Every organization, read-only.
+    #[sea_orm(string_value = "GLOBAL")]
+    Global,
+    /// The organizations listed in `agent_shares`, read-only.
+    #[sea_orm(string_value = "SELECTIVE")]
+    Selective,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+pub enum JobStatus {
+    #[sea_orm(string_value = "QUEUED")]
+    Queued,
+    #[sea_orm(string_value = "RUNNING")]
+    Running,
+    #[sea_orm(string_value = "SUCCEEDED")]
+    Succeeded,
+    #[sea_orm(string_value = "FAILED")]
+    Failed,
+    #[sea_orm(string_value = "CANCELLED")]
+    Cancelled,
+}
+
+impl JobStatus {
+    /// A job in a terminal status never changes again.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            JobStatus::Succeeded | JobStatus::Failed | JobStatus::Cancelled
+        )
+    }
+}

@@ -1,5 +1,9 @@
 //! sea-orm models of tenantql's tables, one file per table; no behaviour beyond data.
 
+pub mod agent;
+pub mod agent_job;
+pub mod agent_job_event;
+pub mod agent_share;
 pub mod api_key;
 pub mod enums;
 pub mod organization;
@@ -9,4 +13,4 @@ pub mod project_member;
 pub mod session;
 pub mod user;
 
-pub use enums::{OrgKind, OrgRole, Plan, ProjectRole};
+pub use enums::{AgentSharing, JobStatus, OrgKind, OrgRole, Plan, ProjectRole};

@@ -4,6 +4,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod helpers;
 mod m20261125_000001_foundation;
+mod m20261125_000002_agent_jobs;
 mod rls;
 
 pub use rls::APP_ROLE;
@@ -13,6 +14,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261125_000001_foundation::Migration)]
+        vec![
+            Box::new(m20261125_000001_foundation::Migration),
+            Box::new(m20261125_000002_agent_jobs::Migration),
+        ]
     }
 }

@@ -60,6 +60,26 @@ pub async fn protect_tenant_table(
     Ok(())
 }
 
+/// Adds a read-only policy: rows matching `predicate` become visible to other tenants too
+/// (policies of one command are OR-ed), while writes stay bound by `tenant_isolation`.
+pub async fn add_read_policy(
+    manager: &SchemaManager<'_>,
+    table: &str,
+    name: &str,
+    predicate: &str,
+) -> Result<(), DbErr> {
+    if manager.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    manager
+        .get_connection()
+        .execute_unprepared(&format!(
+            "CREATE POLICY {name} ON {table} FOR SELECT USING ({predicate});"
+        ))
+        .await?;
+    Ok(())
+}
+
 /// The organization set for the current transaction, as SQL.
 pub const CURRENT_ORGANIZATION: &str =
     "(SELECT NULLIF(current_setting('app.organization_id', true), '')::uuid)";

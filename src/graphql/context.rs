@@ -8,6 +8,8 @@ use crate::auth::Principal;
 use crate::auth::jwt::JwtKeys;
 use crate::auth::principal::{ApiKeyCache, UserPrincipal, authenticate};
 use crate::error::{AppError, AppResult};
+use crate::jobs::Jobs;
+use crate::jobs::stream::Liveness;
 use crate::tenancy::resolve::{OrganizationHints, resolve_tenant};
 use crate::tenancy::{Db, Tenant, TenantContext};
 
@@ -16,6 +18,7 @@ pub struct Services {
     pub db: Db,
     pub jwt: Arc<JwtKeys>,
     pub api_keys: ApiKeyCache,
+    pub jobs: Arc<Jobs>,
 }
 
 /// Resolved once per request (or once per websocket connection), before any resolver.
@@ -24,6 +27,9 @@ pub struct Services {
 pub struct RequestContext {
     principal: AppResult<Principal>,
     tenant: AppResult<Arc<TenantContext>>,
+    /// Kept so a long-lived subscription can check the caller again later.
+    credential: Option<String>,
+    hints: OrganizationHints,
 }
 
 impl RequestContext {
@@ -32,6 +38,8 @@ impl RequestContext {
             return Self {
                 principal: Err(AppError::Unauthenticated),
                 tenant: Err(AppError::Unauthenticated),
+                credential: None,
+                hints: hints.clone(),
             };
         };
         let principal = authenticate(&services.db, &services.jwt, &services.api_keys, credential).await;
@@ -39,7 +47,46 @@ impl RequestContext {
             Ok(principal) => resolve_tenant(&services.db, principal, hints).await.map(Arc::new),
             Err(_) => Err(AppError::Unauthenticated),
         };
-        Self { principal, tenant }
+        Self {
+            principal,
+            tenant,
+            credential: Some(credential.to_owned()),
+            hints: hints.clone(),
+        }
+    }
+
+    /// What ends a live stream of this caller: the access token's expiry, or a fresh
+    /// resolution that fails (credential revoked, membership removed) or yields less access.
+    pub fn liveness(&self, services: Arc<Services>) -> AppResult<Liveness> {
+        let before = self.tenant_context()?.clone();
+        let expires_at = match self.principal()? {
+            Principal::User(user) => Some(user.expires_at),
+            Principal::ApiKey(_) => None,
+        };
+        let (credential, hints) = (self.credential.clone(), self.hints.clone());
+        let recheck = move || {
+            let (services, before, credential, hints) = (
+                services.clone(),
+                before.clone(),
+                credential.clone(),
+                hints.clone(),
+            );
+            Box::pin(async move {
+                let now = Self::resolve(&services, credential.as_deref(), &hints).await;
+                let after = now.tenant_context()?;
+                if after.org != before.org
+                    || after.role < before.role
+                    || after.only_project != before.only_project
+                {
+                    return Err(AppError::forbidden("your access to this organization changed"));
+                }
+                Ok(())
+            }) as std::pin::Pin<Box<dyn std::future::Future<Output = AppResult<()>> + Send>>
+        };
+        Ok(Liveness {
+            expires_at,
+            recheck: Box::new(recheck),
+        })
     }
 
     pub fn principal(&self) -> AppResult<&Principal> {
@@ -61,7 +108,7 @@ fn replay(error: &AppError) -> AppError {
 }
 
 pub trait ContextExt {
-    fn services(&self) -> &Services;
+    fn services(&self) -> &Arc<Services>;
     fn request(&self) -> AppResult<&RequestContext>;
     fn principal(&self) -> AppResult<&Principal>;
     /// The signed-in person; API keys are `FORBIDDEN` here.
@@ -71,8 +118,8 @@ pub trait ContextExt {
 }
 
 impl ContextExt for Context<'_> {
-    fn services(&self) -> &Services {
-        self.data_unchecked::<Services>()
+    fn services(&self) -> &Arc<Services> {
+        self.data_unchecked::<Arc<Services>>()
     }
 
     fn request(&self) -> AppResult<&RequestContext> {

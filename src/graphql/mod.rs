@@ -1,17 +1,20 @@
 pub mod accounts;
+pub mod agents;
 pub mod api_keys;
 pub mod context;
 pub mod errors;
 pub mod guards;
+pub mod jobs;
 pub mod organizations;
 pub mod pagination;
 pub mod projects;
 
 use std::sync::Arc;
 
-use async_graphql::{EmptySubscription, MergedObject, Schema};
+use async_graphql::{MergedObject, Schema};
 
 use crate::auth::jwt::JwtKeys;
+use crate::jobs::Jobs;
 use crate::tenancy::Db;
 
 pub use context::{RequestContext, Services};
@@ -22,6 +25,8 @@ pub struct QueryRoot(
     organizations::OrganizationQuery,
     projects::ProjectQuery,
     api_keys::ApiKeyQuery,
+    agents::AgentQuery,
+    jobs::JobQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -30,30 +35,41 @@ pub struct MutationRoot(
     organizations::OrganizationMutation,
     projects::ProjectMutation,
     api_keys::ApiKeyMutation,
+    agents::AgentMutation,
+    jobs::JobMutation,
 );
 
-pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+pub type AppSchema = Schema<QueryRoot, MutationRoot, jobs::SubscriptionRoot>;
 
 /// Limits that keep one request from costing the server more than a page of work.
 pub const MAX_DEPTH: usize = 12;
 pub const MAX_COMPLEXITY: usize = 1_000;
 
-pub fn build_schema(db: Db, jwt: Arc<JwtKeys>) -> AppSchema {
-    Schema::build(QueryRoot::default(), MutationRoot::default(), EmptySubscription)
-        .data(Services {
-            db,
-            jwt,
-            api_keys: Default::default(),
-        })
-        .extension(errors::ErrorPresenter)
-        .limit_depth(MAX_DEPTH)
-        .limit_complexity(MAX_COMPLEXITY)
-        .finish()
+pub fn build_schema(db: Db, jwt: Arc<JwtKeys>, jobs: Arc<Jobs>) -> AppSchema {
+    Schema::build(
+        QueryRoot::default(),
+        MutationRoot::default(),
+        jobs::SubscriptionRoot,
+    )
+    .data(Arc::new(Services {
+        db,
+        jwt,
+        api_keys: Default::default(),
+        jobs,
+    }))
+    .extension(errors::ErrorPresenter)
+    .limit_depth(MAX_DEPTH)
+    .limit_complexity(MAX_COMPLEXITY)
+    .finish()
 }
 
 /// The SDL the server serves; `schema.graphql` must equal it.
 pub fn sdl() -> String {
-    Schema::build(QueryRoot::default(), MutationRoot::default(), EmptySubscription)
-        .finish()
-        .sdl()
+    Schema::build(
+        QueryRoot::default(),
+        MutationRoot::default(),
+        jobs::SubscriptionRoot,
+    )
+    .finish()
+    .sdl()
 }

@@ -8,14 +8,13 @@ use std::sync::Arc;
 
 use async_graphql::Variables;
 use async_graphql::parser::types::OperationType;
-use async_graphql_poem::{GraphQLProtocol, GraphQLWebSocket};
 use poem::http::{HeaderMap, StatusCode, header};
 use poem::web::websocket::WebSocket;
 use poem::web::{Data, Query};
 use poem::{Body, IntoResponse, Request, Response, handler};
 use serde_json::{Map, Value, json};
 
-use super::HttpState;
+use super::{HttpState, websocket};
 use crate::graphql::RequestContext;
 use crate::tenancy::resolve::OrganizationHints;
 
@@ -204,17 +203,11 @@ pub async fn post(req: &Request, body: Body, Data(state): Data<&Arc<HttpState>>)
 pub async fn get(
     req: &Request,
     websocket: Option<WebSocket>,
-    protocol: Option<GraphQLProtocol>,
     Query(query): Query<std::collections::HashMap<String, String>>,
     Data(state): Data<&Arc<HttpState>>,
 ) -> Response {
     if let Some(websocket) = websocket {
-        return match protocol {
-            Some(protocol) => subscribe(req, websocket, protocol, state.clone()),
-            None => StatusCode::BAD_REQUEST
-                .with_body("use the graphql-transport-ws or graphql-ws subprotocol")
-                .into_response(),
-        };
+        return upgrade(req, websocket, state.clone());
     }
     let Some(media) = MediaType::negotiate(req.headers()) else {
         return StatusCode::NOT_ACCEPTABLE.into_response();
@@ -340,61 +333,33 @@ async fn execute(req: &Request, state: &Arc<HttpState>, media: MediaType, params
         .body(body)
 }
 
-/// Websocket subscriptions. Credentials and the organization travel in `connection_init`
-/// (`{"Authorization": "Bearer …"}` or `{"authToken": "…"}`, optionally
-/// `{"X-Organization-Id": "…"}`); headers of the upgrade request name the organization too.
-fn subscribe(
-    req: &Request,
-    websocket: WebSocket,
-    protocol: GraphQLProtocol,
-    state: Arc<HttpState>,
-) -> Response {
+/// Upgrades to a websocket speaking the subprotocol the client asked for.
+fn upgrade(req: &Request, websocket: WebSocket, state: Arc<HttpState>) -> Response {
+    let Some(protocol) = req
+        .headers()
+        .get(header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|value| value.to_str().ok())
+        .and_then(websocket::Protocol::from_header)
+    else {
+        return StatusCode::BAD_REQUEST
+            .with_body("use the graphql-transport-ws or graphql-ws subprotocol")
+            .into_response();
+    };
     if !origin_allowed(req.headers(), &state.cors_origins) {
         return StatusCode::FORBIDDEN
             .with_body("origin not allowed")
             .into_response();
     }
-    let upgrade_hints = organization_hints(req.headers(), state.base_domain.as_deref());
-    let upgrade_credential = credential(req.headers());
-    let schema = state.schema.clone();
+    let upgrade = websocket::Upgrade {
+        protocol,
+        hints: organization_hints(req.headers(), state.base_domain.as_deref()),
+        credential: credential(req.headers()),
+    };
+    let stopping = state.stopping.clone();
     websocket
-        .protocols(["graphql-transport-ws", "graphql-ws"])
-        .on_upgrade(move |stream| {
-            GraphQLWebSocket::new(stream, schema, protocol)
-                .on_connection_init(move |payload| async move {
-                    let mut hints = upgrade_hints;
-                    if let Some(named) = payload_str(
-                        &payload,
-                        &["X-Organization-Id", "x-organization-id", "organizationId"],
-                    ) {
-                        hints.header = Some(named);
-                    }
-                    let credential = payload_str(&payload, &["Authorization", "authorization"])
-                        .map(|value| {
-                            value
-                                .trim_start_matches("Bearer ")
-                                .trim_start_matches("bearer ")
-                                .to_owned()
-                        })
-                        .or_else(|| payload_str(&payload, &["authToken", "X-Api-Key", "x-api-key"]))
-                        .or(upgrade_credential);
-                    let context =
-                        RequestContext::resolve(state.services(), credential.as_deref(), &hints).await;
-                    if credential.is_some() && context.principal().is_err() {
-                        return Err(async_graphql::Error::new("invalid credentials"));
-                    }
-                    let mut data = async_graphql::Data::default();
-                    data.insert(context);
-                    Ok(data)
-                })
-                .serve()
-        })
+        .protocols([protocol.name()])
+        .on_upgrade(move |socket| websocket::serve(socket, state, upgrade, stopping))
         .into_response()
-}
-
-fn payload_str(payload: &Value, keys: &[&str]) -> Option<String> {
-    keys.iter()
-        .find_map(|key| payload.get(*key)?.as_str().map(str::to_owned))
 }
 
 /// Browsers do not apply CORS to websockets: a page from a foreign origin could open one

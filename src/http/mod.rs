@@ -2,11 +2,13 @@ pub mod graphiql;
 pub mod graphql;
 pub mod health;
 pub mod request_id;
+pub mod websocket;
 
 use std::sync::Arc;
 
 use poem::middleware::Cors;
 use poem::{Endpoint, EndpointExt, Route, get};
+use tokio::sync::watch;
 
 use crate::graphql::{AppSchema, Services};
 use crate::settings::Config;
@@ -14,21 +16,28 @@ use crate::settings::Config;
 /// What the HTTP layer needs besides the schema.
 pub struct HttpState {
     pub schema: AppSchema,
+    /// Turns true when the server begins to stop; websockets then close with 1012.
+    pub stopping: watch::Receiver<bool>,
     pub base_domain: Option<String>,
     pub cors_origins: Vec<String>,
 }
 
 impl HttpState {
-    pub fn services(&self) -> &Services {
+    pub fn services(&self) -> &Arc<Services> {
         self.schema
-            .data::<Services>()
+            .data::<Arc<Services>>()
             .expect("the schema is built with its services")
     }
 }
 
-pub fn routes(schema: AppSchema, config: &Config) -> impl Endpoint + 'static {
+pub fn routes(
+    schema: AppSchema,
+    config: &Config,
+    stopping: watch::Receiver<bool>,
+) -> impl Endpoint + 'static {
     let state = Arc::new(HttpState {
         schema,
+        stopping,
         base_domain: config.base_domain.clone(),
         cors_origins: config.cors_origins.clone(),
     });

@@ -2,12 +2,20 @@
 
 use entity::{OrgRole, ProjectRole};
 
-use crate::ids::{ApiKeyId, OrgId, ProjectId, UserId};
+use crate::ids::{ApiKeyId, JobId, OrgId, ProjectId, UserId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Actor {
     User(UserId),
-    ApiKey { id: ApiKeyId, created_by: UserId },
+    ApiKey {
+        id: ApiKeyId,
+        created_by: UserId,
+    },
+    /// A worker acting for a job, on behalf of whoever started it.
+    Job {
+        id: JobId,
+        started_by: UserId,
+    },
 }
 
 impl Actor {
@@ -16,6 +24,7 @@ impl Actor {
         match *self {
             Actor::User(user) => user,
             Actor::ApiKey { created_by, .. } => created_by,
+            Actor::Job { started_by, .. } => started_by,
         }
     }
 }
@@ -39,7 +48,7 @@ impl TenantContext {
     pub fn implied_project_role(&self) -> Option<ProjectRole> {
         match (self.actor, self.role) {
             (_, OrgRole::Owner | OrgRole::Admin) => Some(ProjectRole::Admin),
-            (Actor::ApiKey { .. }, OrgRole::Member) => Some(ProjectRole::Editor),
+            (Actor::ApiKey { .. } | Actor::Job { .. }, OrgRole::Member) => Some(ProjectRole::Editor),
             (_, OrgRole::Viewer) => Some(ProjectRole::Viewer),
             (Actor::User(_), OrgRole::Member) => None,
         }

@@ -9,11 +9,12 @@
 
 use std::sync::Arc;
 
-use entity::{ProjectRole, project, project_member};
+use entity::{AgentSharing, ProjectRole, agent, agent_share, project, project_member};
 use migration::APP_ROLE;
+use sea_orm::sea_query::{Condition, Query};
 use sea_orm::{
     ActiveModelBehavior, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend,
-    DeleteMany, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select,
+    DeleteMany, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select,
     SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait, UpdateMany,
 };
 use uuid::Uuid;
@@ -229,6 +230,33 @@ impl Scoped {
         } else {
             Ok(())
         }
+    }
+
+    /// Runs a scoped update and returns the rows it changed (none if the filter matched none).
+    pub async fn update_returning<E: TenantEntity>(&self, update: UpdateMany<E>) -> AppResult<Vec<E::Model>> {
+        Ok(update.exec_with_returning(&self.txn).await?)
+    }
+
+    /// Agents this tenant may read: its own, every GLOBAL one, and SELECTIVE ones shared
+    /// with it. Writes still go through [`Scoped::update`] and [`Scoped::delete`], which match
+    /// only the tenant's own.
+    pub fn select_readable_agents(&self) -> Select<agent::Entity> {
+        let org = self.ctx.org.0;
+        let shared_with_us = Query::select()
+            .column(agent_share::Column::AgentId)
+            .from(agent_share::Entity)
+            .and_where(agent_share::Column::SharedWithOrganizationId.eq(org))
+            .to_owned();
+        agent::Entity::find().filter(
+            Condition::any()
+                .add(agent::Column::OrganizationId.eq(org))
+                .add(agent::Column::Sharing.eq(AgentSharing::Global))
+                .add(
+                    Condition::all()
+                        .add(agent::Column::Sharing.eq(AgentSharing::Selective))
+                        .add(agent::Column::Id.in_subquery(shared_with_us)),
+                ),
+        )
     }
 
     pub fn update_many<E: TenantEntity>(&self) -> UpdateMany<E> {

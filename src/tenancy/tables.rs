@@ -11,6 +11,10 @@ pub const TENANT_TABLES: &[(&str, &str)] = &[
     ("projects", "organization_id"),
     ("project_members", "organization_id"),
     ("api_keys", "organization_id"),
+    ("agents", "organization_id"),
+    ("agent_shares", "organization_id"),
+    ("agent_jobs", "organization_id"),
+    ("agent_job_events", "organization_id"),
 ];
 
 /// A sea-orm entity whose rows belong to one organization.
@@ -47,3 +51,7 @@ tenant_entity!(organization_member, tenant = OrganizationId);
 tenant_entity!(project, tenant = OrganizationId, project = Id);
 tenant_entity!(project_member, tenant = OrganizationId, project = ProjectId);
 tenant_entity!(api_key, tenant = OrganizationId, project = ProjectId);
+tenant_entity!(agent, tenant = OrganizationId);
+tenant_entity!(agent_share, tenant = OrganizationId);
+tenant_entity!(agent_job, tenant = OrganizationId, project = ProjectId);
+tenant_entity!(agent_job_event, tenant = OrganizationId, project = ProjectId);

@@ -10,7 +10,9 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use entity::{OrgRole, api_key, organization, organization_member, session, user};
+use entity::{
+    JobStatus, OrgRole, agent_job, agent_job_event, api_key, organization, organization_member, session, user,
+};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
     TransactionTrait,
@@ -249,4 +251,101 @@ async fn revoke_family_in(conn: &impl sea_orm::ConnectionTrait, family: SessionF
         .exec(conn)
         .await?;
     Ok(())
+}
+
+/// Claims up to `limit` due jobs of any tenant for `worker`: queued ones whose time has come,
+/// and running ones whose worker stopped renewing its lease. Each claimed job is RUNNING,
+/// leased to `worker` until `lease_until`, one attempt further, and gets its RUNNING event in
+/// the same transaction. On PostgreSQL concurrent claimers skip each other's rows
+/// (`FOR UPDATE SKIP LOCKED`); SQLite has one writer at a time.
+pub async fn claim_jobs(
+    db: &Db,
+    worker: Uuid,
+    limit: u64,
+    lease_until: DateTime<Utc>,
+) -> AppResult<Vec<(agent_job::Model, agent_job_event::Model)>> {
+    use sea_orm::sea_query::{Expr, Func, LockBehavior, LockType};
+    use sea_orm::{Condition, DbBackend, ExprTrait, QuerySelect, SqliteTransactionMode, TransactionOptions};
+
+    let backend = db.backend();
+    let txn = db
+        .conn
+        .begin_with_options(TransactionOptions {
+            sqlite_transaction_mode: (backend == DbBackend::Sqlite)
+                .then_some(SqliteTransactionMode::Immediate),
+            ..Default::default()
+        })
+        .await?;
+    let now = Utc::now();
+    let due = Condition::any()
+        .add(
+            Condition::all()
+                .add(agent_job::Column::Status.eq(JobStatus::Queued))
+                .add(agent_job::Column::RunAfter.lte(now)),
+        )
+        .add(
+            Condition::all()
+                .add(agent_job::Column::Status.eq(JobStatus::Running))
+                .add(agent_job::Column::LeaseExpiresAt.lt(now)),
+        );
+    let mut candidates = agent_job::Entity::find()
+        .select_only()
+        .column(agent_job::Column::Id)
+        .filter(due)
+        .order_by_asc(agent_job::Column::RunAfter)
+        .limit(limit);
+    if backend == DbBackend::Postgres {
+        candidates = candidates.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+    }
+    let ids: Vec<Uuid> = candidates.into_tuple().all(&txn).await?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let jobs = agent_job::Entity::update_many()
+        .col_expr(agent_job::Column::Status, Expr::value(JobStatus::Running))
+        .col_expr(
+            agent_job::Column::Attempts,
+            Expr::col(agent_job::Column::Attempts).add(1),
+        )
+        .col_expr(
+            agent_job::Column::LastSeq,
+            Expr::col(agent_job::Column::LastSeq).add(1),
+        )
+        .col_expr(agent_job::Column::WorkerId, Expr::value(worker))
+        .col_expr(agent_job::Column::LeaseExpiresAt, Expr::value(lease_until))
+        .col_expr(
+            agent_job::Column::StartedAt,
+            Func::coalesce([Expr::col(agent_job::Column::StartedAt), Expr::value(now)]).into(),
+        )
+        .col_expr(agent_job::Column::UpdatedAt, Expr::value(now))
+        .filter(agent_job::Column::Id.is_in(ids))
+        .exec_with_returning(&txn)
+        .await?;
+    let events: Vec<agent_job_event::ActiveModel> = jobs
+        .iter()
+        .map(|job| agent_job_event::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            organization_id: Set(job.organization_id),
+            project_id: Set(job.project_id),
+            job_id: Set(job.id),
+            seq: Set(job.last_seq),
+            status: Set(JobStatus::Running),
+            progress: Set(job.progress),
+            message: Set(Some(format!(
+                "attempt {} of {} started",
+                job.attempts, job.max_attempts
+            ))),
+            created_at: Set(now),
+        })
+        .collect();
+    let events = agent_job_event::Entity::insert_many(events)
+        .exec_with_returning(&txn)
+        .await?;
+    txn.commit().await?;
+    let mut events: HashMap<Uuid, agent_job_event::Model> =
+        events.into_iter().map(|e| (e.job_id, e)).collect();
+    Ok(jobs
+        .into_iter()
+        .filter_map(|job| events.remove(&job.id).map(|event| (job, event)))
+        .collect())
 }

@@ -8,7 +8,10 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
 use secrecy::SecretString;
 use serde_json::{Value, json};
+use std::time::Duration;
+
 use tenantql::app::App;
+use tenantql::jobs::WorkerConfig;
 use tenantql::settings::{Config, Environment, LogFormat};
 use tenantql::tenancy::Db;
 use tokio::sync::oneshot;
@@ -95,6 +98,13 @@ impl TestApp {
             log_format: LogFormat::Pretty,
             environment: Environment::Development,
             auto_migrate: true,
+            workers: 2,
+            worker: WorkerConfig {
+                lease: Duration::from_secs(2),
+                retry_base: Duration::from_millis(100),
+                poll: Duration::from_millis(50),
+            },
+            shutdown_grace: Duration::from_secs(5),
         };
         adjust(&mut config);
         let app = App::build(config).await.expect("the server starts");

@@ -391,10 +391,22 @@ async fn revoked_and_expired_api_keys_are_unauthenticated(app: TestApp) {
             json!({ "at": expires_at }),
         )
         .await;
-    let soon_bot = app.anonymous().header("x-api-key", expiring.data("createApiKey")["key"].as_str().unwrap());
-    assert!(soon_bot.gql(PROJECTS, json!({})).await.data("projects").is_object());
+    let soon_bot = app.anonymous().header(
+        "x-api-key",
+        expiring.data("createApiKey")["key"].as_str().unwrap(),
+    );
+    assert!(
+        soon_bot
+            .gql(PROJECTS, json!({}))
+            .await
+            .data("projects")
+            .is_object()
+    );
     tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
-    assert_eq!(soon_bot.gql(PROJECTS, json!({})).await.error_code(), "UNAUTHENTICATED");
+    assert_eq!(
+        soon_bot.gql(PROJECTS, json!({})).await.error_code(),
+        "UNAUTHENTICATED"
+    );
 
     let past = acme
         .owner

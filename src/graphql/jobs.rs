@@ -1,0 +1,280 @@
+//! Agent jobs: start, cancel, read, and follow live over subscriptions.
+
+use std::sync::Arc;
+
+use async_graphql::connection::{Connection, Edge};
+use async_graphql::{Context, Enum, ID, InputObject, Json, Object, Result, SimpleObject, Subscription};
+use chrono::{DateTime, Utc};
+use entity::agent_job;
+use futures_util::{Stream, StreamExt};
+use serde_json::Value;
+
+use crate::domain::jobs::{self, Event};
+use crate::domain::{agents, projects};
+use crate::error::AppError;
+use crate::graphql::agents::Agent;
+use crate::graphql::context::ContextExt;
+use crate::graphql::guards::OrgRoleGuard;
+use crate::graphql::pagination::{Conn, MAX_PAGE_SIZE, connection, page_request, parse_id};
+use crate::graphql::projects::Project;
+use crate::ids::{AgentId, JobId, ProjectId};
+use crate::jobs::stream;
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "entity::JobStatus")]
+pub enum JobStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+/// One step of a job; `seq` counts 1, 2, … per job with no gaps.
+#[derive(SimpleObject)]
+pub struct AgentJobEvent {
+    pub job_id: ID,
+    pub seq: i64,
+    pub status: JobStatus,
+    pub progress: i32,
+    pub message: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+impl From<&Event> for AgentJobEvent {
+    fn from(event: &Event) -> Self {
+        Self {
+            job_id: ID(event.job_id.to_string()),
+            seq: event.seq,
+            status: event.status.into(),
+            progress: event.progress,
+            message: event.message.clone(),
+            at: event.created_at,
+        }
+    }
+}
+
+pub struct AgentJob(pub agent_job::Model);
+
+#[Object]
+impl AgentJob {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    /// The agent it ran; null once that agent was deleted or is no longer shared.
+    async fn agent(&self, ctx: &Context<'_>) -> Result<Option<Agent>> {
+        let Some(id) = self.0.agent_id else {
+            return Ok(None);
+        };
+        let agent = ctx
+            .tenant()?
+            .read(async |scoped| agents::get_readable(scoped, AgentId(id)).await)
+            .await;
+        Ok(agent.ok().map(Agent))
+    }
+
+    async fn project(&self, ctx: &Context<'_>) -> Result<Option<Project>> {
+        let id = ProjectId(self.0.project_id);
+        let project = ctx
+            .tenant()?
+            .read(async |scoped| projects::find(scoped, id).await)
+            .await?;
+        Ok(project.map(Project))
+    }
+
+    async fn status(&self) -> JobStatus {
+        self.0.status.into()
+    }
+
+    /// 0 to 100.
+    async fn progress(&self) -> i32 {
+        self.0.progress
+    }
+
+    async fn input(&self) -> Json<Value> {
+        Json(self.0.input.clone())
+    }
+
+    async fn output(&self) -> Option<Json<Value>> {
+        self.0.output.clone().map(Json)
+    }
+
+    /// The last failure, if any attempt failed.
+    async fn error(&self) -> Option<&str> {
+        self.0.error.as_deref()
+    }
+
+    async fn attempts(&self) -> i32 {
+        self.0.attempts
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    async fn started_at(&self) -> Option<DateTime<Utc>> {
+        self.0.started_at
+    }
+
+    async fn finished_at(&self) -> Option<DateTime<Utc>> {
+        self.0.finished_at
+    }
+
+    /// Its events in `seq` order; the cursor is the `seq`.
+    async fn events(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Connection<String, AgentJobEvent>> {
+        let first = first.unwrap_or(MAX_PAGE_SIZE);
+        if !(1..=MAX_PAGE_SIZE).contains(&first) {
+            return Err(
+                AppError::bad_input("first", format!("must be between 1 and {MAX_PAGE_SIZE}")).into(),
+            );
+        }
+        let after_seq = match &after {
+            Some(cursor) => cursor
+                .parse::<i64>()
+                .map_err(|_| AppError::bad_input("after", "not a cursor from this list"))?,
+            None => 0,
+        };
+        let job = JobId(self.0.id);
+        let mut events = ctx
+            .tenant()?
+            .read(async |scoped| jobs::events_after(scoped, job, after_seq, first as u64 + 1).await)
+            .await?;
+        let has_next = events.len() > first as usize;
+        events.truncate(first as usize);
+        let mut connection = Connection::new(after.is_some(), has_next);
+        connection.edges.extend(
+            events
+                .iter()
+                .map(|event| Edge::new(event.seq.to_string(), AgentJobEvent::from(event))),
+        );
+        Ok(connection)
+    }
+}
+
+#[derive(InputObject)]
+pub struct StartAgentJobInput {
+    pub agent_id: ID,
+    pub project_id: ID,
+    #[graphql(default_with = "Json(Value::Object(Default::default()))")]
+    pub input: Json<Value>,
+}
+
+#[derive(Default)]
+pub struct JobQuery;
+
+#[Object]
+impl JobQuery {
+    /// A project's jobs, newest first, optionally of one status.
+    async fn agent_jobs(
+        &self,
+        ctx: &Context<'_>,
+        project_id: ID,
+        status: Option<JobStatus>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Conn<AgentJob>> {
+        let project = ProjectId(parse_id("projectId", &project_id)?);
+        let page = page_request(first, after.as_deref())?;
+        let status = status.map(Into::into);
+        let page = ctx
+            .tenant()?
+            .read(async |scoped| jobs::list(scoped, project, status, page).await)
+            .await?;
+        Ok(connection(page, after.is_some(), |job| job.id, AgentJob))
+    }
+
+    async fn agent_job(&self, ctx: &Context<'_>, id: ID) -> Result<Option<AgentJob>> {
+        let id = JobId(parse_id("id", &id)?);
+        let job = ctx
+            .tenant()?
+            .read(async |scoped| jobs::get(scoped, id).await)
+            .await?;
+        Ok(Some(AgentJob(job)))
+    }
+}
+
+#[derive(Default)]
+pub struct JobMutation;
+
+#[Object]
+impl JobMutation {
+    /// Queues a run of an agent (the organization's own or one shared with it) in a project
+    /// where the caller may edit.
+    #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Member)")]
+    async fn start_agent_job(&self, ctx: &Context<'_>, input: StartAgentJobInput) -> Result<AgentJob> {
+        let agent = AgentId(parse_id("agentId", &input.agent_id)?);
+        let project = ProjectId(parse_id("projectId", &input.project_id)?);
+        let job_input = input.input.0;
+        let (job, event) = ctx
+            .tenant()?
+            .write(async |scoped| jobs::start(scoped, agent, project, job_input).await)
+            .await?;
+        let services = ctx.services();
+        services.jobs.bus.publish(event);
+        services.jobs.job_queued();
+        Ok(AgentJob(job))
+    }
+
+    /// Cancels a queued job at once, a running one at its next step.
+    #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Member)")]
+    async fn cancel_agent_job(&self, ctx: &Context<'_>, id: ID) -> Result<AgentJob> {
+        let id = JobId(parse_id("id", &id)?);
+        let (job, event) = ctx
+            .tenant()?
+            .write(async |scoped| jobs::cancel(scoped, id).await)
+            .await?;
+        if let Some(event) = event {
+            ctx.services().jobs.bus.publish(event);
+        }
+        Ok(AgentJob(job))
+    }
+}
+
+pub struct SubscriptionRoot;
+
+#[Subscription]
+impl SubscriptionRoot {
+    /// A job's events after `afterSeq` (stored ones first, then live), in order, ending after
+    /// the terminal one. Ends with an error when the caller's access ends.
+    async fn agent_job_progress(
+        &self,
+        ctx: &Context<'_>,
+        job_id: ID,
+        #[graphql(default = 0)] after_seq: i64,
+    ) -> Result<impl Stream<Item = Result<AgentJobEvent>> + use<>> {
+        let job = JobId(parse_id("jobId", &job_id)?);
+        let tenant = ctx.tenant()?;
+        tenant.read(async |scoped| jobs::get(scoped, job).await).await?;
+        let services = ctx.services();
+        let liveness = ctx.request()?.liveness(services.clone())?;
+        let events = stream::job_events(&services.jobs.bus, tenant, job, after_seq.max(0), liveness);
+        Ok(events.map(present))
+    }
+
+    /// Live events of every job of a project, as they happen.
+    async fn project_job_events(
+        &self,
+        ctx: &Context<'_>,
+        project_id: ID,
+    ) -> Result<impl Stream<Item = Result<AgentJobEvent>> + use<>> {
+        let project = ProjectId(parse_id("projectId", &project_id)?);
+        let tenant = ctx.tenant()?;
+        tenant
+            .read(async |scoped| scoped.project_role(project).await)
+            .await?;
+        let services = ctx.services();
+        let liveness = ctx.request()?.liveness(services.clone())?;
+        let org = tenant.context().org.0;
+        Ok(stream::project_events(&services.jobs.bus, org, project.0, liveness).map(present))
+    }
+}
+
+fn present(item: Result<Arc<Event>, AppError>) -> Result<AgentJobEvent> {
+    Ok(AgentJobEvent::from(item?.as_ref()))
+}

@@ -1,0 +1,289 @@
+//! GraphQL over websockets: `graphql-transport-ws` and the legacy `graphql-ws` (Apollo's
+//! subscriptions-transport-ws). Written here rather than taken from async-graphql so the
+//! close codes follow the protocol: 4400 bad message, 4401 subscribe before ack, 4403 bad
+//! credentials, 4408 no `connection_init` in time, 4409 duplicate id, 4429 second init,
+//! 1012 when the server shuts down. Each connection sends one message at a time, so a slow
+//! client only ever slows its own subscriptions.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_graphql::{Data, Response};
+use futures_util::stream::{AbortHandle, Abortable, BoxStream, SelectAll};
+use futures_util::{SinkExt, StreamExt};
+use poem::web::websocket::{CloseCode, Message, WebSocketStream};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use super::HttpState;
+use crate::graphql::RequestContext;
+use crate::tenancy::resolve::OrganizationHints;
+
+/// How long a client may take to send `connection_init`.
+pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often an idle connection is pinged, so proxies keep it open.
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// `graphql-transport-ws`: subscribe / next / error / complete.
+    TransportWs,
+    /// `graphql-ws`: start / data / error / complete / stop, `ka` keep-alives.
+    LegacyWs,
+}
+
+impl Protocol {
+    pub fn from_header(value: &str) -> Option<Self> {
+        value.split(',').map(str::trim).find_map(|name| match name {
+            "graphql-transport-ws" => Some(Protocol::TransportWs),
+            "graphql-ws" => Some(Protocol::LegacyWs),
+            _ => None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::TransportWs => "graphql-transport-ws",
+            Protocol::LegacyWs => "graphql-ws",
+        }
+    }
+}
+
+/// What the upgrade request already said about the caller.
+pub struct Upgrade {
+    pub protocol: Protocol,
+    pub hints: OrganizationHints,
+    pub credential: Option<String>,
+}
+
+enum Outcome {
+    Continue,
+    Close(u16, &'static str),
+}
+
+/// One operation's output, tagged with its id; `None` marks its end.
+type Tagged = (String, Option<Response>);
+
+struct Connection {
+    protocol: Protocol,
+    state: Arc<HttpState>,
+    upgrade: Upgrade,
+    data: Option<Arc<Data>>,
+    operations: HashMap<String, AbortHandle>,
+    streams: SelectAll<BoxStream<'static, Tagged>>,
+}
+
+pub async fn serve(
+    socket: WebSocketStream,
+    state: Arc<HttpState>,
+    upgrade: Upgrade,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let (mut sink, mut incoming) = socket.split();
+    let mut connection = Connection {
+        protocol: upgrade.protocol,
+        state,
+        upgrade,
+        data: None,
+        operations: HashMap::new(),
+        streams: SelectAll::new(),
+    };
+    let init_deadline = tokio::time::sleep(INIT_TIMEOUT);
+    tokio::pin!(init_deadline);
+    let mut keepalive = tokio::time::interval_at(
+        tokio::time::Instant::now() + KEEPALIVE_INTERVAL,
+        KEEPALIVE_INTERVAL,
+    );
+    let close = loop {
+        let outgoing = tokio::select! {
+            message = incoming.next() => match message {
+                Some(Ok(Message::Text(text))) => match connection.handle(&text).await {
+                    Ok(replies) => replies,
+                    Err((code, reason)) => break Some((code, reason)),
+                },
+                Some(Ok(Message::Binary(_))) => break Some((4400, "send text messages")),
+                Some(Ok(Message::Ping(payload))) => vec![Message::Pong(payload)],
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => break None,
+            },
+            Some((id, response)) = connection.streams.next(), if !connection.streams.is_empty() => {
+                connection.output(id, response)
+            }
+            () = &mut init_deadline, if connection.data.is_none() => {
+                break Some((4408, "connection initialisation timeout"));
+            }
+            _ = keepalive.tick() => vec![connection.keepalive()],
+            // A closed channel means the server is gone too; either way, close.
+            _ = async { shutdown.wait_for(|stopping| *stopping).await.is_ok() } => {
+                break Some((1012, "server restarting"));
+            }
+        };
+        for message in outgoing {
+            let closing = matches!(message, Message::Close(_));
+            if sink.send(message).await.is_err() || closing {
+                return;
+            }
+        }
+    };
+    for handle in connection.operations.values() {
+        handle.abort();
+    }
+    if let Some((code, reason)) = close {
+        let _ = sink.send(close_frame(code, reason)).await;
+    }
+    let _ = sink.close().await;
+}
+
+fn text(value: Value) -> Message {
+    Message::Text(value.to_string())
+}
+
+fn close_frame(code: u16, reason: &str) -> Message {
+    Message::Close(Some((CloseCode::from(code), reason.to_owned())))
+}
+
+impl Connection {
+    async fn handle(&mut self, raw: &str) -> Result<Vec<Message>, (u16, &'static str)> {
+        let message: Value = serde_json::from_str(raw).map_err(|_| (4400, "invalid message"))?;
+        let kind = message
+            .get("type")
+            .and_then(Value::as_str)
+            .ok_or((4400, "message without a type"))?;
+        let id = message.get("id").and_then(Value::as_str).map(str::to_owned);
+        match (self.protocol, kind) {
+            (_, "connection_init") => {
+                if self.data.is_some() {
+                    return Err((4429, "too many initialisation requests"));
+                }
+                let payload = message.get("payload").cloned().unwrap_or(Value::Null);
+                match (self.init(&payload).await, self.protocol) {
+                    (Outcome::Continue, _) => Ok(vec![text(json!({ "type": "connection_ack" }))]),
+                    // The legacy protocol reports a refused init as a message before closing.
+                    (Outcome::Close(code, reason), Protocol::LegacyWs) => Ok(vec![
+                        text(json!({ "type": "connection_error", "payload": { "message": reason } })),
+                        close_frame(code, reason),
+                    ]),
+                    (Outcome::Close(code, reason), Protocol::TransportWs) => Err((code, reason)),
+                }
+            }
+            (Protocol::TransportWs, "ping") => Ok(vec![text(json!({ "type": "pong" }))]),
+            (Protocol::TransportWs, "pong") => Ok(vec![]),
+            (Protocol::TransportWs, "subscribe") | (Protocol::LegacyWs, "start") => {
+                let id = id.ok_or((4400, "an operation needs an id"))?;
+                let data = self.data.clone().ok_or((4401, "unauthorized"))?;
+                if self.operations.contains_key(&id) {
+                    return match self.protocol {
+                        Protocol::TransportWs => Err((4409, "subscriber for this id already exists")),
+                        Protocol::LegacyWs => Ok(vec![text(json!({ "type": "error", "id": id,
+                            "payload": { "message": "an operation with this id is running" } }))]),
+                    };
+                }
+                let request: async_graphql::Request = serde_json::from_value(message["payload"].clone())
+                    .map_err(|_| (4400, "invalid operation payload"))?;
+                self.start(id, request, data);
+                Ok(vec![])
+            }
+            (Protocol::TransportWs, "complete") | (Protocol::LegacyWs, "stop") => {
+                let id = id.ok_or((4400, "an operation needs an id"))?;
+                if let Some(handle) = self.operations.remove(&id) {
+                    handle.abort();
+                    if self.protocol == Protocol::LegacyWs {
+                        return Ok(vec![text(json!({ "type": "complete", "id": id }))]);
+                    }
+                }
+                Ok(vec![])
+            }
+            (Protocol::LegacyWs, "connection_terminate") => Err((1000, "terminated")),
+            _ => Err((4400, "unknown message type")),
+        }
+    }
+
+    /// Resolves the caller once for the whole connection. A credential that was given but
+    /// is not valid closes the connection; none at all leaves it anonymous.
+    async fn init(&mut self, payload: &Value) -> Outcome {
+        let mut hints = self.upgrade.hints.clone();
+        if let Some(named) = payload_str(
+            payload,
+            &["X-Organization-Id", "x-organization-id", "organizationId"],
+        ) {
+            hints.header = Some(named);
+        }
+        let credential = payload_str(payload, &["Authorization", "authorization"])
+            .map(|value| {
+                value
+                    .trim_start_matches("Bearer ")
+                    .trim_start_matches("bearer ")
+                    .to_owned()
+            })
+            .or_else(|| payload_str(payload, &["authToken", "X-Api-Key", "x-api-key"]))
+            .or_else(|| self.upgrade.credential.clone());
+        let context = RequestContext::resolve(self.state.services(), credential.as_deref(), &hints).await;
+        if credential.is_some() && context.principal().is_err() {
+            return Outcome::Close(4403, "forbidden");
+        }
+        let mut data = Data::default();
+        data.insert(context);
+        self.data = Some(Arc::new(data));
+        Outcome::Continue
+    }
+
+    fn start(&mut self, id: String, request: async_graphql::Request, data: Arc<Data>) {
+        let (handle, registration) = AbortHandle::new_pair();
+        let responses = self.state.schema.execute_stream_with_session_data(request, data);
+        let tag = id.clone();
+        let end = id.clone();
+        let stream = Abortable::new(responses, registration)
+            .map(move |response| (tag.clone(), Some(response)))
+            .chain(futures_util::stream::once(async move { (end, None) }));
+        self.operations.insert(id, handle);
+        self.streams.push(stream.boxed());
+    }
+
+    fn output(&mut self, id: String, response: Option<Response>) -> Vec<Message> {
+        if !self.operations.contains_key(&id) {
+            return vec![];
+        }
+        let Some(response) = response else {
+            self.operations.remove(&id);
+            return vec![text(json!({ "type": "complete", "id": id }))];
+        };
+        // A request that could not run at all ends the operation with an `error` message.
+        let request_error = response.data == async_graphql::Value::Null
+            && !response.errors.is_empty()
+            && response.errors.iter().all(|error| error.path.is_empty());
+        if request_error {
+            if let Some(handle) = self.operations.remove(&id) {
+                handle.abort();
+            }
+            let errors = serde_json::to_value(&response.errors).unwrap_or(Value::Null);
+            let payload = match self.protocol {
+                Protocol::TransportWs => errors,
+                Protocol::LegacyWs => errors.get(0).cloned().unwrap_or(Value::Null),
+            };
+            return vec![text(json!({ "type": "error", "id": id, "payload": payload }))];
+        }
+        let kind = match self.protocol {
+            Protocol::TransportWs => "next",
+            Protocol::LegacyWs => "data",
+        };
+        // Serialized directly: a `serde_json::Value` would reorder the response's fields.
+        let payload = serde_json::to_string(&response).unwrap_or_else(|_| "null".into());
+        let id = Value::String(id);
+        vec![Message::Text(format!(
+            r#"{{"type":"{kind}","id":{id},"payload":{payload}}}"#
+        ))]
+    }
+
+    fn keepalive(&self) -> Message {
+        match self.protocol {
+            Protocol::TransportWs => text(json!({ "type": "ping" })),
+            Protocol::LegacyWs => text(json!({ "type": "ka" })),
+        }
+    }
+}
+
+fn payload_str(payload: &Value, keys: &[&str]) -> Option<String> {
+    keys.iter()
+        .find_map(|key| payload.get(*key)?.as_str().map(str::to_owned))
+}

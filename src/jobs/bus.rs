@@ -1,0 +1,152 @@
+//! The in-process event bus: job events by job and by project, and notices that an
+//! organization's access changed. Channels are bounded; a receiver that falls behind sees
+//! `Lagged` and catches up from the table. Events from other replicas arrive through
+//! [`super::replicas`] and are delivered here the same way.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use tokio::sync::{broadcast, mpsc};
+use uuid::Uuid;
+
+use crate::domain::jobs::Event;
+
+/// Events buffered per job or project channel before a slow receiver lags.
+const CHANNEL_CAPACITY: usize = 256;
+
+type Channels = Mutex<HashMap<Uuid, broadcast::Sender<Arc<Event>>>>;
+
+pub struct EventBus {
+    jobs: Channels,
+    projects: Channels,
+    access: broadcast::Sender<Uuid>,
+    /// Where events and access notices go to reach other replicas (PostgreSQL only).
+    outbox: Option<mpsc::UnboundedSender<Outgoing>>,
+}
+
+/// What this replica tells the others.
+#[derive(Debug, Clone)]
+pub enum Outgoing {
+    Event { org: Uuid, job: Uuid, seq: i64 },
+    AccessChanged { org: Uuid },
+}
+
+#[derive(Clone, Copy)]
+enum Topic {
+    Job,
+    Project,
+}
+
+/// A live receiver for one job or project; dropping it releases the channel when it was the
+/// last one.
+pub struct Subscription {
+    pub receiver: broadcast::Receiver<Arc<Event>>,
+    bus: Arc<EventBus>,
+    topic: Topic,
+    key: Uuid,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let mut channels = lock(self.bus.channels(self.topic));
+        if channels
+            .get(&self.key)
+            .is_some_and(|sender| sender.receiver_count() <= 1)
+        {
+            channels.remove(&self.key);
+        }
+    }
+}
+
+fn lock(channels: &Channels) -> MutexGuard<'_, HashMap<Uuid, broadcast::Sender<Arc<Event>>>> {
+    channels.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn send(channels: &Channels, key: Uuid, event: &Arc<Event>) {
+    let mut channels = lock(channels);
+    if let Some(sender) = channels.get(&key)
+        && sender.send(event.clone()).is_err()
+    {
+        channels.remove(&key);
+    }
+}
+
+impl EventBus {
+    pub fn new(outbox: Option<mpsc::UnboundedSender<Outgoing>>) -> Self {
+        Self {
+            jobs: Mutex::default(),
+            projects: Mutex::default(),
+            access: broadcast::channel(CHANNEL_CAPACITY).0,
+            outbox,
+        }
+    }
+
+    /// An event this replica wrote (after its transaction committed): delivered here and
+    /// announced to the other replicas.
+    pub fn publish(&self, event: Event) {
+        if let Some(outbox) = &self.outbox {
+            let _ = outbox.send(Outgoing::Event {
+                org: event.organization_id,
+                job: event.job_id,
+                seq: event.seq,
+            });
+        }
+        self.deliver(Arc::new(event));
+    }
+
+    /// Delivers an event to this replica's subscribers only.
+    pub fn deliver(&self, event: Arc<Event>) {
+        send(&self.jobs, event.job_id, &event);
+        send(&self.projects, event.project_id, &event);
+    }
+
+    fn channels(&self, topic: Topic) -> &Channels {
+        match topic {
+            Topic::Job => &self.jobs,
+            Topic::Project => &self.projects,
+        }
+    }
+
+    fn subscribe(self: &Arc<Self>, topic: Topic, key: Uuid) -> Subscription {
+        let receiver = lock(self.channels(topic))
+            .entry(key)
+            .or_insert_with(|| broadcast::channel(CHANNEL_CAPACITY).0)
+            .subscribe();
+        Subscription {
+            receiver,
+            bus: self.clone(),
+            topic,
+            key,
+        }
+    }
+
+    pub fn subscribe_job(self: &Arc<Self>, job: Uuid) -> Subscription {
+        self.subscribe(Topic::Job, job)
+    }
+
+    pub fn subscribe_project(self: &Arc<Self>, project: Uuid) -> Subscription {
+        self.subscribe(Topic::Project, project)
+    }
+
+    /// Someone's access to `org` was reduced (member removed or demoted, key revoked): live
+    /// streams of that organization re-check their caller.
+    pub fn access_changed(&self, org: Uuid) {
+        if let Some(outbox) = &self.outbox {
+            let _ = outbox.send(Outgoing::AccessChanged { org });
+        }
+        self.deliver_access_changed(org);
+    }
+
+    pub fn deliver_access_changed(&self, org: Uuid) {
+        let _ = self.access.send(org);
+    }
+
+    pub fn access_notices(&self) -> broadcast::Receiver<Uuid> {
+        self.access.subscribe()
+    }
+
+    /// How many job and project channels are open (for metrics and tests).
+    pub fn open_channels(&self) -> usize {
+        lock(&self.jobs).len() + lock(&self.projects).len()
+    }
+}

@@ -1,0 +1,57 @@
+//! Agent jobs at run time: the event bus, workers, runners, live streams, and (on
+//! PostgreSQL) the link to other replicas.
+
+pub mod bus;
+pub mod runners;
+pub mod stream;
+pub mod worker;
+
+use std::sync::Arc;
+
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+use crate::tenancy::Db;
+pub use bus::EventBus;
+pub use worker::WorkerConfig;
+
+/// The job machinery one server (or worker-only) process runs.
+pub struct Jobs {
+    pub bus: Arc<EventBus>,
+    wake: Arc<Notify>,
+    pub config: WorkerConfig,
+}
+
+impl Jobs {
+    pub fn new(bus: Arc<EventBus>, config: WorkerConfig) -> Self {
+        Self {
+            bus,
+            wake: Arc::new(Notify::new()),
+            config,
+        }
+    }
+
+    /// Wakes an idle local worker: a job was just queued.
+    pub fn job_queued(&self) {
+        self.wake.notify_one();
+    }
+
+    pub fn spawn_workers(
+        &self,
+        db: &Db,
+        count: usize,
+        shutdown: &watch::Receiver<bool>,
+    ) -> Vec<JoinHandle<()>> {
+        (0..count)
+            .map(|_| {
+                tokio::spawn(worker::run(
+                    db.clone(),
+                    self.bus.clone(),
+                    self.wake.clone(),
+                    self.config,
+                    shutdown.clone(),
+                ))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,76 @@
+//! `echo`: deterministic steps for demos, tests and benchmarks. Configuration:
+//! `{"steps": 3, "delayMs": 0, "output": …, "failAttempts": 0}`: `steps` progress events
+//! `delayMs` apart, then `output` (default `{"echo": input}`); the first `failAttempts`
+//! attempts fail after their first step, to show retries.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{RunError, Runner, Steps};
+
+const MAX_STEPS: u32 = 1_000;
+const MAX_DELAY_MS: u64 = 60_000;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Config {
+    #[serde(default = "default_steps")]
+    steps: u32,
+    #[serde(default)]
+    delay_ms: u64,
+    output: Option<Value>,
+    #[serde(default)]
+    fail_attempts: i32,
+}
+
+fn default_steps() -> u32 {
+    3
+}
+
+fn parse(config: &Value) -> Result<Config, String> {
+    let config: Config = serde_json::from_value(config.clone()).map_err(|error| format!("echo: {error}"))?;
+    if config.steps > MAX_STEPS {
+        return Err(format!("echo: steps must be at most {MAX_STEPS}"));
+    }
+    if config.delay_ms > MAX_DELAY_MS {
+        return Err(format!("echo: delayMs must be at most {MAX_DELAY_MS}"));
+    }
+    Ok(config)
+}
+
+pub struct Echo;
+
+impl Runner for Echo {
+    fn check_config(config: &Value) -> Result<(), String> {
+        parse(config).map(|_| ())
+    }
+
+    async fn run(config: &Value, input: &Value, steps: &mut impl Steps) -> Result<Value, RunError> {
+        let config = parse(config).map_err(RunError::Failed)?;
+        let failing = steps.attempt() <= config.fail_attempts;
+        for step in 1..=config.steps {
+            if config.delay_ms > 0 {
+                tokio::time::sleep(Duration::from_millis(config.delay_ms)).await;
+            }
+            let progress = (step * 100 / config.steps.max(1)) as i32;
+            steps
+                .progress(progress, format!("step {step} of {}", config.steps))
+                .await?;
+            if failing {
+                return Err(RunError::Failed(format!(
+                    "echo fails attempt {} as configured",
+                    steps.attempt()
+                )));
+            }
+        }
+        if failing {
+            return Err(RunError::Failed(format!(
+                "echo fails attempt {} as configured",
+                steps.attempt()
+            )));
+        }
+        Ok(config.output.unwrap_or_else(|| json!({ "echo": input })))
+    }
+}

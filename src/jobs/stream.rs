@@ -1,0 +1,202 @@
+//! Live event streams for subscriptions. A job stream replays stored events after the
+//! client's `afterSeq`, then follows live ones in `seq` order with no gap and no duplicate
+//! (anything missed, from lag or another replica, is read back from the table), and ends
+//! after the terminal event. Every stream ends, with an error, when its caller's access ends.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use futures_util::Stream;
+use tokio::sync::broadcast::error::RecvError;
+use uuid::Uuid;
+
+use super::bus::{EventBus, Subscription};
+use crate::domain::jobs::{self, Event};
+use crate::error::{AppError, AppResult};
+use crate::ids::JobId;
+use crate::tenancy::Tenant;
+
+/// Events read from the table per round when catching up.
+const CATCH_UP_BATCH: u64 = 500;
+
+type Recheck = Box<dyn Fn() -> Pin<Box<dyn Future<Output = AppResult<()>> + Send>> + Send + Sync>;
+
+/// What ends a stream besides its own end: the access token's expiry, and a notice that the
+/// organization's access changed after which `recheck` fails.
+pub struct Liveness {
+    pub expires_at: Option<DateTime<Utc>>,
+    pub recheck: Recheck,
+}
+
+struct Watch {
+    org: Uuid,
+    liveness: Liveness,
+    notices: tokio::sync::broadcast::Receiver<Uuid>,
+}
+
+impl Watch {
+    fn new(bus: &EventBus, org: Uuid, liveness: Liveness) -> Self {
+        Self {
+            org,
+            liveness,
+            notices: bus.access_notices(),
+        }
+    }
+
+    /// Resolves when access has ended, with the error to end the stream with.
+    async fn ended(&mut self) -> AppError {
+        let expiry = async {
+            match self.liveness.expires_at {
+                Some(at) => tokio::time::sleep((at - Utc::now()).to_std().unwrap_or_default()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(expiry);
+        loop {
+            tokio::select! {
+                () = &mut expiry => return AppError::Unauthenticated,
+                notice = self.notices.recv() => {
+                    let concerns_us = match notice {
+                        Ok(org) => org == self.org,
+                        Err(RecvError::Lagged(_)) => true,
+                        Err(RecvError::Closed) => false,
+                    };
+                    if concerns_us && let Err(error) = (self.liveness.recheck)().await {
+                        return error;
+                    }
+                }
+            }
+        }
+    }
+}
+
+struct JobStream {
+    tenant: Tenant,
+    job: JobId,
+    last_seq: i64,
+    pending: VecDeque<Arc<Event>>,
+    /// The last read from the table was full: more may be stored.
+    more_stored: bool,
+    subscription: Subscription,
+    watch: Watch,
+    done: bool,
+}
+
+impl JobStream {
+    async fn catch_up(&mut self) -> AppResult<()> {
+        let (job, after) = (self.job, self.last_seq);
+        let events = self
+            .tenant
+            .read(async |scoped| jobs::events_after(scoped, job, after, CATCH_UP_BATCH).await)
+            .await?;
+        self.more_stored = events.len() as u64 == CATCH_UP_BATCH;
+        self.pending.extend(events.into_iter().map(Arc::new));
+        Ok(())
+    }
+
+    async fn next(&mut self) -> Option<AppResult<Arc<Event>>> {
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                if event.seq <= self.last_seq {
+                    continue;
+                }
+                self.last_seq = event.seq;
+                self.done = event.status.is_terminal();
+                return Some(Ok(event));
+            }
+            if self.done {
+                return None;
+            }
+            if self.more_stored {
+                if let Err(error) = self.catch_up().await {
+                    self.done = true;
+                    return Some(Err(error));
+                }
+                continue;
+            }
+            tokio::select! {
+                received = self.subscription.receiver.recv() => match received {
+                    Ok(event) if event.seq <= self.last_seq => {}
+                    Ok(event) if event.seq == self.last_seq + 1 && event.organization_id == self.watch.org => {
+                        self.pending.push_back(event);
+                    }
+                    // A gap (another replica wrote it, or this receiver lagged): read the table.
+                    Ok(_) | Err(RecvError::Lagged(_)) => self.more_stored = true,
+                    Err(RecvError::Closed) => return None,
+                },
+                error = self.watch.ended() => {
+                    self.done = true;
+                    return Some(Err(error));
+                }
+            }
+        }
+    }
+}
+
+/// `agentJobProgress`: the caller has already been authorized for `job`.
+pub fn job_events(
+    bus: &Arc<EventBus>,
+    tenant: Tenant,
+    job: JobId,
+    after_seq: i64,
+    liveness: Liveness,
+) -> impl Stream<Item = AppResult<Arc<Event>>> + Send + use<> {
+    let org = tenant.context().org.0;
+    let state = JobStream {
+        subscription: bus.subscribe_job(job.0),
+        watch: Watch::new(bus, org, liveness),
+        tenant,
+        job,
+        last_seq: after_seq,
+        pending: VecDeque::new(),
+        more_stored: true,
+        done: false,
+    };
+    futures_util::stream::unfold(state, |mut state| async move {
+        state.next().await.map(|item| (item, state))
+    })
+}
+
+struct ProjectStream {
+    subscription: Subscription,
+    watch: Watch,
+    done: bool,
+}
+
+/// `projectJobEvents`: live events of every job of one project (already authorized). A
+/// receiver that falls behind is ended with an error rather than silently skipping events.
+pub fn project_events(
+    bus: &Arc<EventBus>,
+    org: Uuid,
+    project: Uuid,
+    liveness: Liveness,
+) -> impl Stream<Item = AppResult<Arc<Event>>> + Send + use<> {
+    let state = ProjectStream {
+        subscription: bus.subscribe_project(project),
+        watch: Watch::new(bus, org, liveness),
+        done: false,
+    };
+    futures_util::stream::unfold(state, |mut state| async move {
+        if state.done {
+            return None;
+        }
+        loop {
+            let item = tokio::select! {
+                received = state.subscription.receiver.recv() => match received {
+                    Ok(event) if event.organization_id == state.watch.org => Ok(event),
+                    Ok(_) => continue,
+                    // Skipping events silently would lie; ending lets the client resubscribe
+                    // (agentJobProgress replays any one job's events from the table).
+                    Err(RecvError::Lagged(_)) => Err(AppError::RateLimited { retry_after_seconds: 1 }),
+                    Err(RecvError::Closed) => return None,
+                },
+                error = state.watch.ended() => Err(error),
+            };
+            state.done = item.is_err();
+            return Some((item, state));
+        }
+    })
+}

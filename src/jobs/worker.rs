@@ -1,0 +1,246 @@
+//! Workers: claim a due job, run its agent's runner, record each step, and finish, retry or
+//! release it. A worker holds a claimed job by a lease it renews while the job runs; a job
+//! whose worker died is claimed again once the lease expires, and every write is
+//! conditional on still holding it, so a job finishes exactly once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use entity::{JobStatus, OrgRole, agent_job};
+use tokio::sync::{Notify, watch};
+use uuid::Uuid;
+
+use super::bus::EventBus;
+use super::runners::{self, RunError, Steps, Stop};
+use crate::domain::jobs::{Change, Holder};
+use crate::domain::{agents, jobs as job_rules};
+use crate::ids::{AgentId, JobId, OrgId, UserId};
+use crate::tenancy::{Actor, Db, Tenant, TenantContext, unscoped};
+
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerConfig {
+    /// How long a claim lasts without renewal.
+    pub lease: Duration,
+    /// The first retry waits this long; each further one twice as long (at most 5 minutes).
+    pub retry_base: Duration,
+    /// How often an idle worker looks for due jobs it was not woken for.
+    pub poll: Duration,
+}
+
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// Claims and runs jobs until `shutdown` turns true; a job it is running then stops at its
+/// next step and goes back to the queue.
+pub async fn run(
+    db: Db,
+    bus: Arc<EventBus>,
+    wake: Arc<Notify>,
+    config: WorkerConfig,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let worker = Uuid::now_v7();
+    tracing::debug!(worker = %worker, "worker started");
+    while !*shutdown.borrow() {
+        let lease_until = Utc::now() + config.lease;
+        match unscoped::claim_jobs(&db, worker, 1, lease_until).await {
+            Ok(claimed) if !claimed.is_empty() => {
+                for (job, event) in claimed {
+                    bus.publish(event);
+                    run_job(&db, &bus, worker, job, config, shutdown.clone()).await;
+                }
+            }
+            Ok(_) => {
+                tokio::select! {
+                    () = wake.notified() => {}
+                    () = tokio::time::sleep(config.poll) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+            Err(error) => {
+                tracing::warn!(error = format!("{error:#}"), "claiming jobs failed");
+                tokio::time::sleep(config.poll).await;
+            }
+        }
+    }
+    tracing::debug!(worker = %worker, "worker stopped");
+}
+
+/// The runner's view of its job: each step is a conditional write of the job and its event.
+struct JobRun<'a> {
+    tenant: &'a Tenant,
+    bus: &'a EventBus,
+    job: JobId,
+    worker: Uuid,
+    attempt: i32,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Steps for JobRun<'_> {
+    async fn progress(&mut self, progress: i32, message: String) -> Result<(), Stop> {
+        if *self.shutdown.borrow() {
+            return Err(Stop::ShuttingDown);
+        }
+        let change = Change {
+            progress: Some(progress),
+            message: Some(message),
+            ..Change::default()
+        };
+        let (job, worker) = (self.job, self.worker);
+        match self
+            .tenant
+            .write(async |scoped| job_rules::advance(scoped, job, Holder::Worker(worker), change).await)
+            .await
+        {
+            Ok(Some((job, event))) => {
+                self.bus.publish(event);
+                if job.cancel_requested {
+                    Err(Stop::Cancelled)
+                } else {
+                    Ok(())
+                }
+            }
+            Ok(None) => Err(Stop::LostLease),
+            Err(error) => {
+                tracing::warn!(job.id = %self.job, error = format!("{error:#}"), "recording progress failed");
+                Err(Stop::LostLease)
+            }
+        }
+    }
+
+    fn attempt(&self) -> i32 {
+        self.attempt
+    }
+}
+
+fn backoff(config: &WorkerConfig, attempt: i32) -> Duration {
+    let factor = 2u32.saturating_pow(attempt.saturating_sub(1).clamp(0, 16) as u32);
+    config.retry_base.saturating_mul(factor).min(MAX_BACKOFF)
+}
+
+async fn run_job(
+    db: &Db,
+    bus: &EventBus,
+    worker: Uuid,
+    job: agent_job::Model,
+    config: WorkerConfig,
+    shutdown: watch::Receiver<bool>,
+) {
+    let id = JobId(job.id);
+    let tenant = Tenant::new(
+        db.clone(),
+        Arc::new(TenantContext {
+            actor: Actor::Job {
+                id,
+                started_by: UserId(job.created_by),
+            },
+            org: OrgId(job.organization_id),
+            org_slug: String::new(),
+            role: OrgRole::Member,
+            only_project: None,
+        }),
+    );
+    let outcome = if job.attempts > job.max_attempts {
+        Err(RunError::Failed(format!(
+            "gave up after {} attempts",
+            job.max_attempts
+        )))
+    } else {
+        let agent = match job.agent_id {
+            Some(agent) => tenant
+                .read(async |scoped| agents::get_readable(scoped, AgentId(agent)).await)
+                .await
+                .ok(),
+            None => None,
+        };
+        match agent {
+            None => Err(RunError::Failed(
+                "the agent was deleted or is no longer shared".into(),
+            )),
+            Some(agent) => {
+                let heartbeat = tokio::spawn(renew_lease(tenant.clone(), id, worker, config.lease));
+                let mut steps = JobRun {
+                    tenant: &tenant,
+                    bus,
+                    job: id,
+                    worker,
+                    attempt: job.attempts,
+                    shutdown,
+                };
+                let outcome = runners::run(&agent.kind, &agent.config, &job.input, &mut steps).await;
+                heartbeat.abort();
+                outcome
+            }
+        }
+    };
+    let change = match outcome {
+        Ok(output) => Change {
+            status: Some(JobStatus::Succeeded),
+            progress: Some(100),
+            output: Some(output),
+            message: Some("succeeded".into()),
+            finished: true,
+            ..Change::default()
+        },
+        Err(RunError::Stop(Stop::LostLease)) => return,
+        Err(RunError::Stop(Stop::Cancelled)) => Change {
+            status: Some(JobStatus::Cancelled),
+            message: Some("cancelled".into()),
+            finished: true,
+            ..Change::default()
+        },
+        Err(RunError::Stop(Stop::ShuttingDown)) => Change {
+            status: Some(JobStatus::Queued),
+            requeue_at: Some(Utc::now()),
+            message: Some("released by a stopping worker".into()),
+            ..Change::default()
+        },
+        Err(RunError::Failed(error)) if job.attempts < job.max_attempts => {
+            let wait = backoff(&config, job.attempts);
+            Change {
+                status: Some(JobStatus::Queued),
+                requeue_at: Some(Utc::now() + wait),
+                message: Some(format!(
+                    "attempt {} failed: {error}; retrying in {} ms",
+                    job.attempts,
+                    wait.as_millis()
+                )),
+                error: Some(error),
+                ..Change::default()
+            }
+        }
+        Err(RunError::Failed(error)) => Change {
+            status: Some(JobStatus::Failed),
+            message: Some(format!("failed: {error}")),
+            error: Some(error),
+            finished: true,
+            ..Change::default()
+        },
+    };
+    match tenant
+        .write(async |scoped| job_rules::advance(scoped, id, Holder::Worker(worker), change).await)
+        .await
+    {
+        Ok(Some((_, event))) => bus.publish(event),
+        Ok(None) => {}
+        Err(error) => tracing::warn!(job.id = %id, error = format!("{error:#}"), "finishing a job failed"),
+    }
+}
+
+/// Renews the lease at a third of its length until aborted or the job is lost.
+async fn renew_lease(tenant: Tenant, job: JobId, worker: Uuid, lease: Duration) {
+    loop {
+        tokio::time::sleep(lease / 3).await;
+        let until = Utc::now() + lease;
+        match tenant
+            .write(async |scoped| job_rules::renew_lease(scoped, job, worker, until).await)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(error) => {
+                tracing::warn!(job.id = %job, error = format!("{error:#}"), "renewing a lease failed")
+            }
+        }
+    }
+}
