@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use crate::auth::jwt::JwtKeys;
 use crate::graphql::{self, AppSchema};
 use crate::http;
-use crate::jobs::{EventBus, Jobs};
+use crate::jobs::{Jobs, replicas};
 use crate::settings::Config;
 use crate::tenancy::Db;
 
@@ -33,7 +33,7 @@ impl App {
         if config.auto_migrate {
             db.migrate().await?;
         }
-        let jobs = Arc::new(Jobs::new(Arc::new(EventBus::new(None)), config.worker));
+        let jobs = Arc::new(Jobs::new(replicas::link(&db).await?, config.worker));
         let schema = graphql::build_schema(
             db.clone(),
             Arc::new(JwtKeys::new(&config.jwt_secret)),
@@ -113,7 +113,7 @@ pub async fn run_workers(
     if config.auto_migrate {
         db.migrate().await?;
     }
-    let jobs = Jobs::new(Arc::new(EventBus::new(None)), config.worker);
+    let jobs = Jobs::new(replicas::link(&db).await?, config.worker);
     let (stopping, stop) = watch::channel(false);
     let workers = jobs.spawn_workers(&db, config.workers.max(1), &stop);
     tracing::info!(workers = config.workers.max(1), "tenantql worker is running");

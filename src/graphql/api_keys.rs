@@ -120,6 +120,7 @@ impl ApiKeyMutation {
             .write(async |scoped| api_keys::revoke(scoped, id).await)
             .await?;
         ctx.services().api_keys.forget(&key.prefix);
+        ctx.services().jobs.bus.access_changed(key.organization_id);
         Ok(ApiKey(key))
     }
 }

@@ -257,9 +257,8 @@ impl OrganizationMutation {
     #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Owner)")]
     async fn delete_organization(&self, ctx: &Context<'_>) -> Result<ID> {
         let tenant = ctx.tenant()?;
-        tenant
-            .write(async |scoped| organizations::delete(scoped).await)
-            .await?;
+        tenant.write(async |scoped| organizations::delete(scoped).await).await?;
+        ctx.services().jobs.bus.access_changed(tenant.context().org.0);
         Ok(ID(tenant.context().org.to_string()))
     }
 
@@ -284,10 +283,9 @@ impl OrganizationMutation {
     async fn update_member_role(&self, ctx: &Context<'_>, user_id: ID, role: OrgRole) -> Result<Member> {
         let user = UserId(parse_id("userId", &user_id)?);
         let role = role.into();
-        let member = ctx
-            .tenant()?
-            .write(async |scoped| organizations::update_member_role(scoped, user, role).await)
-            .await?;
+        let tenant = ctx.tenant()?;
+        let member = tenant.write(async |scoped| organizations::update_member_role(scoped, user, role).await).await?;
+        ctx.services().jobs.bus.access_changed(tenant.context().org.0);
         Member::load(ctx, member).await
     }
 
@@ -295,9 +293,9 @@ impl OrganizationMutation {
     #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Admin)")]
     async fn remove_member(&self, ctx: &Context<'_>, user_id: ID) -> Result<ID> {
         let user = UserId(parse_id("userId", &user_id)?);
-        ctx.tenant()?
-            .write(async |scoped| organizations::remove_member(scoped, user).await)
-            .await?;
+        let tenant = ctx.tenant()?;
+        tenant.write(async |scoped| organizations::remove_member(scoped, user).await).await?;
+        ctx.services().jobs.bus.access_changed(tenant.context().org.0);
         Ok(user_id)
     }
 }

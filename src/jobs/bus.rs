@@ -20,6 +20,8 @@ pub struct EventBus {
     jobs: Channels,
     projects: Channels,
     access: broadcast::Sender<Uuid>,
+    /// Fires when events may have been missed (the replica link reconnected).
+    resync: broadcast::Sender<()>,
     /// Where events and access notices go to reach other replicas (PostgreSQL only).
     outbox: Option<mpsc::UnboundedSender<Outgoing>>,
 }
@@ -77,6 +79,7 @@ impl EventBus {
             jobs: Mutex::default(),
             projects: Mutex::default(),
             access: broadcast::channel(CHANNEL_CAPACITY).0,
+            resync: broadcast::channel(4).0,
             outbox,
         }
     }
@@ -143,6 +146,16 @@ impl EventBus {
 
     pub fn access_notices(&self) -> broadcast::Receiver<Uuid> {
         self.access.subscribe()
+    }
+
+    /// Tells every live stream that events may have been missed, so job streams re-read the
+    /// table and project streams end (their clients resubscribe).
+    pub fn resync(&self) {
+        let _ = self.resync.send(());
+    }
+
+    pub fn resync_notices(&self) -> broadcast::Receiver<()> {
+        self.resync.subscribe()
     }
 
     /// How many job and project channels are open (for metrics and tests).

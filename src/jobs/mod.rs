@@ -2,6 +2,7 @@
 //! PostgreSQL) the link to other replicas.
 
 pub mod bus;
+pub mod replicas;
 pub mod runners;
 pub mod stream;
 pub mod worker;

@@ -82,6 +82,8 @@ struct JobStream {
     more_stored: bool,
     subscription: Subscription,
     watch: Watch,
+    /// Fires when events may have been missed; the table has them.
+    resync: tokio::sync::broadcast::Receiver<()>,
     done: bool,
 }
 
@@ -127,6 +129,7 @@ impl JobStream {
                     Ok(_) | Err(RecvError::Lagged(_)) => self.more_stored = true,
                     Err(RecvError::Closed) => return None,
                 },
+                _ = self.resync.recv() => self.more_stored = true,
                 error = self.watch.ended() => {
                     self.done = true;
                     return Some(Err(error));
@@ -147,6 +150,7 @@ pub fn job_events(
     let org = tenant.context().org.0;
     let state = JobStream {
         subscription: bus.subscribe_job(job.0),
+        resync: bus.resync_notices(),
         watch: Watch::new(bus, org, liveness),
         tenant,
         job,
@@ -163,6 +167,7 @@ pub fn job_events(
 struct ProjectStream {
     subscription: Subscription,
     watch: Watch,
+    resync: tokio::sync::broadcast::Receiver<()>,
     done: bool,
 }
 
@@ -177,6 +182,7 @@ pub fn project_events(
     let state = ProjectStream {
         subscription: bus.subscribe_project(project),
         watch: Watch::new(bus, org, liveness),
+        resync: bus.resync_notices(),
         done: false,
     };
     futures_util::stream::unfold(state, |mut state| async move {
@@ -193,6 +199,8 @@ pub fn project_events(
                     Err(RecvError::Lagged(_)) => Err(AppError::RateLimited { retry_after_seconds: 1 }),
                     Err(RecvError::Closed) => return None,
                 },
+                // Events may have been missed while the replica link reconnected.
+                _ = state.resync.recv() => Err(AppError::RateLimited { retry_after_seconds: 1 }),
                 error = state.watch.ended() => Err(error),
             };
             state.done = item.is_err();

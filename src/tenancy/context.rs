@@ -12,10 +12,10 @@ pub enum Actor {
         created_by: UserId,
     },
     /// A worker acting for a job, on behalf of whoever started it.
-    Job {
-        id: JobId,
-        started_by: UserId,
-    },
+    Job { id: JobId, started_by: UserId },
+    /// The server itself reading events written on another replica, to deliver them to this
+    /// replica's subscribers of the same tenant. It never writes.
+    Relay,
 }
 
 impl Actor {
@@ -25,6 +25,7 @@ impl Actor {
             Actor::User(user) => user,
             Actor::ApiKey { created_by, .. } => created_by,
             Actor::Job { started_by, .. } => started_by,
+            Actor::Relay => UserId(uuid::Uuid::nil()),
         }
     }
 }
@@ -49,6 +50,7 @@ impl TenantContext {
         match (self.actor, self.role) {
             (_, OrgRole::Owner | OrgRole::Admin) => Some(ProjectRole::Admin),
             (Actor::ApiKey { .. } | Actor::Job { .. }, OrgRole::Member) => Some(ProjectRole::Editor),
+            (Actor::Relay, _) => Some(ProjectRole::Viewer),
             (_, OrgRole::Viewer) => Some(ProjectRole::Viewer),
             (Actor::User(_), OrgRole::Member) => None,
         }

@@ -11,6 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 #[derive(Clone)]
 pub struct Db {
     pub(super) conn: DatabaseConnection,
+    url: SecretString,
 }
 
 impl Db {
@@ -36,7 +37,7 @@ impl Db {
         let conn = Database::connect(options)
             .await
             .context("cannot connect to the database")?;
-        Ok(Self { conn })
+        Ok(Self { conn, url: url.to_owned().into() })
     }
 
     pub fn backend(&self) -> DbBackend {
@@ -52,6 +53,32 @@ impl Db {
     /// A round trip to the database, for readiness checks.
     pub async fn ping(&self) -> anyhow::Result<()> {
         self.conn.ping().await.context("database ping failed")
+    }
+
+    /// A listener for PostgreSQL notifications on its own connection; `None` on SQLite.
+    pub async fn listener(&self) -> anyhow::Result<Option<sea_orm::sqlx::postgres::PgListener>> {
+        if self.backend() != sea_orm::DbBackend::Postgres {
+            return Ok(None);
+        }
+        // Its own connection, not one of the pool's: it is held for the life of the process.
+        let listener = sea_orm::sqlx::postgres::PgListener::connect(self.url.expose_secret())
+            .await
+            .context("cannot listen for notifications")?;
+        Ok(Some(listener))
+    }
+
+    /// Sends one notification (outside any transaction: notifying commits serialize).
+    pub async fn notify(&self, channel: &str, payload: &str) -> anyhow::Result<()> {
+        use sea_orm::{ConnectionTrait, Statement};
+        self.conn
+            .execute_raw(Statement::from_sql_and_values(
+                sea_orm::DbBackend::Postgres,
+                "SELECT pg_notify($1, $2)",
+                [channel.into(), payload.into()],
+            ))
+            .await
+            .context("notify failed")?;
+        Ok(())
     }
 
     /// The pool itself, for the test suite's checks of what a pooled connection carries
