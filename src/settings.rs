@@ -84,6 +84,9 @@ pub struct Settings {
     /// Milliseconds before the first retry of a failed job; doubled for each further one.
     #[arg(long, env = "JOB_RETRY_BASE_MS", default_value_t = 1_000, global = true)]
     pub job_retry_base_ms: u64,
+    /// Seconds a websocket client has to send `connection_init` before it is closed (4408).
+    #[arg(long, env = "WS_INIT_TIMEOUT_SECONDS", default_value_t = 10, global = true)]
+    pub ws_init_timeout_seconds: u64,
     /// Seconds running jobs and open connections get to finish when the server stops.
     #[arg(long, env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 10, global = true)]
     pub shutdown_grace_seconds: u64,
@@ -107,6 +110,7 @@ pub struct Config {
     pub workers: usize,
     pub worker: WorkerConfig,
     pub shutdown_grace: Duration,
+    pub ws_init_timeout: Duration,
 }
 
 const MIN_JWT_SECRET_BYTES: usize = 32;
@@ -182,6 +186,7 @@ impl Settings {
                 poll: Duration::from_millis(250),
             },
             shutdown_grace: Duration::from_secs(self.shutdown_grace_seconds),
+            ws_init_timeout: Duration::from_secs(self.ws_init_timeout_seconds.max(1)),
         })
     }
 }

@@ -18,6 +18,7 @@ pub struct HttpState {
     pub schema: AppSchema,
     /// Turns true when the server begins to stop; websockets then close with 1012.
     pub stopping: watch::Receiver<bool>,
+    pub ws_init_timeout: std::time::Duration,
     pub base_domain: Option<String>,
     pub cors_origins: Vec<String>,
 }
@@ -38,6 +39,7 @@ pub fn routes(
     let state = Arc::new(HttpState {
         schema,
         stopping,
+        ws_init_timeout: config.ws_init_timeout,
         base_domain: config.base_domain.clone(),
         cors_origins: config.cors_origins.clone(),
     });

@@ -20,8 +20,6 @@ use super::HttpState;
 use crate::graphql::RequestContext;
 use crate::tenancy::resolve::OrganizationHints;
 
-/// How long a client may take to send `connection_init`.
-pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often an idle connection is pinged, so proxies keep it open.
 pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
 
@@ -89,7 +87,7 @@ pub async fn serve(
         operations: HashMap::new(),
         streams: SelectAll::new(),
     };
-    let init_deadline = tokio::time::sleep(INIT_TIMEOUT);
+    let init_deadline = tokio::time::sleep(connection.state.ws_init_timeout);
     tokio::pin!(init_deadline);
     let mut keepalive = tokio::time::interval_at(
         tokio::time::Instant::now() + KEEPALIVE_INTERVAL,
@@ -248,11 +246,10 @@ impl Connection {
             self.operations.remove(&id);
             return vec![text(json!({ "type": "complete", "id": id }))];
         };
-        // A request that could not run at all ends the operation with an `error` message.
-        let request_error = response.data == async_graphql::Value::Null
-            && !response.errors.is_empty()
-            && response.errors.iter().all(|error| error.path.is_empty());
-        if request_error {
+        // Nothing but errors (the request could not run, the subscription was refused, or
+        // its stream ended in an error) ends the operation with an `error` message.
+        let failed = response.data == async_graphql::Value::Null && !response.errors.is_empty();
+        if failed {
             if let Some(handle) = self.operations.remove(&id) {
                 handle.abort();
             }

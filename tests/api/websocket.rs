@@ -1,135 +1,100 @@
 //! The websocket endpoint: both subprotocols, credentials in `connection_init`.
 
-use futures_util::{SinkExt, StreamExt};
-use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use std::time::Duration;
+
+use serde_json::json;
 
 use crate::backend_tests;
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, WsEnd};
 
 backend_tests!(
     graphql_transport_ws_runs_operations_with_credentials_from_connection_init,
     legacy_graphql_ws_runs_operations_too,
     bad_credentials_in_connection_init_close_the_socket,
+    protocol_violations_close_with_their_codes,
+    shutdown_closes_websockets_with_1012,
 );
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn connect(app: &TestApp, protocol: &str) -> Socket {
-    let url = app.graphql_url().replace("http://", "ws://");
-    let mut request = url.into_client_request().unwrap();
-    request
-        .headers_mut()
-        .insert("sec-websocket-protocol", protocol.parse().unwrap());
-    let (socket, response) = tokio_tungstenite::connect_async(request)
-        .await
-        .expect("websocket upgrade");
-    assert_eq!(response.headers()["sec-websocket-protocol"], protocol);
-    socket
-}
-
-async fn send(socket: &mut Socket, message: Value) {
-    socket
-        .send(Message::Text(message.to_string().into()))
-        .await
-        .unwrap();
-}
-
-/// The next text message, skipping pings; `None` when the server closes.
-async fn receive(socket: &mut Socket) -> Option<Value> {
-    loop {
-        let message = tokio::time::timeout(std::time::Duration::from_secs(10), socket.next())
-            .await
-            .expect("timely reply")?;
-        match message.ok()? {
-            Message::Text(text) => {
-                let value: Value = serde_json::from_str(&text).unwrap();
-                if value["type"] == "ping" || value["type"] == "ka" {
-                    continue;
-                }
-                return Some(value);
-            }
-            Message::Close(_) => return None,
-            _ => continue,
-        }
-    }
-}
+const WAIT: Duration = Duration::from_secs(5);
 
 async fn graphql_transport_ws_runs_operations_with_credentials_from_connection_init(app: TestApp) {
     let acme = app.org("Acme").await;
-    let token = acme.owner.headers["authorization"].to_str().unwrap().to_owned();
-    let mut socket = connect(&app, "graphql-transport-ws").await;
-    send(
-        &mut socket,
-        json!({ "type": "connection_init", "payload": { "Authorization": token } }),
-    )
-    .await;
-    assert_eq!(receive(&mut socket).await.unwrap()["type"], "connection_ack");
-    send(
-        &mut socket,
-        json!({ "id": "1", "type": "subscribe", "payload": { "query": "{ organization { slug } }" } }),
-    )
-    .await;
-    let next = receive(&mut socket).await.unwrap();
+    let mut socket = app.ws(&acme.owner).await;
+    socket.subscribe("1", "{ organization { slug } }", json!({})).await;
+    let next = socket.receive().await.unwrap();
     assert_eq!(next["type"], "next");
-    assert_eq!(
-        next["payload"]["data"]["organization"]["slug"],
-        acme.slug.as_str()
-    );
-    assert_eq!(receive(&mut socket).await.unwrap()["type"], "complete");
+    assert_eq!(next["payload"]["data"]["organization"]["slug"], acme.slug.as_str());
+    assert_eq!(socket.receive().await.unwrap()["type"], "complete");
 
     // Without credentials the connection works but identity-bound fields refuse.
-    let mut anonymous = connect(&app, "graphql-transport-ws").await;
-    send(
-        &mut anonymous,
-        json!({ "type": "connection_init", "payload": {} }),
-    )
-    .await;
-    assert_eq!(receive(&mut anonymous).await.unwrap()["type"], "connection_ack");
-    send(
-        &mut anonymous,
-        json!({ "id": "1", "type": "subscribe", "payload": { "query": "{ organization { slug } }" } }),
-    )
-    .await;
-    let next = receive(&mut anonymous).await.unwrap();
-    assert_eq!(
-        next["payload"]["errors"][0]["extensions"]["code"],
-        "UNAUTHENTICATED"
-    );
+    let mut anonymous = app.ws(&app.anonymous()).await;
+    anonymous.subscribe("1", "{ organization { slug } }", json!({})).await;
+    let error = anonymous.receive().await.unwrap();
+    assert_eq!(error["type"], "error");
+    assert_eq!(error["payload"][0]["extensions"]["code"], "UNAUTHENTICATED");
 }
 
 async fn legacy_graphql_ws_runs_operations_too(app: TestApp) {
     let acme = app.org("Acme").await;
     let key = acme.api_key(&app, "VIEWER", None).await;
-    let mut socket = connect(&app, "graphql-ws").await;
+    let mut socket = app.ws_raw("graphql-ws").await;
     let api_key = key.headers["x-api-key"].to_str().unwrap();
-    send(
-        &mut socket,
-        json!({ "type": "connection_init", "payload": { "authToken": api_key } }),
-    )
-    .await;
-    assert_eq!(receive(&mut socket).await.unwrap()["type"], "connection_ack");
-    send(
-        &mut socket,
-        json!({ "id": "7", "type": "start", "payload": { "query": "{ organization { id } }" } }),
-    )
-    .await;
-    let data = receive(&mut socket).await.unwrap();
+    socket.send(json!({ "type": "connection_init", "payload": { "authToken": api_key } })).await;
+    assert_eq!(socket.receive().await.unwrap()["type"], "connection_ack");
+    socket.send(json!({ "id": "7", "type": "start", "payload": { "query": "{ organization { id } }" } })).await;
+    let data = socket.receive().await.unwrap();
     assert_eq!(data["type"], "data");
     assert_eq!(data["payload"]["data"]["organization"]["id"], acme.id.as_str());
 }
 
 async fn bad_credentials_in_connection_init_close_the_socket(app: TestApp) {
-    let mut socket = connect(&app, "graphql-transport-ws").await;
-    send(
-        &mut socket,
-        json!({ "type": "connection_init", "payload": { "Authorization": "Bearer forged" } }),
-    )
-    .await;
-    let reply = receive(&mut socket).await;
-    assert!(
-        reply.is_none() || reply.as_ref().is_some_and(|r| r["type"] != "connection_ack"),
-        "{reply:?}"
-    );
+    let mut socket = app.ws_raw("graphql-transport-ws").await;
+    socket.send(json!({ "type": "connection_init", "payload": { "Authorization": "Bearer forged" } })).await;
+    assert_eq!(socket.next_message(WAIT).await, Err(WsEnd::Closed(Some(4403))));
+
+    // The legacy protocol says so in a message first.
+    let mut legacy = app.ws_raw("graphql-ws").await;
+    legacy.send(json!({ "type": "connection_init", "payload": { "authToken": "tql_forged" } })).await;
+    assert_eq!(legacy.receive().await.unwrap()["type"], "connection_error");
+}
+
+async fn protocol_violations_close_with_their_codes(app: TestApp) {
+    let acme = app.org("Acme").await;
+    // Subscribing before the connection is acknowledged.
+    let mut early = app.ws_raw("graphql-transport-ws").await;
+    early.subscribe("1", "{ __typename }", json!({})).await;
+    assert_eq!(early.next_message(WAIT).await, Err(WsEnd::Closed(Some(4401))));
+
+    // No connection_init at all within the timeout (1 s in tests).
+    let mut silent = app.ws_raw("graphql-transport-ws").await;
+    assert_eq!(silent.next_message(WAIT).await, Err(WsEnd::Closed(Some(4408))));
+
+    // A second connection_init.
+    let mut twice = app.ws(&acme.owner).await;
+    twice.send(json!({ "type": "connection_init", "payload": {} })).await;
+    assert_eq!(twice.next_message(WAIT).await, Err(WsEnd::Closed(Some(4429))));
+
+    // Two running operations with one id.
+    let project = acme.project("P").await;
+    let mut duplicate = app.ws(&acme.owner).await;
+    let follow = "subscription($p: ID!) { projectJobEvents(projectId: $p) { seq } }";
+    duplicate.subscribe("same", follow, json!({ "p": project })).await;
+    duplicate.subscribe("same", follow, json!({ "p": project })).await;
+    assert_eq!(duplicate.next_message(WAIT).await, Err(WsEnd::Closed(Some(4409))));
+
+    // Garbage.
+    let mut garbage = app.ws(&acme.owner).await;
+    garbage.send(json!({ "no": "type" })).await;
+    assert_eq!(garbage.next_message(WAIT).await, Err(WsEnd::Closed(Some(4400))));
+}
+
+async fn shutdown_closes_websockets_with_1012(mut app: TestApp) {
+    let acme = app.org("Acme").await;
+    let project = acme.project("P").await;
+    let mut socket = app.ws(&acme.owner).await;
+    socket.subscribe("1", "subscription($p: ID!) { projectJobEvents(projectId: $p) { seq } }", json!({ "p": project })).await;
+    // Give the subscription a moment to start, then stop the server.
+    assert_eq!(socket.next_message(Duration::from_millis(300)).await, Err(WsEnd::TimedOut));
+    app.stop();
+    assert_eq!(socket.next_message(WAIT).await, Err(WsEnd::Closed(Some(1012))));
 }
