@@ -13,6 +13,8 @@ use crate::domain::jobs::Event;
 
 /// Events buffered per job or project channel before a slow receiver lags.
 const CHANNEL_CAPACITY: usize = 256;
+/// How many jobs the bus remembers the last delivered `seq` of.
+const REMEMBERED_JOBS: usize = 100_000;
 
 type Channels = Mutex<HashMap<Uuid, broadcast::Sender<Arc<Event>>>>;
 
@@ -22,6 +24,9 @@ pub struct EventBus {
     access: broadcast::Sender<Uuid>,
     /// Fires when events may have been missed (the replica link reconnected).
     resync: broadcast::Sender<()>,
+    /// The highest `seq` delivered per job, so an event arriving twice (written here and
+    /// relayed back, or relayed twice) reaches subscribers once.
+    delivered: Mutex<HashMap<Uuid, i64>>,
     /// Where events and access notices go to reach other replicas (PostgreSQL only).
     outbox: Option<mpsc::UnboundedSender<Outgoing>>,
 }
@@ -80,6 +85,7 @@ impl EventBus {
             projects: Mutex::default(),
             access: broadcast::channel(CHANNEL_CAPACITY).0,
             resync: broadcast::channel(4).0,
+            delivered: Mutex::default(),
             outbox,
         }
     }
@@ -97,8 +103,19 @@ impl EventBus {
         self.deliver(Arc::new(event));
     }
 
-    /// Delivers an event to this replica's subscribers only.
+    /// Delivers an event to this replica's subscribers only, once.
     pub fn deliver(&self, event: Arc<Event>) {
+        {
+            let mut delivered = self.delivered.lock().unwrap_or_else(PoisonError::into_inner);
+            if delivered.len() >= REMEMBERED_JOBS {
+                delivered.clear();
+            }
+            let last = delivered.entry(event.job_id).or_insert(0);
+            if event.seq <= *last {
+                return;
+            }
+            *last = event.seq;
+        }
         send(&self.jobs, event.job_id, &event);
         send(&self.projects, event.project_id, &event);
     }
@@ -121,6 +138,11 @@ impl EventBus {
             topic,
             key,
         }
+    }
+
+    /// The highest `seq` of `job` delivered here (0 if none, or forgotten).
+    pub fn last_delivered(&self, job: Uuid) -> i64 {
+        self.delivered.lock().unwrap_or_else(PoisonError::into_inner).get(&job).copied().unwrap_or(0)
     }
 
     pub fn subscribe_job(self: &Arc<Self>, job: Uuid) -> Subscription {

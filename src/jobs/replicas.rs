@@ -23,8 +23,6 @@ const CHANNEL: &str = "tenantql_events";
 const COALESCE: Duration = Duration::from_millis(5);
 /// PostgreSQL refuses payloads of 8,000 bytes or more.
 const MAX_PAYLOAD: usize = 7_000;
-/// How many jobs the listener remembers the last delivered `seq` of.
-const REMEMBERED_JOBS: usize = 100_000;
 
 #[derive(Serialize, Deserialize, Default)]
 struct Notice {
@@ -99,7 +97,6 @@ async fn listen(
     mut listener: sea_orm::sqlx::postgres::PgListener,
     bus: std::sync::Weak<EventBus>,
 ) {
-    let mut delivered: HashMap<Uuid, i64> = HashMap::new();
     loop {
         let notification = match listener.try_recv().await {
             Ok(Some(notification)) => notification,
@@ -124,11 +121,8 @@ async fn listen(
         for org in notice.a {
             bus.deliver_access_changed(org);
         }
-        if delivered.len() > REMEMBERED_JOBS {
-            delivered.clear();
-        }
         for (org, job, seq) in notice.e {
-            let after = delivered.get(&job).copied().unwrap_or(0);
+            let after = bus.last_delivered(job);
             if seq <= after {
                 continue;
             }
@@ -146,7 +140,6 @@ async fn listen(
             match tenant.read(async |scoped| jobs::events_after(scoped, JobId(job), after, limit).await).await {
                 Ok(events) => {
                     for event in events {
-                        delivered.insert(job, event.seq);
                         bus.deliver(Arc::new(event));
                     }
                 }

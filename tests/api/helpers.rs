@@ -493,6 +493,19 @@ pub mod postgres {
     }
 }
 
+/// An access token for `user` that expires in `seconds`, signed like the server's.
+pub fn access_token(user: &str, seconds: i64) -> String {
+    let now = chrono::Utc::now().timestamp();
+    let claims = json!({ "sub": user, "sid": uuid::Uuid::now_v7(), "iss": "tenantql", "aud": "tenantql-api",
+        "iat": now, "nbf": now, "exp": now + seconds });
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+    )
+    .expect("token")
+}
+
 /// A `graphql-transport-ws` (or legacy `graphql-ws`) client over a real websocket.
 pub struct Ws {
     socket: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
@@ -523,6 +536,22 @@ impl TestApp {
         let ack = ws.receive().await.expect("connection_ack");
         assert_eq!(ack["type"], "connection_ack", "{ack}");
         ws
+    }
+
+    /// A `tenantql worker` process on this test's database, with a 2-second lease.
+    pub fn spawn_worker_process(&self) -> std::process::Child {
+        std::process::Command::new(env!("CARGO_BIN_EXE_tenantql"))
+            .arg("worker")
+            .env("DATABASE_URL", &self.database_url)
+            .env("JWT_SECRET", JWT_SECRET)
+            .env("WORKERS", "1")
+            .env("JOB_LEASE_SECONDS", "2")
+            .env("JOB_RETRY_BASE_MS", "100")
+            .env("AUTO_MIGRATE", "false")
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("the worker process starts")
     }
 
     /// Stops the server as SIGTERM would (the database is cleaned up on drop).

@@ -11,6 +11,7 @@ mod helpers;
 mod auth;
 mod cross_tenant;
 mod http;
+mod jobs;
 mod rls;
 mod roles;
 mod schema;
