@@ -246,14 +246,21 @@ impl SubscriptionRoot {
         &self,
         ctx: &Context<'_>,
         job_id: ID,
-        #[graphql(desc = "Replay stored events after this seq first (default 0: all of them).")] after_seq: Option<i64>,
+        #[graphql(desc = "Replay stored events after this seq first (default 0: all of them).")]
+        after_seq: Option<i64>,
     ) -> Result<impl Stream<Item = Result<AgentJobEvent>> + use<>> {
         let job = JobId(parse_id("jobId", &job_id)?);
         let tenant = ctx.tenant()?;
         tenant.read(async |scoped| jobs::get(scoped, job).await).await?;
         let services = ctx.services();
         let liveness = ctx.request()?.liveness(services.clone())?;
-        let events = stream::job_events(&services.jobs.bus, tenant, job, after_seq.unwrap_or(0).max(0), liveness);
+        let events = stream::job_events(
+            &services.jobs.bus,
+            tenant,
+            job,
+            after_seq.unwrap_or(0).max(0),
+            liveness,
+        );
         Ok(events.map(present))
     }
 

@@ -257,7 +257,9 @@ impl OrganizationMutation {
     #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Owner)")]
     async fn delete_organization(&self, ctx: &Context<'_>) -> Result<ID> {
         let tenant = ctx.tenant()?;
-        tenant.write(async |scoped| organizations::delete(scoped).await).await?;
+        tenant
+            .write(async |scoped| organizations::delete(scoped).await)
+            .await?;
         ctx.services().jobs.bus.access_changed(tenant.context().org.0);
         Ok(ID(tenant.context().org.to_string()))
     }
@@ -284,7 +286,9 @@ impl OrganizationMutation {
         let user = UserId(parse_id("userId", &user_id)?);
         let role = role.into();
         let tenant = ctx.tenant()?;
-        let member = tenant.write(async |scoped| organizations::update_member_role(scoped, user, role).await).await?;
+        let member = tenant
+            .write(async |scoped| organizations::update_member_role(scoped, user, role).await)
+            .await?;
         ctx.services().jobs.bus.access_changed(tenant.context().org.0);
         Member::load(ctx, member).await
     }
@@ -294,7 +298,9 @@ impl OrganizationMutation {
     async fn remove_member(&self, ctx: &Context<'_>, user_id: ID) -> Result<ID> {
         let user = UserId(parse_id("userId", &user_id)?);
         let tenant = ctx.tenant()?;
-        tenant.write(async |scoped| organizations::remove_member(scoped, user).await).await?;
+        tenant
+            .write(async |scoped| organizations::remove_member(scoped, user).await)
+            .await?;
         ctx.services().jobs.bus.access_changed(tenant.context().org.0);
         Ok(user_id)
     }

@@ -142,7 +142,12 @@ impl EventBus {
 
     /// The highest `seq` of `job` delivered here (0 if none, or forgotten).
     pub fn last_delivered(&self, job: Uuid) -> i64 {
-        self.delivered.lock().unwrap_or_else(PoisonError::into_inner).get(&job).copied().unwrap_or(0)
+        self.delivered
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&job)
+            .copied()
+            .unwrap_or(0)
     }
 
     pub fn subscribe_job(self: &Arc<Self>, job: Uuid) -> Subscription {

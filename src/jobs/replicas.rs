@@ -68,7 +68,10 @@ async fn notify(db: Db, replica: Uuid, mut outgoing: mpsc::UnboundedReceiver<Out
         while let Ok(message) = outgoing.try_recv() {
             take(message);
         }
-        let events: Vec<_> = latest.into_iter().map(|(job, (org, seq))| (org, job, seq)).collect();
+        let events: Vec<_> = latest
+            .into_iter()
+            .map(|(job, (org, seq))| (org, job, seq))
+            .collect();
         for payload in payloads(replica, events, access.into_iter().collect()) {
             if let Err(error) = db.notify(CHANNEL, &payload).await {
                 tracing::warn!(error = format!("{error:#}"), "notifying other replicas failed");
@@ -83,12 +86,23 @@ fn payloads(replica: Uuid, events: Vec<(Uuid, Uuid, i64)>, access: Vec<Uuid>) ->
     const PER_PAYLOAD: usize = MAX_PAYLOAD / 100;
     let mut notices: Vec<Notice> = events
         .chunks(PER_PAYLOAD)
-        .map(|chunk| Notice { r: replica, e: chunk.to_vec(), a: Vec::new() })
+        .map(|chunk| Notice {
+            r: replica,
+            e: chunk.to_vec(),
+            a: Vec::new(),
+        })
         .collect();
     for chunk in access.chunks(PER_PAYLOAD) {
-        notices.push(Notice { r: replica, e: Vec::new(), a: chunk.to_vec() });
+        notices.push(Notice {
+            r: replica,
+            e: Vec::new(),
+            a: chunk.to_vec(),
+        });
     }
-    notices.iter().filter_map(|notice| serde_json::to_string(notice).ok()).collect()
+    notices
+        .iter()
+        .filter_map(|notice| serde_json::to_string(notice).ok())
+        .collect()
 }
 
 async fn listen(
@@ -114,7 +128,9 @@ async fn listen(
             }
         };
         let Some(bus) = bus.upgrade() else { return };
-        let Ok(notice) = serde_json::from_str::<Notice>(notification.payload()) else { continue };
+        let Ok(notice) = serde_json::from_str::<Notice>(notification.payload()) else {
+            continue;
+        };
         if notice.r == replica {
             continue;
         }
@@ -137,13 +153,18 @@ async fn listen(
                 }),
             );
             let limit = (seq - after).clamp(1, 1_000) as u64;
-            match tenant.read(async |scoped| jobs::events_after(scoped, JobId(job), after, limit).await).await {
+            match tenant
+                .read(async |scoped| jobs::events_after(scoped, JobId(job), after, limit).await)
+                .await
+            {
                 Ok(events) => {
                     for event in events {
                         bus.deliver(Arc::new(event));
                     }
                 }
-                Err(error) => tracing::warn!(job.id = %job, error = format!("{error:#}"), "relaying events failed"),
+                Err(error) => {
+                    tracing::warn!(job.id = %job, error = format!("{error:#}"), "relaying events failed")
+                }
             }
         }
     }

@@ -12,7 +12,10 @@ pub enum Actor {
         created_by: UserId,
     },
     /// A worker acting for a job, on behalf of whoever started it.
-    Job { id: JobId, started_by: UserId },
+    Job {
+        id: JobId,
+        started_by: UserId,
+    },
     /// The server itself reading events written on another replica, to deliver them to this
     /// replica's subscribers of the same tenant. It never writes.
     Relay,

@@ -37,7 +37,10 @@ impl Db {
         let conn = Database::connect(options)
             .await
             .context("cannot connect to the database")?;
-        Ok(Self { conn, url: url.to_owned().into() })
+        Ok(Self {
+            conn,
+            url: url.to_owned().into(),
+        })
     }
 
     pub fn backend(&self) -> DbBackend {

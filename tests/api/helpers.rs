@@ -522,9 +522,17 @@ impl TestApp {
     /// Opens a websocket with `protocol`, without `connection_init`.
     pub async fn ws_raw(&self, protocol: &str) -> Ws {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-        let mut request = self.graphql_url().replace("http://", "ws://").into_client_request().expect("ws request");
-        request.headers_mut().insert("sec-websocket-protocol", protocol.parse().expect("protocol"));
-        let (socket, response) = tokio_tungstenite::connect_async(request).await.expect("websocket upgrade");
+        let mut request = self
+            .graphql_url()
+            .replace("http://", "ws://")
+            .into_client_request()
+            .expect("ws request");
+        request
+            .headers_mut()
+            .insert("sec-websocket-protocol", protocol.parse().expect("protocol"));
+        let (socket, response) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("websocket upgrade");
         assert_eq!(response.headers()["sec-websocket-protocol"], protocol);
         Ws { socket }
     }
@@ -532,7 +540,8 @@ impl TestApp {
     /// A `graphql-transport-ws` connection acknowledged for `client`'s credentials.
     pub async fn ws(&self, client: &Client) -> Ws {
         let mut ws = self.ws_raw("graphql-transport-ws").await;
-        ws.send(json!({ "type": "connection_init", "payload": client.init_payload() })).await;
+        ws.send(json!({ "type": "connection_init", "payload": client.init_payload() }))
+            .await;
         let ack = ws.receive().await.expect("connection_ack");
         assert_eq!(ack["type"], "connection_ack", "{ack}");
         ws
@@ -566,9 +575,16 @@ impl Client {
     /// The client's credentials and organization as a `connection_init` payload.
     pub fn init_payload(&self) -> Value {
         let mut payload = serde_json::Map::new();
-        for (header, key) in [("authorization", "Authorization"), ("x-api-key", "X-Api-Key"), ("x-organization-id", "X-Organization-Id")] {
+        for (header, key) in [
+            ("authorization", "Authorization"),
+            ("x-api-key", "X-Api-Key"),
+            ("x-organization-id", "X-Organization-Id"),
+        ] {
             if let Some(value) = self.headers.get(header) {
-                payload.insert(key.into(), Value::String(value.to_str().expect("ascii header").to_owned()));
+                payload.insert(
+                    key.into(),
+                    Value::String(value.to_str().expect("ascii header").to_owned()),
+                );
             }
         }
         Value::Object(payload)
@@ -579,11 +595,17 @@ impl Ws {
     pub async fn send(&mut self, message: Value) {
         use futures_util::SinkExt;
         use tokio_tungstenite::tungstenite::Message;
-        self.socket.send(Message::Text(message.to_string().into())).await.expect("ws send");
+        self.socket
+            .send(Message::Text(message.to_string().into()))
+            .await
+            .expect("ws send");
     }
 
     pub async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
-        self.send(json!({ "id": id, "type": "subscribe", "payload": { "query": query, "variables": variables } })).await;
+        self.send(
+            json!({ "id": id, "type": "subscribe", "payload": { "query": query, "variables": variables } }),
+        )
+        .await;
     }
 
     /// The next protocol message other than keep-alives, or how the conversation ended.
@@ -618,7 +640,10 @@ impl Ws {
     pub async fn collect(&mut self, id: &str, within: Duration) -> (Vec<Value>, Value) {
         let mut items = Vec::new();
         loop {
-            let message = self.next_message(within).await.unwrap_or_else(|end| panic!("stream {id} ended: {end:?}"));
+            let message = self
+                .next_message(within)
+                .await
+                .unwrap_or_else(|end| panic!("stream {id} ended: {end:?}"));
             if message["id"] != id {
                 continue;
             }

@@ -28,7 +28,10 @@ mod worker_processes {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn killed_worker_sqlite() {
-        super::a_worker_killed_mid_job_leads_to_one_retry_and_one_terminal_event(api_only(Backend::Sqlite).await.unwrap()).await;
+        super::a_worker_killed_mid_job_leads_to_one_retry_and_one_terminal_event(
+            api_only(Backend::Sqlite).await.unwrap(),
+        )
+        .await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -47,8 +50,7 @@ mod worker_processes {
     }
 }
 
-const PROGRESS: &str =
-    "subscription($job: ID!, $after: Int) { agentJobProgress(jobId: $job, afterSeq: $after) { jobId seq status progress message } }";
+const PROGRESS: &str = "subscription($job: ID!, $after: Int) { agentJobProgress(jobId: $job, afterSeq: $after) { jobId seq status progress message } }";
 const JOB: &str = "query($id: ID!) { agentJob(id: $id) { status progress attempts error output input
     events(first: 100) { edges { node { seq status message } } } } }";
 
@@ -91,20 +93,41 @@ fn terminal(job: &Value) -> bool {
 }
 
 fn seqs(events: &[Value]) -> Vec<i64> {
-    events.iter().map(|event| event["data"]["agentJobProgress"]["seq"].as_i64().unwrap()).collect()
+    events
+        .iter()
+        .map(|event| event["data"]["agentJobProgress"]["seq"].as_i64().unwrap())
+        .collect()
 }
 
 fn stored_events(job: &Value) -> Vec<Value> {
-    job["events"]["edges"].as_array().unwrap().iter().map(|edge| edge["node"].clone()).collect()
+    job["events"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|edge| edge["node"].clone())
+        .collect()
 }
 
 /// Exactly one terminal event, last, and seqs 1..n with no gap.
 fn assert_well_formed(events: &[Value]) {
-    let seqs: Vec<i64> = events.iter().map(|event| event["seq"].as_i64().unwrap()).collect();
-    assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>(), "gap or duplicate in {events:#?}");
-    let terminals = events.iter().filter(|e| matches!(e["status"].as_str(), Some("SUCCEEDED" | "FAILED" | "CANCELLED"))).count();
+    let seqs: Vec<i64> = events
+        .iter()
+        .map(|event| event["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as i64).collect::<Vec<_>>(),
+        "gap or duplicate in {events:#?}"
+    );
+    let terminals = events
+        .iter()
+        .filter(|e| matches!(e["status"].as_str(), Some("SUCCEEDED" | "FAILED" | "CANCELLED")))
+        .count();
     assert_eq!(terminals, 1, "{events:#?}");
-    assert!(terminal(events.last().unwrap()), "the terminal event must be last");
+    assert!(
+        terminal(events.last().unwrap()),
+        "the terminal event must be last"
+    );
 }
 
 async fn setup(app: &TestApp) -> (Org, String) {
@@ -118,13 +141,24 @@ async fn job_events_stream_in_order_and_end_after_the_terminal_one(app: TestApp)
     let agent = echo_agent(&acme.owner, json!({ "steps": 3, "delayMs": 30 })).await;
     let job = start_job(&acme.owner, &agent, &project, json!({ "topic": "spring" })).await;
     let mut ws = app.ws(&acme.owner).await;
-    ws.subscribe("p", PROGRESS, json!({ "job": job, "after": 0 })).await;
+    ws.subscribe("p", PROGRESS, json!({ "job": job, "after": 0 }))
+        .await;
     let (events, end) = ws.collect("p", Duration::from_secs(10)).await;
     assert_eq!(end["type"], "complete");
     assert_eq!(seqs(&events), vec![1, 2, 3, 4, 5, 6]);
-    let statuses: Vec<&str> = events.iter().map(|e| e["data"]["agentJobProgress"]["status"].as_str().unwrap()).collect();
-    assert_eq!(statuses, ["QUEUED", "RUNNING", "RUNNING", "RUNNING", "RUNNING", "SUCCEEDED"]);
-    assert!(events.iter().all(|e| e["data"]["agentJobProgress"]["jobId"] == job.as_str()));
+    let statuses: Vec<&str> = events
+        .iter()
+        .map(|e| e["data"]["agentJobProgress"]["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["QUEUED", "RUNNING", "RUNNING", "RUNNING", "RUNNING", "SUCCEEDED"]
+    );
+    assert!(
+        events
+            .iter()
+            .all(|e| e["data"]["agentJobProgress"]["jobId"] == job.as_str())
+    );
 
     let finished = wait_for(&acme.owner, &job, terminal).await;
     assert_eq!(finished["status"], "SUCCEEDED");
@@ -133,19 +167,26 @@ async fn job_events_stream_in_order_and_end_after_the_terminal_one(app: TestApp)
     assert_eq!(finished["output"], json!({ "echo": { "topic": "spring" } }));
 
     // Resuming after seq 3 replays 4..6 from the table, then completes.
-    ws.subscribe("again", PROGRESS, json!({ "job": job, "after": 3 })).await;
+    ws.subscribe("again", PROGRESS, json!({ "job": job, "after": 3 }))
+        .await;
     let (events, end) = ws.collect("again", Duration::from_secs(10)).await;
     assert_eq!(seqs(&events), vec![4, 5, 6]);
     assert_eq!(end["type"], "complete");
 
     let listed = acme
         .owner
-        .gql("query($p: ID!) { agentJobs(projectId: $p, status: SUCCEEDED) { edges { node { id } } } }", json!({ "p": project }))
+        .gql(
+            "query($p: ID!) { agentJobs(projectId: $p, status: SUCCEEDED) { edges { node { id } } } }",
+            json!({ "p": project }),
+        )
         .await;
     assert_eq!(listed.data("agentJobs")["edges"][0]["node"]["id"], job.as_str());
     let none = acme
         .owner
-        .gql("query($p: ID!) { agentJobs(projectId: $p, status: FAILED) { edges { node { id } } } }", json!({ "p": project }))
+        .gql(
+            "query($p: ID!) { agentJobs(projectId: $p, status: FAILED) { edges { node { id } } } }",
+            json!({ "p": project }),
+        )
         .await;
     assert_eq!(none.data("agentJobs")["edges"], json!([]));
 }
@@ -180,7 +221,9 @@ async fn a_slow_subscriber_neither_delays_others_nor_loses_events(app: TestApp) 
     let project_feed = "subscription($p: ID!) { projectJobEvents(projectId: $p) { seq status } }";
     let job = start_job(&acme.owner, &agent, &project, json!({})).await;
     stalled.subscribe("slow", PROGRESS, json!({ "job": job })).await;
-    stalled.subscribe("feed", project_feed, json!({ "p": project })).await;
+    stalled
+        .subscribe("feed", project_feed, json!({ "p": project }))
+        .await;
 
     let mut prompt = app.ws(&acme.owner).await;
     prompt.subscribe("p", PROGRESS, json!({ "job": job })).await;
@@ -201,16 +244,24 @@ async fn subscriptions_to_another_tenant_are_refused_and_silent(app: TestApp) {
     let agent = echo_agent(&acme.owner, json!({ "steps": 2, "delayMs": 50 })).await;
 
     let mut spy = app.ws(&globex.owner).await;
-    spy.subscribe("own", "subscription($p: ID!) { projectJobEvents(projectId: $p) { jobId } }", json!({ "p": globex_project }))
-        .await;
+    spy.subscribe(
+        "own",
+        "subscription($p: ID!) { projectJobEvents(projectId: $p) { jobId } }",
+        json!({ "p": globex_project }),
+    )
+    .await;
     let job = start_job(&acme.owner, &agent, &project, json!({})).await;
     spy.subscribe("job", PROGRESS, json!({ "job": job })).await;
     let refused = spy.next_message(Duration::from_secs(5)).await.unwrap();
     assert_eq!(refused["id"], "job");
     assert_eq!(refused["type"], "error");
     assert_eq!(refused["payload"][0]["extensions"]["code"], "NOT_FOUND");
-    spy.subscribe("project", "subscription($p: ID!) { projectJobEvents(projectId: $p) { jobId } }", json!({ "p": project }))
-        .await;
+    spy.subscribe(
+        "project",
+        "subscription($p: ID!) { projectJobEvents(projectId: $p) { jobId } }",
+        json!({ "p": project }),
+    )
+    .await;
     let refused = spy.next_message(Duration::from_secs(5)).await.unwrap();
     assert_eq!(refused["payload"][0]["extensions"]["code"], "NOT_FOUND");
 
@@ -221,19 +272,37 @@ async fn subscriptions_to_another_tenant_are_refused_and_silent(app: TestApp) {
     let (events, _) = follower.collect("job", Duration::from_secs(10)).await;
     assert!(!events.is_empty());
     wait_for(&acme.owner, &job, terminal).await;
-    assert_eq!(spy.next_message(Duration::from_millis(500)).await, Err(WsEnd::TimedOut));
+    assert_eq!(
+        spy.next_message(Duration::from_millis(500)).await,
+        Err(WsEnd::TimedOut)
+    );
 
     // Reads of the job from the other tenant are NOT_FOUND too.
     let read = globex.owner.gql(JOB, json!({ "id": job })).await;
     assert_eq!(read.error_code(), "NOT_FOUND");
-    let cancel = globex.owner.gql("mutation($id: ID!) { cancelAgentJob(id: $id) { status } }", json!({ "id": job })).await;
+    let cancel = globex
+        .owner
+        .gql(
+            "mutation($id: ID!) { cancelAgentJob(id: $id) { status } }",
+            json!({ "id": job }),
+        )
+        .await;
     assert_eq!(cancel.error_code(), "NOT_FOUND");
-    let list = globex.owner.gql("query($p: ID!) { agentJobs(projectId: $p) { edges { node { id } } } }", json!({ "p": project })).await;
+    let list = globex
+        .owner
+        .gql(
+            "query($p: ID!) { agentJobs(projectId: $p) { edges { node { id } } } }",
+            json!({ "p": project }),
+        )
+        .await;
     assert_eq!(list.error_code(), "NOT_FOUND");
     // And a viewer of Acme may read but not start or cancel.
     let start = viewer
         .client
-        .gql("mutation($a: ID!, $p: ID!) { startAgentJob(input: { agentId: $a, projectId: $p }) { id } }", json!({ "a": agent, "p": project }))
+        .gql(
+            "mutation($a: ID!, $p: ID!) { startAgentJob(input: { agentId: $a, projectId: $p }) { id } }",
+            json!({ "a": agent, "p": project }),
+        )
         .await;
     assert_eq!(start.error_code(), "FORBIDDEN");
 }
@@ -242,15 +311,30 @@ async fn cancelling_stops_queued_and_running_jobs(app: TestApp) {
     let (acme, project) = setup(&app).await;
     let agent = echo_agent(&acme.owner, json!({ "steps": 200, "delayMs": 50 })).await;
     let job = start_job(&acme.owner, &agent, &project, json!({})).await;
-    wait_for(&acme.owner, &job, |job| job["status"] == "RUNNING" && job["progress"].as_i64() > Some(0)).await;
+    wait_for(&acme.owner, &job, |job| {
+        job["status"] == "RUNNING" && job["progress"].as_i64() > Some(0)
+    })
+    .await;
     let cancel = "mutation($id: ID!) { cancelAgentJob(id: $id) { status } }";
-    acme.owner.gql(cancel, json!({ "id": job })).await.data("cancelAgentJob");
+    acme.owner
+        .gql(cancel, json!({ "id": job }))
+        .await
+        .data("cancelAgentJob");
     let finished = wait_for(&acme.owner, &job, terminal).await;
     assert_eq!(finished["status"], "CANCELLED");
-    assert!(finished["progress"].as_i64().unwrap() < 100, "it stopped at its next step");
+    assert!(
+        finished["progress"].as_i64().unwrap() < 100,
+        "it stopped at its next step"
+    );
     assert_well_formed(&stored_events(&finished));
     // Cancelling a finished job changes nothing.
-    assert_eq!(acme.owner.gql(cancel, json!({ "id": job })).await.data("cancelAgentJob")["status"], "CANCELLED");
+    assert_eq!(
+        acme.owner
+            .gql(cancel, json!({ "id": job }))
+            .await
+            .data("cancelAgentJob")["status"],
+        "CANCELLED"
+    );
 }
 
 async fn failures_are_retried_then_fail_with_the_error(app: TestApp) {
@@ -262,7 +346,10 @@ async fn failures_are_retried_then_fail_with_the_error(app: TestApp) {
     assert_eq!(finished["attempts"], 3);
     let events = stored_events(&finished);
     assert_well_formed(&events);
-    let retries = events.iter().filter(|e| e["message"].as_str().is_some_and(|m| m.contains("retrying"))).count();
+    let retries = events
+        .iter()
+        .filter(|e| e["message"].as_str().is_some_and(|m| m.contains("retrying")))
+        .count();
     assert_eq!(retries, 2);
 
     let broken = acme
@@ -287,7 +374,10 @@ async fn a_worker_killed_mid_job_leads_to_one_retry_and_one_terminal_event(app: 
     let agent = echo_agent(&acme.owner, json!({ "steps": 30, "delayMs": 100 })).await;
     let mut doomed = app.spawn_worker_process();
     let job = start_job(&acme.owner, &agent, &project, json!({})).await;
-    wait_for(&acme.owner, &job, |job| job["status"] == "RUNNING" && job["progress"].as_i64() >= Some(10)).await;
+    wait_for(&acme.owner, &job, |job| {
+        job["status"] == "RUNNING" && job["progress"].as_i64() >= Some(10)
+    })
+    .await;
     doomed.kill().expect("kill the worker");
     let _ = doomed.wait();
     let mut survivor = app.spawn_worker_process();
@@ -309,13 +399,24 @@ async fn streams_end_when_access_ends(app: TestApp) {
     let mut removed = app.ws(&member.client).await;
     removed.subscribe("p", PROGRESS, json!({ "job": job })).await;
     // API key revoked.
-    let created = acme.owner.gql("mutation { createApiKey(input: { name: \"bot\", role: VIEWER }) { key apiKey { id } } }", json!({})).await;
-    let bot = app.anonymous().header("x-api-key", created.data("createApiKey")["key"].as_str().unwrap());
+    let created = acme
+        .owner
+        .gql(
+            "mutation { createApiKey(input: { name: \"bot\", role: VIEWER }) { key apiKey { id } } }",
+            json!({}),
+        )
+        .await;
+    let bot = app
+        .anonymous()
+        .header("x-api-key", created.data("createApiKey")["key"].as_str().unwrap());
     let mut revoked = app.ws(&bot).await;
     revoked.subscribe("p", PROGRESS, json!({ "job": job })).await;
     // Access token about to expire.
     let viewer = acme.member(&app, "VIEWER").await;
-    let expiring_viewer = app.anonymous().bearer(&crate::helpers::access_token(&viewer.user_id, 2)).in_org(&acme.id);
+    let expiring_viewer = app
+        .anonymous()
+        .bearer(&crate::helpers::access_token(&viewer.user_id, 2))
+        .in_org(&acme.id);
     let mut expires = app.ws(&expiring_viewer).await;
     expires.subscribe("p", PROGRESS, json!({ "job": job })).await;
 
@@ -323,12 +424,25 @@ async fn streams_end_when_access_ends(app: TestApp) {
         let first = ws.next_message(Duration::from_secs(5)).await.unwrap();
         assert_eq!(first["type"], "next", "{first}");
     }
-    acme.owner.gql("mutation($u: ID!) { removeMember(userId: $u) }", json!({ "u": member.user_id })).await.data("removeMember");
     acme.owner
-        .gql("mutation($id: ID!) { revokeApiKey(id: $id) { id } }", json!({ "id": created.data("createApiKey")["apiKey"]["id"] }))
+        .gql(
+            "mutation($u: ID!) { removeMember(userId: $u) }",
+            json!({ "u": member.user_id }),
+        )
+        .await
+        .data("removeMember");
+    acme.owner
+        .gql(
+            "mutation($id: ID!) { revokeApiKey(id: $id) { id } }",
+            json!({ "id": created.data("createApiKey")["apiKey"]["id"] }),
+        )
         .await
         .data("revokeApiKey");
-    for (ws, code) in [(&mut removed, "FORBIDDEN"), (&mut revoked, "UNAUTHENTICATED"), (&mut expires, "UNAUTHENTICATED")] {
+    for (ws, code) in [
+        (&mut removed, "FORBIDDEN"),
+        (&mut revoked, "UNAUTHENTICATED"),
+        (&mut expires, "UNAUTHENTICATED"),
+    ] {
         let (_, end) = ws.collect("p", Duration::from_secs(5)).await;
         assert_eq!(end["type"], "error", "{end}");
         assert_eq!(end["payload"][0]["extensions"]["code"], code, "{end}");
@@ -343,7 +457,10 @@ async fn a_subscriber_sees_a_job_run_by_another_process(app: TestApp) {
     let feed = "subscription($p: ID!) { projectJobEvents(projectId: $p) { jobId seq status } }";
     ws.subscribe("feed", feed, json!({ "p": project })).await;
     // Let the subscription start before the job exists, so the feed sees all of it live.
-    assert_eq!(ws.next_message(Duration::from_millis(300)).await, Err(WsEnd::TimedOut));
+    assert_eq!(
+        ws.next_message(Duration::from_millis(300)).await,
+        Err(WsEnd::TimedOut)
+    );
     let job = start_job(&acme.owner, &agent, &project, json!({})).await;
     ws.subscribe("job", PROGRESS, json!({ "job": job })).await;
     // Both streams interleave on one socket: sort messages by operation id.
@@ -351,9 +468,17 @@ async fn a_subscriber_sees_a_job_run_by_another_process(app: TestApp) {
     while !job_done || feed_seqs.len() < 8 {
         let message = ws.next_message(Duration::from_secs(10)).await.expect("an event");
         match (message["id"].as_str(), message["type"].as_str()) {
-            (Some("job"), Some("next")) => job_seqs.push(message["payload"]["data"]["agentJobProgress"]["seq"].as_i64().unwrap()),
+            (Some("job"), Some("next")) => job_seqs.push(
+                message["payload"]["data"]["agentJobProgress"]["seq"]
+                    .as_i64()
+                    .unwrap(),
+            ),
             (Some("job"), Some("complete")) => job_done = true,
-            (Some("feed"), Some("next")) => feed_seqs.push(message["payload"]["data"]["projectJobEvents"]["seq"].as_i64().unwrap()),
+            (Some("feed"), Some("next")) => feed_seqs.push(
+                message["payload"]["data"]["projectJobEvents"]["seq"]
+                    .as_i64()
+                    .unwrap(),
+            ),
             _ => panic!("unexpected {message}"),
         }
     }

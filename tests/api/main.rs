@@ -8,6 +8,7 @@
 
 mod helpers;
 
+mod agents;
 mod auth;
 mod cross_tenant;
 mod http;

@@ -20,15 +20,22 @@ const WAIT: Duration = Duration::from_secs(5);
 async fn graphql_transport_ws_runs_operations_with_credentials_from_connection_init(app: TestApp) {
     let acme = app.org("Acme").await;
     let mut socket = app.ws(&acme.owner).await;
-    socket.subscribe("1", "{ organization { slug } }", json!({})).await;
+    socket
+        .subscribe("1", "{ organization { slug } }", json!({}))
+        .await;
     let next = socket.receive().await.unwrap();
     assert_eq!(next["type"], "next");
-    assert_eq!(next["payload"]["data"]["organization"]["slug"], acme.slug.as_str());
+    assert_eq!(
+        next["payload"]["data"]["organization"]["slug"],
+        acme.slug.as_str()
+    );
     assert_eq!(socket.receive().await.unwrap()["type"], "complete");
 
     // Without credentials the connection works but identity-bound fields refuse.
     let mut anonymous = app.ws(&app.anonymous()).await;
-    anonymous.subscribe("1", "{ organization { slug } }", json!({})).await;
+    anonymous
+        .subscribe("1", "{ organization { slug } }", json!({}))
+        .await;
     let error = anonymous.receive().await.unwrap();
     assert_eq!(error["type"], "error");
     assert_eq!(error["payload"][0]["extensions"]["code"], "UNAUTHENTICATED");
@@ -39,9 +46,13 @@ async fn legacy_graphql_ws_runs_operations_too(app: TestApp) {
     let key = acme.api_key(&app, "VIEWER", None).await;
     let mut socket = app.ws_raw("graphql-ws").await;
     let api_key = key.headers["x-api-key"].to_str().unwrap();
-    socket.send(json!({ "type": "connection_init", "payload": { "authToken": api_key } })).await;
+    socket
+        .send(json!({ "type": "connection_init", "payload": { "authToken": api_key } }))
+        .await;
     assert_eq!(socket.receive().await.unwrap()["type"], "connection_ack");
-    socket.send(json!({ "id": "7", "type": "start", "payload": { "query": "{ organization { id } }" } })).await;
+    socket
+        .send(json!({ "id": "7", "type": "start", "payload": { "query": "{ organization { id } }" } }))
+        .await;
     let data = socket.receive().await.unwrap();
     assert_eq!(data["type"], "data");
     assert_eq!(data["payload"]["data"]["organization"]["id"], acme.id.as_str());
@@ -49,12 +60,16 @@ async fn legacy_graphql_ws_runs_operations_too(app: TestApp) {
 
 async fn bad_credentials_in_connection_init_close_the_socket(app: TestApp) {
     let mut socket = app.ws_raw("graphql-transport-ws").await;
-    socket.send(json!({ "type": "connection_init", "payload": { "Authorization": "Bearer forged" } })).await;
+    socket
+        .send(json!({ "type": "connection_init", "payload": { "Authorization": "Bearer forged" } }))
+        .await;
     assert_eq!(socket.next_message(WAIT).await, Err(WsEnd::Closed(Some(4403))));
 
     // The legacy protocol says so in a message first.
     let mut legacy = app.ws_raw("graphql-ws").await;
-    legacy.send(json!({ "type": "connection_init", "payload": { "authToken": "tql_forged" } })).await;
+    legacy
+        .send(json!({ "type": "connection_init", "payload": { "authToken": "tql_forged" } }))
+        .await;
     assert_eq!(legacy.receive().await.unwrap()["type"], "connection_error");
 }
 
@@ -71,7 +86,9 @@ async fn protocol_violations_close_with_their_codes(app: TestApp) {
 
     // A second connection_init.
     let mut twice = app.ws(&acme.owner).await;
-    twice.send(json!({ "type": "connection_init", "payload": {} })).await;
+    twice
+        .send(json!({ "type": "connection_init", "payload": {} }))
+        .await;
     assert_eq!(twice.next_message(WAIT).await, Err(WsEnd::Closed(Some(4429))));
 
     // Two running operations with one id.
@@ -92,9 +109,18 @@ async fn shutdown_closes_websockets_with_1012(mut app: TestApp) {
     let acme = app.org("Acme").await;
     let project = acme.project("P").await;
     let mut socket = app.ws(&acme.owner).await;
-    socket.subscribe("1", "subscription($p: ID!) { projectJobEvents(projectId: $p) { seq } }", json!({ "p": project })).await;
+    socket
+        .subscribe(
+            "1",
+            "subscription($p: ID!) { projectJobEvents(projectId: $p) { seq } }",
+            json!({ "p": project }),
+        )
+        .await;
     // Give the subscription a moment to start, then stop the server.
-    assert_eq!(socket.next_message(Duration::from_millis(300)).await, Err(WsEnd::TimedOut));
+    assert_eq!(
+        socket.next_message(Duration::from_millis(300)).await,
+        Err(WsEnd::TimedOut)
+    );
     app.stop();
     assert_eq!(socket.next_message(WAIT).await, Err(WsEnd::Closed(Some(1012))));
 }
