@@ -31,7 +31,10 @@ async fn private_agents_are_invisible_to_other_tenants(app: TestApp) {
     let globex = app.org("Globex").await;
     let globex_project = globex.project("G").await;
     let agent = echo_agent(&acme.owner, json!({})).await;
-    assert_eq!(listed(&acme.owner.gql(AGENTS, json!({})).await), vec![agent.clone()]);
+    assert_eq!(
+        listed(&acme.owner.gql(AGENTS, json!({})).await),
+        vec![agent.clone()]
+    );
     assert!(listed(&globex.owner.gql(AGENTS, json!({})).await).is_empty());
     let operations = [
         (AGENT, json!({ "id": agent })),

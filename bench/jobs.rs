@@ -1,0 +1,300 @@
+//! Agent job benchmarks.
+//!
+//! Throughput: jobs started over HTTP and run by the server's workers with the `echo` runner
+//! (one step, no delay), timed until the last SUCCEEDED event reaches a websocket subscriber.
+//! Fan-out: N idle `projectJobEvents` subscribers on one project of a separate server process
+//! (RSS per subscription measured on it), then a burst of jobs: delivery latency from each
+//! event's write (`at`) to its receipt by each subscriber.
+//!
+//!     cargo bench --bench jobs                                   # PostgreSQL and SQLite
+//!     cargo bench --bench jobs -- --jobs 5000 --subscribers 1000,10000 --burst 20
+//!     cargo test --bench jobs -- --smoke                         # tiny run for CI
+
+#![expect(
+    clippy::unwrap_used,
+    reason = "a benchmark that cannot set up should stop loudly"
+)]
+
+#[path = "../tests/api/helpers.rs"]
+#[expect(dead_code, reason = "the benchmark uses only part of the test harness")]
+mod helpers;
+
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use helpers::{Backend, Client, TestApp};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+struct Options {
+    jobs: usize,
+    workers: usize,
+    subscribers: Vec<usize>,
+    burst: usize,
+    backends: Vec<Backend>,
+}
+
+impl Options {
+    fn from_args() -> Self {
+        let args: Vec<String> = std::env::args().collect();
+        let value = |flag: &str| {
+            args.iter()
+                .position(|a| a == flag)
+                .and_then(|i| args.get(i + 1))
+                .cloned()
+        };
+        let smoke = args.iter().any(|a| a == "--smoke");
+        Self {
+            jobs: value("--jobs").map_or(if smoke { 20 } else { 3_000 }, |v| v.parse().unwrap()),
+            workers: value("--workers").map_or(4, |v| v.parse().unwrap()),
+            subscribers: value("--subscribers")
+                .map_or(if smoke { vec![10] } else { vec![1_000, 10_000] }, |v| {
+                    v.split(',').map(|n| n.parse().unwrap()).collect()
+                }),
+            burst: value("--burst").map_or(if smoke { 2 } else { 20 }, |v| v.parse().unwrap()),
+            backends: match value("--backend").as_deref() {
+                Some("sqlite") => vec![Backend::Sqlite],
+                Some("postgres") => vec![Backend::Postgres],
+                _ => vec![Backend::Postgres, Backend::Sqlite],
+            },
+        }
+    }
+}
+
+const START: &str = "mutation($input: StartAgentJobInput!) { startAgentJob(input: $input) { id } }";
+
+async fn echo_agent(owner: &Client) -> String {
+    let created = owner
+        .gql(
+            "mutation { createAgent(input: { name: \"Bench\", kind: \"echo\", config: { steps: 1 } }) { id } }",
+            json!({}),
+        )
+        .await;
+    created.data("createAgent")["id"].as_str().unwrap().to_owned()
+}
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A `projectJobEvents` subscriber, acknowledged and subscribed.
+async fn subscriber(graphql_url: &str, owner: &Client, project: &str) -> Socket {
+    let mut request = graphql_url
+        .replace("http://", "ws://")
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", "graphql-transport-ws".parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let init = json!({ "type": "connection_init", "payload": owner.init_payload() });
+    socket.send(Message::Text(init.to_string().into())).await.unwrap();
+    while let Some(Ok(message)) = socket.next().await {
+        if message.to_text().unwrap_or_default().contains("connection_ack") {
+            break;
+        }
+    }
+    let subscribe = json!({ "id": "feed", "type": "subscribe", "payload": {
+        "query": "subscription($p: ID!) { projectJobEvents(projectId: $p) { jobId seq status at } }",
+        "variables": { "p": project } } });
+    socket
+        .send(Message::Text(subscribe.to_string().into()))
+        .await
+        .unwrap();
+    socket
+}
+
+fn event_of(message: &Message) -> Option<Value> {
+    let value: Value = serde_json::from_str(message.to_text().ok()?).ok()?;
+    (value["type"] == "next").then(|| value["payload"]["data"]["projectJobEvents"].clone())
+}
+
+async fn throughput(backend: Backend, options: &Options) {
+    let workers = options.workers;
+    let app = TestApp::spawn_with(backend, |config| {
+        config.workers = workers;
+        config.db_max_connections = 16;
+    })
+    .await
+    .expect("the benchmark needs PostgreSQL (TEST_POSTGRES_URL)");
+    let org = app.org("Bench").await;
+    let project = org.project("Throughput").await;
+    let agent = echo_agent(&org.owner).await;
+    let mut feed = subscriber(&app.graphql_url(), &org.owner, &project).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let started = Instant::now();
+    let jobs = options.jobs;
+    let starters: Vec<_> = (0..16)
+        .map(|worker| {
+            let (owner, agent, project) = (org.owner.clone(), agent.clone(), project.clone());
+            tokio::spawn(async move {
+                for _ in (worker..jobs).step_by(16) {
+                    let input = json!({ "input": { "agentId": agent, "projectId": project, "input": {} } });
+                    owner.gql(START, input).await.data("startAgentJob");
+                }
+            })
+        })
+        .collect();
+    let mut succeeded = 0;
+    while succeeded < jobs {
+        let message = tokio::time::timeout(Duration::from_secs(60), feed.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if event_of(&message).is_some_and(|event| event["status"] == "SUCCEEDED") {
+            succeeded += 1;
+        }
+    }
+    let elapsed = started.elapsed();
+    for starter in starters {
+        starter.await.unwrap();
+    }
+    println!(
+        "{backend:?}: {jobs} echo jobs started over HTTP and finished by {workers} workers in {:.2} s: {:.0} jobs/s",
+        elapsed.as_secs_f64(),
+        jobs as f64 / elapsed.as_secs_f64()
+    );
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+async fn fan_out(subscribers: usize, options: &Options) {
+    // The database comes from the harness; the server under test is its own process.
+    let app = TestApp::spawn_with(Backend::Postgres, |config| config.workers = 0)
+        .await
+        .expect("PostgreSQL");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_tenantql"))
+        .env("DATABASE_URL", &app.database_url)
+        .env("JWT_SECRET", helpers::JWT_SECRET)
+        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env("WORKERS", options.workers.to_string())
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    while reqwest::get(format!("{base}/readyz"))
+        .await
+        .map_or(true, |r| !r.status().is_success())
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let graphql_url = format!("{base}/graphql");
+    let anonymous = Client {
+        url: graphql_url.clone(),
+        http: reqwest::Client::new(),
+        headers: Default::default(),
+    };
+    let signed_up = anonymous
+        .gql(
+            "mutation { signup(input: { email: \"fan@bench.example.com\", password: \"Correct-horse-42\", displayName: \"Fan\", organizationName: \"Fan Out\" }) { accessToken organization { id } } }",
+            json!({}),
+        )
+        .await;
+    let owner = anonymous.bearer(signed_up.data("signup")["accessToken"].as_str().unwrap());
+    let project = owner
+        .gql(
+            "mutation { createProject(input: { name: \"Fan\" }) { id } }",
+            json!({}),
+        )
+        .await;
+    let project = project.data("createProject")["id"].as_str().unwrap().to_owned();
+    let agent = echo_agent(&owner).await;
+
+    let before = rss_kib(server.id());
+    let mut sockets = Vec::with_capacity(subscribers);
+    for chunk in (0..subscribers).collect::<Vec<_>>().chunks(200) {
+        let opened =
+            futures_util::future::join_all(chunk.iter().map(|_| subscriber(&graphql_url, &owner, &project)))
+                .await;
+        sockets.extend(opened);
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = rss_kib(server.id());
+    let per_subscription = (after.saturating_sub(before)) as f64 * 1024.0 / subscribers as f64;
+
+    let expected = options.burst * 4; // QUEUED, RUNNING, one step, SUCCEEDED
+    let receivers: Vec<_> = sockets
+        .into_iter()
+        .map(|mut socket| {
+            tokio::spawn(async move {
+                let mut latencies = Vec::with_capacity(expected);
+                while latencies.len() < expected {
+                    let Ok(Some(Ok(message))) =
+                        tokio::time::timeout(Duration::from_secs(60), socket.next()).await
+                    else {
+                        break;
+                    };
+                    if let Some(event) = event_of(&message) {
+                        let at: chrono::DateTime<chrono::Utc> =
+                            event["at"].as_str().unwrap().parse().unwrap();
+                        latencies
+                            .push((chrono::Utc::now() - at).num_microseconds().unwrap_or(0).max(0) as u64);
+                    }
+                }
+                latencies
+            })
+        })
+        .collect();
+    for _ in 0..options.burst {
+        owner
+            .gql(
+                START,
+                json!({ "input": { "agentId": agent, "projectId": project, "input": {} } }),
+            )
+            .await
+            .data("startAgentJob");
+    }
+    let mut latencies = Vec::new();
+    let mut complete = 0;
+    for receiver in receivers {
+        let received = receiver.await.unwrap();
+        complete += usize::from(received.len() == expected);
+        latencies.extend(received);
+    }
+    latencies.sort_unstable();
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len().max(1) - 1) as f64 * p) as usize)
+            .copied()
+            .unwrap_or(0) as f64
+            / 1000.0
+    };
+    println!(
+        "PostgreSQL fan-out: {subscribers} subscribers, {} jobs ({expected} events each): delivery p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; {complete}/{subscribers} got every event; server RSS {} → {} KiB ({:.1} KiB per idle subscription)",
+        options.burst,
+        pct(0.50),
+        pct(0.99),
+        pct(1.0),
+        before,
+        after,
+        per_subscription / 1024.0,
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
+#[tokio::main]
+async fn main() {
+    let options = Options::from_args();
+    for &backend in &options.backends {
+        throughput(backend, &options).await;
+    }
+    if options.backends.contains(&Backend::Postgres) {
+        for &subscribers in &options.subscribers {
+            fan_out(subscribers, &options).await;
+        }
+    }
+}
