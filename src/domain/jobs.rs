@@ -99,17 +99,7 @@ pub async fn advance(
     let Some(job) = scoped.update_returning(update).await?.pop() else {
         return Ok(None);
     };
-    let event = agent_job_event::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        organization_id: Set(job.organization_id),
-        project_id: Set(job.project_id),
-        job_id: Set(job.id),
-        seq: Set(job.last_seq),
-        status: Set(job.status),
-        progress: Set(job.progress),
-        message: Set(change.message.or(change.error)),
-        created_at: Set(now),
-    };
+    let event = event_of(&job, change.message.or(change.error), now);
     let event = scoped.insert(event).await?;
     Ok(Some((job, event)))
 }
@@ -140,7 +130,7 @@ pub async fn start(
         error: Set(None),
         attempts: Set(0),
         max_attempts: Set(agent.max_attempts),
-        last_seq: Set(0),
+        last_seq: Set(1),
         cancel_requested: Set(false),
         run_after: Set(now),
         worker_id: Set(None),
@@ -152,13 +142,29 @@ pub async fn start(
         updated_at: Set(now),
     };
     let job = scoped.insert(job).await?;
-    let change = Change {
-        message: Some("queued".into()),
-        ..Change::default()
-    };
-    advance(scoped, JobId(job.id), Holder::Status(JobStatus::Queued), change)
-        .await?
-        .ok_or_else(|| AppError::internal(anyhow::anyhow!("a job vanished while being queued")))
+    let event = scoped
+        .insert(event_of(&job, Some("queued".into()), job.created_at))
+        .await?;
+    Ok((job, event))
+}
+
+/// The event recording the job's state as it is now, numbered with its `last_seq`.
+fn event_of(
+    job: &agent_job::Model,
+    message: Option<String>,
+    at: DateTime<Utc>,
+) -> agent_job_event::ActiveModel {
+    agent_job_event::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        organization_id: Set(job.organization_id),
+        project_id: Set(job.project_id),
+        job_id: Set(job.id),
+        seq: Set(job.last_seq),
+        status: Set(job.status),
+        progress: Set(job.progress),
+        message: Set(message),
+        created_at: Set(at),
+    }
 }
 
 /// Cancels a job: a queued one at once, a running one at its next step. A finished job is

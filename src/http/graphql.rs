@@ -9,7 +9,7 @@ use std::sync::Arc;
 use async_graphql::Variables;
 use async_graphql::parser::types::OperationType;
 use poem::http::{HeaderMap, StatusCode, header};
-use poem::web::websocket::WebSocket;
+use poem::web::websocket::{WebSocket, WebSocketConfig};
 use poem::web::{Data, Query};
 use poem::{Body, IntoResponse, Request, Response, handler};
 use serde_json::{Map, Value, json};
@@ -356,7 +356,14 @@ fn upgrade(req: &Request, websocket: WebSocket, state: Arc<HttpState>) -> Respon
         credential: credential(req.headers()),
     };
     let stopping = state.stopping.clone();
+    // Small buffers: an idle subscription should cost kilobytes, not the 2 × 128 KiB default.
+    let config = WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_message_size(Some(MAX_BODY_BYTES))
+        .max_frame_size(Some(MAX_BODY_BYTES));
     websocket
+        .config(config)
         .protocols([protocol.name()])
         .on_upgrade(move |socket| websocket::serve(socket, state, upgrade, stopping))
         .into_response()

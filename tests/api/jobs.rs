@@ -16,6 +16,7 @@ backend_tests!(
     cancelling_stops_queued_and_running_jobs,
     failures_are_retried_then_fail_with_the_error,
     streams_end_when_access_ends,
+    stopping_the_server_releases_running_jobs_to_the_queue,
 );
 
 /// Scenarios where this server runs no workers and separate `tenantql worker` processes do.
@@ -487,4 +488,49 @@ async fn a_subscriber_sees_a_job_run_by_another_process(app: TestApp) {
     assert_eq!(job_seqs, (1..=8).collect::<Vec<_>>());
     // The project feed saw the same events, written by the other process, live.
     assert_eq!(feed_seqs, (1..=8).collect::<Vec<_>>());
+}
+
+async fn stopping_the_server_releases_running_jobs_to_the_queue(mut app: TestApp) {
+    use sea_orm::{ConnectionTrait, Statement};
+    let (acme, project) = setup(&app).await;
+    let agent = echo_agent(&acme.owner, json!({ "steps": 100, "delayMs": 100 })).await;
+    let job = start_job(&acme.owner, &agent, &project, json!({})).await;
+    wait_for(&acme.owner, &job, |job| {
+        job["status"] == "RUNNING" && job["progress"].as_i64() > Some(0)
+    })
+    .await;
+    app.stop();
+    // The server is gone: read the table directly.
+    let db = app.owner_connection().await;
+    let backend = db.get_database_backend();
+    let mut released = false;
+    for _ in 0..100 {
+        let row = db
+            .query_one_raw(Statement::from_string(
+                backend,
+                "SELECT status, worker_id IS NULL FROM agent_jobs",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        if row.try_get_by_index::<String>(0).unwrap() == "QUEUED" && row.try_get_by_index::<bool>(1).unwrap()
+        {
+            released = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(released, "the running job went back to the queue");
+    let last = db
+        .query_one_raw(Statement::from_string(
+            backend,
+            "SELECT message FROM agent_job_events ORDER BY seq DESC LIMIT 1",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        last.try_get_by_index::<String>(0).unwrap(),
+        "released by a stopping worker"
+    );
 }
