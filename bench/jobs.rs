@@ -5,6 +5,8 @@
 //! Fan-out: N idle `projectJobEvents` subscribers on one project of a separate server process
 //! (RSS per subscription measured on it), then a burst of jobs: delivery latency from each
 //! event's write (`at`) to its receipt by each subscriber.
+//! Cross-replica: a subscriber on an API-only server process, jobs run by a separate worker
+//! process at ~100 events/s: delivery latency of the relayed events.
 //!
 //!     cargo bench --bench jobs                                   # PostgreSQL and SQLite
 //!     cargo bench --bench jobs -- --jobs 5000 --subscribers 1000,10000 --burst 20
@@ -32,6 +34,7 @@ struct Options {
     workers: usize,
     subscribers: Vec<usize>,
     burst: usize,
+    replica_jobs: usize,
     backends: Vec<Backend>,
 }
 
@@ -53,6 +56,7 @@ impl Options {
                     v.split(',').map(|n| n.parse().unwrap()).collect()
                 }),
             burst: value("--burst").map_or(if smoke { 2 } else { 20 }, |v| v.parse().unwrap()),
+            replica_jobs: value("--replica-jobs").map_or(if smoke { 5 } else { 250 }, |v| v.parse().unwrap()),
             backends: match value("--backend").as_deref() {
                 Some("sqlite") => vec![Backend::Sqlite],
                 Some("postgres") => vec![Backend::Postgres],
@@ -166,21 +170,34 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-async fn fan_out(subscribers: usize, options: &Options) {
-    // The database comes from the harness; the server under test is its own process.
-    let app = TestApp::spawn_with(Backend::Postgres, |config| config.workers = 0)
-        .await
-        .expect("PostgreSQL");
+/// A server process on the harness's fresh PostgreSQL database, signed up and ready: its
+/// owner, a project and an echo agent.
+struct ServerProcess {
+    child: std::process::Child,
+    graphql_url: String,
+    owner: Client,
+    project: String,
+    agent: String,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn server_process(app: &TestApp, workers: usize) -> ServerProcess {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_tenantql"))
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_tenantql"))
         .env("DATABASE_URL", &app.database_url)
         .env("JWT_SECRET", helpers::JWT_SECRET)
         .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .env("WORKERS", options.workers.to_string())
+        .env("WORKERS", workers.to_string())
         .env("RUST_LOG", "warn")
         .spawn()
         .unwrap();
@@ -197,23 +214,121 @@ async fn fan_out(subscribers: usize, options: &Options) {
         http: reqwest::Client::new(),
         headers: Default::default(),
     };
+    let email = format!("{}@bench.example.com", uuid::Uuid::now_v7().simple());
     let signed_up = anonymous
         .gql(
-            "mutation { signup(input: { email: \"fan@bench.example.com\", password: \"Correct-horse-42\", displayName: \"Fan\", organizationName: \"Fan Out\" }) { accessToken organization { id } } }",
-            json!({}),
+            "mutation($email: String!) { signup(input: { email: $email, password: \"Correct-horse-42\", displayName: \"Bench\", organizationName: \"Bench\" }) { accessToken } }",
+            json!({ "email": email }),
         )
         .await;
     let owner = anonymous.bearer(signed_up.data("signup")["accessToken"].as_str().unwrap());
     let project = owner
         .gql(
-            "mutation { createProject(input: { name: \"Fan\" }) { id } }",
+            "mutation { createProject(input: { name: \"Bench\" }) { id } }",
             json!({}),
         )
         .await;
     let project = project.data("createProject")["id"].as_str().unwrap().to_owned();
     let agent = echo_agent(&owner).await;
+    ServerProcess {
+        child,
+        graphql_url,
+        owner,
+        project,
+        agent,
+    }
+}
 
-    let before = rss_kib(server.id());
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    sorted
+        .get(((sorted.len().max(1) - 1) as f64 * p) as usize)
+        .copied()
+        .unwrap_or(0) as f64
+        / 1000.0
+}
+
+fn latency_us(event: &Value) -> u64 {
+    let at: chrono::DateTime<chrono::Utc> = event["at"].as_str().unwrap().parse().unwrap();
+    (chrono::Utc::now() - at).num_microseconds().unwrap_or(0).max(0) as u64
+}
+
+/// A subscriber on an API-only server process; jobs run by a separate `tenantql worker`
+/// process, about 100 events/s; latency from each event's write to its receipt.
+async fn cross_replica(options: &Options) {
+    let app = TestApp::spawn_with(Backend::Postgres, |config| config.workers = 0)
+        .await
+        .expect("PostgreSQL");
+    let server = server_process(&app, 0).await;
+    let mut worker = std::process::Command::new(env!("CARGO_BIN_EXE_tenantql"))
+        .arg("worker")
+        .env("DATABASE_URL", &app.database_url)
+        .env("JWT_SECRET", helpers::JWT_SECRET)
+        .env("WORKERS", options.workers.to_string())
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let mut feed = subscriber(&server.graphql_url, &server.owner, &server.project).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let jobs = options.replica_jobs;
+    let (owner, agent, project) = (server.owner.clone(), server.agent.clone(), server.project.clone());
+    let starter = tokio::spawn(async move {
+        // Four events per job: 25 jobs/s is 100 events/s.
+        let mut tick = tokio::time::interval(Duration::from_millis(40));
+        for _ in 0..jobs {
+            tick.tick().await;
+            owner
+                .gql(
+                    START,
+                    json!({ "input": { "agentId": agent, "projectId": project, "input": {} } }),
+                )
+                .await
+                .data("startAgentJob");
+        }
+    });
+    // QUEUED events are written by the API process itself; the other three per job are relayed.
+    let (mut received, mut written_elsewhere) = (0, Vec::new());
+    while received < jobs * 4 {
+        let message = tokio::time::timeout(Duration::from_secs(30), feed.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if let Some(event) = event_of(&message) {
+            received += 1;
+            if event["status"] != "QUEUED" {
+                written_elsewhere.push(latency_us(&event));
+            }
+        }
+    }
+    starter.await.unwrap();
+    let _ = worker.kill();
+    let _ = worker.wait();
+    written_elsewhere.sort_unstable();
+    println!(
+        "PostgreSQL cross-replica: {jobs} jobs at 25 jobs/s (~100 events/s) run by a worker process, subscriber on the API process: delivery p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms over {} relayed events",
+        percentile(&written_elsewhere, 0.50),
+        percentile(&written_elsewhere, 0.99),
+        percentile(&written_elsewhere, 1.0),
+        written_elsewhere.len(),
+    );
+}
+
+async fn fan_out(subscribers: usize, options: &Options) {
+    // The database comes from the harness; the server under test is its own process.
+    let app = TestApp::spawn_with(Backend::Postgres, |config| config.workers = 0)
+        .await
+        .expect("PostgreSQL");
+    let server = server_process(&app, options.workers).await;
+    let ServerProcess {
+        graphql_url,
+        owner,
+        project,
+        agent,
+        ..
+    } = &server;
+    let (graphql_url, owner, project, agent) =
+        (graphql_url.clone(), owner.clone(), project.clone(), agent.clone());
+    let before = rss_kib(server.child.id());
     let mut sockets = Vec::with_capacity(subscribers);
     for chunk in (0..subscribers).collect::<Vec<_>>().chunks(200) {
         let opened =
@@ -222,7 +337,7 @@ async fn fan_out(subscribers: usize, options: &Options) {
         sockets.extend(opened);
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let after = rss_kib(server.id());
+    let after = rss_kib(server.child.id());
     let per_subscription = (after.saturating_sub(before)) as f64 * 1024.0 / subscribers as f64;
 
     let expected = options.burst * 4; // QUEUED, RUNNING, one step, SUCCEEDED
@@ -282,8 +397,6 @@ async fn fan_out(subscribers: usize, options: &Options) {
         after,
         per_subscription / 1024.0,
     );
-    let _ = server.kill();
-    let _ = server.wait();
 }
 
 #[tokio::main]
@@ -293,6 +406,7 @@ async fn main() {
         throughput(backend, &options).await;
     }
     if options.backends.contains(&Backend::Postgres) {
+        cross_replica(&options).await;
         for &subscribers in &options.subscribers {
             fan_out(subscribers, &options).await;
         }
