@@ -7,12 +7,11 @@ use crate::auth::Principal;
 use crate::domain::accounts;
 use crate::domain::input::Email;
 use crate::domain::organizations::{self, OrganizationChanges};
-use crate::domain::projects;
 use crate::error::{AppError, AppResult};
 use crate::graphql::context::ContextExt;
 use crate::graphql::guards::{OrgRoleGuard, UserGuard};
 use crate::graphql::pagination::{Conn, connection, page_request, parse_id};
-use crate::graphql::projects::Project;
+use crate::graphql::projects::{Project, project_connection};
 use crate::ids::UserId;
 use crate::tenancy::{Tenant, unscoped};
 
@@ -117,12 +116,7 @@ impl Organization {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<Conn<Project>> {
-        let tenant = self.active_tenant(ctx)?;
-        let page = page_request(first, after.as_deref())?;
-        let page = tenant
-            .read(async |scoped| projects::list(scoped, page).await)
-            .await?;
-        Ok(connection(page, after.is_some(), |project| project.id, Project))
+        project_connection(&self.active_tenant(ctx)?, first, after).await
     }
 }
 

@@ -9,7 +9,7 @@ use crate::graphql::context::ContextExt;
 use crate::graphql::guards::OrgRoleGuard;
 use crate::graphql::pagination::{Conn, connection, page_request, parse_id};
 use crate::ids::{ProjectId, UserId};
-use crate::tenancy::unscoped;
+use crate::tenancy::{Tenant, unscoped};
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 #[graphql(remote = "entity::ProjectRole")]
@@ -123,6 +123,19 @@ pub struct UpdateProjectInput {
     pub description: MaybeUndefined<String>,
 }
 
+/// The tenant's projects as a connection, newest first.
+pub async fn project_connection(
+    tenant: &Tenant,
+    first: Option<i32>,
+    after: Option<String>,
+) -> Result<Conn<Project>> {
+    let page = page_request(first, after.as_deref())?;
+    let page = tenant
+        .read(async |scoped| projects::list(scoped, page).await)
+        .await?;
+    Ok(connection(page, after.is_some(), |project| project.id, Project))
+}
+
 #[derive(Default)]
 pub struct ProjectQuery;
 
@@ -135,12 +148,7 @@ impl ProjectQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<Conn<Project>> {
-        let page = page_request(first, after.as_deref())?;
-        let page = ctx
-            .tenant()?
-            .read(async |scoped| projects::list(scoped, page).await)
-            .await?;
-        Ok(connection(page, after.is_some(), |project| project.id, Project))
+        project_connection(&ctx.tenant()?, first, after).await
     }
 
     async fn project(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Project>> {
