@@ -1,7 +1,7 @@
 //! Agents: owned by one organization, readable by others when shared.
 
 use chrono::Utc;
-use entity::{AgentSharing, OrgRole, agent, agent_share};
+use entity::{AgentSharing, OrgRole, ProjectRole, agent, agent_share};
 use sea_orm::{ActiveValue::Set, ColumnTrait, IntoActiveModel, QueryFilter};
 use serde_json::Value;
 use uuid::Uuid;
@@ -27,14 +27,20 @@ pub async fn get_readable(scoped: &Scoped, id: AgentId) -> AppResult<agent::Mode
         .ok_or(AppError::NotFound("agent"))
 }
 
-/// An agent this tenant owns: `FORBIDDEN` for one merely shared with it (it can see that
-/// one exists), `NOT_FOUND` for one it cannot see.
+/// An agent this tenant owns and the caller may change: `FORBIDDEN` for one merely shared
+/// with it (it can see that one exists) or of a project where the caller cannot edit,
+/// `NOT_FOUND` for one it cannot see.
 async fn get_owned(scoped: &Scoped, id: AgentId) -> AppResult<agent::Model> {
     let agent = get_readable(scoped, id).await?;
     if agent.organization_id != scoped.context().org.0 {
         return Err(AppError::forbidden(
             "agents shared with your organization are read-only",
         ));
+    }
+    if let Some(project) = agent.project_id {
+        scoped
+            .project_with_role(ProjectId(project), ProjectRole::Editor)
+            .await?;
     }
     Ok(agent)
 }
@@ -88,7 +94,7 @@ pub async fn create(scoped: &Scoped, input: NewAgent<'_>) -> AppResult<agent::Mo
     let config = parse_config(input.kind, input.config)?;
     check_sharing(scoped, input.sharing)?;
     if let Some(project) = input.project {
-        scoped.project_role(project).await?;
+        scoped.project_with_role(project, ProjectRole::Editor).await?;
     }
     let now = Utc::now();
     let agent = agent::ActiveModel {

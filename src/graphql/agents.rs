@@ -48,8 +48,11 @@ impl Agent {
         &self.0.kind
     }
 
-    async fn config(&self) -> Json<Value> {
-        Json(self.0.config.clone())
+    /// Shown to the owning organization only: another organization may run a shared agent
+    /// but not read its configuration.
+    async fn config(&self, ctx: &Context<'_>) -> Result<Option<Json<Value>>> {
+        let own = ctx.tenant()?.context().org.0 == self.0.organization_id;
+        Ok(own.then(|| Json(self.0.config.clone())))
     }
 
     async fn sharing(&self) -> AgentSharing {

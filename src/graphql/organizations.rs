@@ -9,7 +9,7 @@ use crate::domain::input::Email;
 use crate::domain::organizations::{self, OrganizationChanges};
 use crate::error::{AppError, AppResult};
 use crate::graphql::context::ContextExt;
-use crate::graphql::guards::{OrgRoleGuard, UserGuard};
+use crate::graphql::guards::{OrgRoleGuard, OrganizationWideGuard, UserGuard};
 use crate::graphql::pagination::{Conn, connection, page_request, parse_id};
 use crate::graphql::projects::{Project, project_connection};
 use crate::ids::UserId;
@@ -86,6 +86,7 @@ impl Organization {
         self.0.created_at
     }
 
+    #[graphql(guard = "OrganizationWideGuard")]
     async fn members(
         &self,
         ctx: &Context<'_>,

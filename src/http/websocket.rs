@@ -67,7 +67,10 @@ struct Connection {
     protocol: Protocol,
     state: Arc<HttpState>,
     upgrade: Upgrade,
-    data: Option<Arc<Data>>,
+    /// Set once `connection_init` is accepted: who the caller said they are. Each operation
+    /// resolves it again, so a revoked key, a removed membership or an expired token stops
+    /// working on an open connection as it would over HTTP.
+    identity: Option<(Option<String>, OrganizationHints)>,
     operations: HashMap<String, AbortHandle>,
     streams: SelectAll<BoxStream<'static, Tagged>>,
 }
@@ -83,7 +86,7 @@ pub async fn serve(
         protocol: upgrade.protocol,
         state,
         upgrade,
-        data: None,
+        identity: None,
         operations: HashMap::new(),
         streams: SelectAll::new(),
     };
@@ -108,7 +111,7 @@ pub async fn serve(
             Some((id, response)) = connection.streams.next(), if !connection.streams.is_empty() => {
                 connection.output(id, response)
             }
-            () = &mut init_deadline, if connection.data.is_none() => {
+            () = &mut init_deadline, if connection.identity.is_none() => {
                 break Some((4408, "connection initialisation timeout"));
             }
             _ = keepalive.tick() => vec![connection.keepalive()],
@@ -151,7 +154,7 @@ impl Connection {
         let id = message.get("id").and_then(Value::as_str).map(str::to_owned);
         match (self.protocol, kind) {
             (_, "connection_init") => {
-                if self.data.is_some() {
+                if self.identity.is_some() {
                     return Err((4429, "too many initialisation requests"));
                 }
                 let payload = message.get("payload").cloned().unwrap_or(Value::Null);
@@ -169,7 +172,7 @@ impl Connection {
             (Protocol::TransportWs, "pong") => Ok(vec![]),
             (Protocol::TransportWs, "subscribe") | (Protocol::LegacyWs, "start") => {
                 let id = id.ok_or((4400, "an operation needs an id"))?;
-                let data = self.data.clone().ok_or((4401, "unauthorized"))?;
+                let (credential, hints) = self.identity.clone().ok_or((4401, "unauthorized"))?;
                 if self.operations.contains_key(&id) {
                     return match self.protocol {
                         Protocol::TransportWs => Err((4409, "subscriber for this id already exists")),
@@ -179,7 +182,7 @@ impl Connection {
                 }
                 let request: async_graphql::Request = serde_json::from_value(message["payload"].clone())
                     .map_err(|_| (4400, "invalid operation payload"))?;
-                self.start(id, request, data);
+                self.start(id, request, credential, hints).await;
                 Ok(vec![])
             }
             (Protocol::TransportWs, "complete") | (Protocol::LegacyWs, "stop") => {
@@ -220,13 +223,21 @@ impl Connection {
         if credential.is_some() && context.principal().is_err() {
             return Outcome::Close(4403, "forbidden");
         }
-        let mut data = Data::default();
-        data.insert(context);
-        self.data = Some(Arc::new(data));
+        self.identity = Some((credential, hints));
         Outcome::Continue
     }
 
-    fn start(&mut self, id: String, request: async_graphql::Request, data: Arc<Data>) {
+    async fn start(
+        &mut self,
+        id: String,
+        request: async_graphql::Request,
+        credential: Option<String>,
+        hints: OrganizationHints,
+    ) {
+        let context = RequestContext::resolve(self.state.services(), credential.as_deref(), &hints).await;
+        let mut data = Data::default();
+        data.insert(context);
+        let data = Arc::new(data);
         let (handle, registration) = AbortHandle::new_pair();
         let responses = self.state.schema.execute_stream_with_session_data(request, data);
         let tag = id.clone();

@@ -238,8 +238,9 @@ impl Scoped {
     }
 
     /// Agents this tenant may read: its own, every GLOBAL one, and SELECTIVE ones shared
-    /// with it. Writes still go through [`Scoped::update`] and [`Scoped::delete`], which match
-    /// only the tenant's own.
+    /// with it; for a project-restricted key, of its own only those of its project or of no
+    /// project. Writes still go through [`Scoped::update`] and [`Scoped::delete`], which match
+    /// only the tenant's own (and, for such a key, its project's).
     pub fn select_readable_agents(&self) -> Select<agent::Entity> {
         let org = self.ctx.org.0;
         let shared_with_us = Query::select()
@@ -247,9 +248,17 @@ impl Scoped {
             .from(agent_share::Entity)
             .and_where(agent_share::Column::SharedWithOrganizationId.eq(org))
             .to_owned();
+        let mut own = Condition::all().add(agent::Column::OrganizationId.eq(org));
+        if let Some(project) = self.ctx.only_project {
+            own = own.add(
+                Condition::any()
+                    .add(agent::Column::ProjectId.eq(project.0))
+                    .add(agent::Column::ProjectId.is_null()),
+            );
+        }
         agent::Entity::find().filter(
             Condition::any()
-                .add(agent::Column::OrganizationId.eq(org))
+                .add(own)
                 .add(agent::Column::Sharing.eq(AgentSharing::Global))
                 .add(
                     Condition::all()

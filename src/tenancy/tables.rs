@@ -51,7 +51,7 @@ tenant_entity!(organization_member, tenant = OrganizationId);
 tenant_entity!(project, tenant = OrganizationId, project = Id);
 tenant_entity!(project_member, tenant = OrganizationId, project = ProjectId);
 tenant_entity!(api_key, tenant = OrganizationId, project = ProjectId);
-tenant_entity!(agent, tenant = OrganizationId);
+tenant_entity!(agent, tenant = OrganizationId, project = ProjectId);
 tenant_entity!(agent_share, tenant = OrganizationId);
 tenant_entity!(agent_job, tenant = OrganizationId, project = ProjectId);
 tenant_entity!(agent_job_event, tenant = OrganizationId, project = ProjectId);

@@ -12,6 +12,7 @@ backend_tests!(
     global_agents_are_readable_and_runnable_but_read_only_elsewhere,
     selective_agents_reach_only_the_listed_organizations,
     agent_input_is_checked,
+    project_bounds_apply_to_agents,
 );
 
 const AGENT: &str = "query($id: ID!) { agent(id: $id) { id name organizationId sharing } }";
@@ -225,4 +226,83 @@ async fn agent_input_is_checked(app: TestApp) {
         assert_eq!(response.error_field(), Some(field), "{input}");
     }
     assert!(listed(&acme.owner.gql(AGENTS, json!({})).await).is_empty());
+}
+
+async fn project_bounds_apply_to_agents(app: TestApp) {
+    let acme = app.org("Acme").await;
+    let alpha = acme.project("Alpha").await;
+    let beta = acme.project("Beta").await;
+    let create = "mutation($p: ID) { createAgent(input: { name: \"A\", kind: \"echo\", config: {}, projectId: $p }) { id } }";
+    let in_beta = acme
+        .owner
+        .gql(create, json!({ "p": beta }))
+        .await
+        .data("createAgent")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let org_wide = acme
+        .owner
+        .gql(create, json!({ "p": null }))
+        .await
+        .data("createAgent")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // A key restricted to Alpha sees Alpha's and organization-wide agents, changes neither Beta's
+    // nor organization-wide ones.
+    let key = acme.api_key(&app, "MEMBER", Some(&alpha)).await;
+    let seen = listed(&key.gql(AGENTS, json!({})).await);
+    assert!(seen.contains(&org_wide) && !seen.contains(&in_beta), "{seen:?}");
+    let rename = "mutation($id: ID!) { updateAgent(id: $id, input: { name: \"x\" }) { id } }";
+    assert_eq!(
+        key.gql(rename, json!({ "id": in_beta })).await.error_code(),
+        "NOT_FOUND"
+    );
+    assert_eq!(
+        key.gql(rename, json!({ "id": org_wide })).await.error_code(),
+        "NOT_FOUND"
+    );
+
+    // A member without a role in Beta may not create or change Beta's agents.
+    let member = acme.member(&app, "MEMBER").await;
+    assert_eq!(
+        member.client.gql(create, json!({ "p": beta })).await.error_code(),
+        "FORBIDDEN"
+    );
+    assert_eq!(
+        member
+            .client
+            .gql(rename, json!({ "id": in_beta }))
+            .await
+            .error_code(),
+        "FORBIDDEN"
+    );
+
+    // Another organization running a shared agent does not see its configuration.
+    let globex = app.org("Globex").await;
+    acme.owner
+        .gql(
+            "mutation($id: ID!, $o: [ID!]!) { shareAgent(agentId: $id, organizationIds: $o) { id } }",
+            json!({ "id": org_wide, "o": [globex.id] }),
+        )
+        .await
+        .data("shareAgent");
+    let config = "query($id: ID!) { agent(id: $id) { config } }";
+    assert_eq!(
+        globex
+            .owner
+            .gql(config, json!({ "id": org_wide }))
+            .await
+            .data("agent")["config"],
+        serde_json::Value::Null
+    );
+    assert_eq!(
+        acme.owner
+            .gql(config, json!({ "id": org_wide }))
+            .await
+            .data("agent")["config"],
+        json!({})
+    );
 }

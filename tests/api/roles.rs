@@ -326,6 +326,23 @@ async fn api_key_cannot_exceed_its_role_or_project(app: TestApp) {
             .unwrap()
             .starts_with("tql_")
     );
+    // A key restricted to one project manages nothing organization-wide, whatever its role.
+    let project_admin_key = acme.api_key(&app, "ADMIN", Some(&alpha)).await;
+    let organization_wide = [
+        "mutation { addMember(input: { email: \"x@example.com\", role: ADMIN }) { userId } }",
+        "mutation { createApiKey(input: { name: \"k\", role: VIEWER }) { key } }",
+        "mutation { updateOrganization(input: { name: \"x\" }) { id } }",
+        "{ apiKeys { id } }",
+        "{ organization { members { edges { node { email } } } } }",
+    ];
+    for query in organization_wide {
+        assert_eq!(
+            project_admin_key.gql(query, json!({})).await.error_code(),
+            "FORBIDDEN",
+            "{query}"
+        );
+    }
+
     // Members cannot hand out keys at all, whatever the role asked for.
     let member = acme.member(&app, "MEMBER").await;
     let from_member = member

@@ -13,6 +13,7 @@ backend_tests!(
     bad_credentials_in_connection_init_close_the_socket,
     protocol_violations_close_with_their_codes,
     shutdown_closes_websockets_with_1012,
+    an_open_connection_loses_access_with_its_caller,
 );
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -123,4 +124,33 @@ async fn shutdown_closes_websockets_with_1012(mut app: TestApp) {
     );
     app.stop();
     assert_eq!(socket.next_message(WAIT).await, Err(WsEnd::Closed(Some(1012))));
+}
+
+async fn an_open_connection_loses_access_with_its_caller(app: TestApp) {
+    let acme = app.org("Acme").await;
+    let member = acme.member(&app, "ADMIN").await;
+    let mut socket = app.ws(&member.client).await;
+    socket
+        .subscribe("1", "{ organization { slug } }", json!({}))
+        .await;
+    assert_eq!(socket.receive().await.unwrap()["type"], "next");
+    assert_eq!(socket.receive().await.unwrap()["type"], "complete");
+    acme.owner
+        .gql(
+            "mutation($u: ID!) { removeMember(userId: $u) }",
+            json!({ "u": member.user_id }),
+        )
+        .await
+        .data("removeMember");
+    // The same connection, a new operation: the caller is resolved again and refused.
+    socket
+        .subscribe(
+            "2",
+            "mutation { createApiKey(input: { name: \"late\", role: ADMIN }) { key } }",
+            json!({}),
+        )
+        .await;
+    let refused = socket.receive().await.unwrap();
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["payload"][0]["extensions"]["code"], "FORBIDDEN");
 }
