@@ -147,7 +147,6 @@ async fn listen(
                 Arc::new(TenantContext {
                     actor: Actor::Relay,
                     org: OrgId(org),
-                    org_slug: String::new(),
                     role: entity::OrgRole::Viewer,
                     only_project: None,
                 }),

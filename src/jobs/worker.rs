@@ -135,7 +135,6 @@ async fn run_job(
                 started_by: UserId(job.created_by),
             },
             org: OrgId(job.organization_id),
-            org_slug: String::new(),
             role: OrgRole::Member,
             only_project: None,
         }),

@@ -38,7 +38,6 @@ impl Actor {
 pub struct TenantContext {
     pub actor: Actor,
     pub org: OrgId,
-    pub org_slug: String,
     /// The actor's role in `org`; for an API key, the key's own role.
     pub role: OrgRole,
     /// Set for an API key restricted to one project: nothing outside it is visible.

@@ -53,7 +53,6 @@ pub async fn resolve_tenant(
                     created_by: key.created_by,
                 },
                 org: key.org,
-                org_slug: key.org_slug.clone(),
                 role: key.role,
                 only_project: key.project,
             })
@@ -73,7 +72,6 @@ pub async fn resolve_tenant(
             Ok(TenantContext {
                 actor: Actor::User(user.id),
                 org: OrgId(org.id),
-                org_slug: org.slug,
                 role,
                 only_project: None,
             })
