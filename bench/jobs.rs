@@ -17,12 +17,14 @@
     reason = "a benchmark that cannot set up should stop loudly"
 )]
 
+mod args;
 #[path = "../tests/api/helpers.rs"]
 #[expect(dead_code, reason = "the benchmark uses only part of the test harness")]
 mod helpers;
 
 use std::time::{Duration, Instant};
 
+use args::Args;
 use futures_util::{SinkExt, StreamExt};
 use helpers::{Backend, Client, TestApp};
 use serde_json::{Value, json};
@@ -40,24 +42,14 @@ struct Options {
 
 impl Options {
     fn from_args() -> Self {
-        let args: Vec<String> = std::env::args().collect();
-        let value = |flag: &str| {
-            args.iter()
-                .position(|a| a == flag)
-                .and_then(|i| args.get(i + 1))
-                .cloned()
-        };
-        let smoke = args.iter().any(|a| a == "--smoke");
+        let args = Args::from_env();
         Self {
-            jobs: value("--jobs").map_or(if smoke { 20 } else { 3_000 }, |v| v.parse().unwrap()),
-            workers: value("--workers").map_or(4, |v| v.parse().unwrap()),
-            subscribers: value("--subscribers")
-                .map_or(if smoke { vec![10] } else { vec![1_000, 10_000] }, |v| {
-                    v.split(',').map(|n| n.parse().unwrap()).collect()
-                }),
-            burst: value("--burst").map_or(if smoke { 2 } else { 20 }, |v| v.parse().unwrap()),
-            replica_jobs: value("--replica-jobs").map_or(if smoke { 5 } else { 250 }, |v| v.parse().unwrap()),
-            backends: match value("--backend").as_deref() {
+            jobs: args.get("--jobs", 3_000, 20),
+            workers: args.get("--workers", 4, 4),
+            subscribers: args.list("--subscribers", vec![1_000, 10_000], vec![10]),
+            burst: args.get("--burst", 20, 2),
+            replica_jobs: args.get("--replica-jobs", 250, 5),
+            backends: match args.value("--backend") {
                 Some("sqlite") => vec![Backend::Sqlite],
                 Some("postgres") => vec![Backend::Postgres],
                 _ => vec![Backend::Postgres, Backend::Sqlite],

@@ -14,12 +14,14 @@
     reason = "a benchmark that cannot set up should stop loudly"
 )]
 
+mod args;
 #[path = "../tests/api/helpers.rs"]
 #[expect(dead_code, reason = "the benchmark uses only part of the test harness")]
 mod helpers;
 
 use std::time::{Duration, Instant};
 
+use args::Args;
 use helpers::{Backend, TestApp};
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use tenantql::auth::secret_token::sha256_hex;
@@ -35,22 +37,15 @@ struct Options {
 
 impl Options {
     fn from_args() -> Self {
-        let args: Vec<String> = std::env::args().collect();
-        let value = |flag: &str| {
-            args.iter()
-                .position(|a| a == flag)
-                .and_then(|i| args.get(i + 1))
-                .cloned()
-        };
-        let smoke = args.iter().any(|a| a == "--smoke");
+        let args = Args::from_env();
         Self {
-            orgs: value("--orgs").map_or(if smoke { 20 } else { 1_000 }, |v| v.parse().unwrap()),
+            orgs: args.get("--orgs", 1_000, 20),
             projects_per_org: 5,
-            seconds: value("--seconds").map_or(if smoke { 1 } else { 10 }, |v| v.parse().unwrap()),
-            connections: value("--connections").map_or(if smoke { vec![2] } else { vec![8, 32] }, |v| {
-                v.split(',').map(|n| n.parse().unwrap()).collect()
-            }),
-            hold: value("--hold").map(|v| v.parse().unwrap()),
+            seconds: args.get("--seconds", 10, 1),
+            connections: args.list("--connections", vec![8, 32], vec![2]),
+            hold: args
+                .value("--hold")
+                .map(|seconds| seconds.parse().expect("--hold takes seconds")),
         }
     }
 }

@@ -184,9 +184,4 @@ impl EventBus {
     pub fn resync_notices(&self) -> broadcast::Receiver<()> {
         self.resync.subscribe()
     }
-
-    /// How many job and project channels are open (for metrics and tests).
-    pub fn open_channels(&self) -> usize {
-        lock(&self.jobs).len() + lock(&self.projects).len()
-    }
 }
