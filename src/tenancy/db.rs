@@ -5,8 +5,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use migration::{Migrator, MigratorTrait};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend};
+use sea_orm::{
+    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
 use secrecy::{ExposeSecret, SecretString};
+
+use super::Access;
 
 #[derive(Clone)]
 pub struct Db {
@@ -51,6 +56,19 @@ impl Db {
         Migrator::up(&self.conn, None)
             .await
             .context("database migration failed")
+    }
+
+    /// Begins a transaction. On SQLite one that will write takes the write lock up front
+    /// (`BEGIN IMMEDIATE`): a deferred one that reads first fails at once, without waiting,
+    /// when another writer commits before its first write.
+    pub(super) async fn begin(&self, access: Access) -> Result<DatabaseTransaction, DbErr> {
+        let immediate = self.backend() == DbBackend::Sqlite && access == Access::Write;
+        self.conn
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: immediate.then_some(SqliteTransactionMode::Immediate),
+                ..Default::default()
+            })
+            .await
     }
 
     /// A round trip to the database, for readiness checks.

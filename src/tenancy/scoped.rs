@@ -15,7 +15,7 @@ use sea_orm::sea_query::{Condition, Query};
 use sea_orm::{
     ActiveModelBehavior, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend,
     DeleteMany, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select,
-    SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait, UpdateMany,
+    Statement, UpdateMany,
 };
 use uuid::Uuid;
 
@@ -34,18 +34,11 @@ pub enum Access {
 /// Opens a tenant transaction. On PostgreSQL the first statement switches, for this
 /// transaction only, to the RLS-bound role and sets the organization, so the database
 /// itself refuses other tenants' rows even if an application filter were missing.
-/// On SQLite a write transaction takes the write lock up front (`BEGIN IMMEDIATE`), so
-/// a read-then-write never fails midway on a lock upgrade.
 pub async fn begin_tenant_transaction(db: &Db, org: OrgId, access: Access) -> AppResult<DatabaseTransaction> {
     let backend = db.backend();
     // No `READ ONLY` for reads on PostgreSQL: it costs a round trip of its own, and the
     // app role's grants and policies are the lock that matters.
-    let options = TransactionOptions {
-        sqlite_transaction_mode: (backend == DbBackend::Sqlite && access == Access::Write)
-            .then_some(SqliteTransactionMode::Immediate),
-        ..Default::default()
-    };
-    let txn = db.conn.begin_with_options(options).await?;
+    let txn = db.begin(access).await?;
     if backend == DbBackend::Postgres {
         txn.execute_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,

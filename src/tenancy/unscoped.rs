@@ -13,12 +13,10 @@ use chrono::{DateTime, Utc};
 use entity::{
     JobStatus, OrgRole, agent_job, agent_job_event, api_key, organization, organization_member, session, user,
 };
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
-    TransactionTrait,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
 
+use super::Access;
 use super::db::Db;
 use crate::error::{AppError, AppResult, duplicate_as};
 use crate::ids::{OrgId, SessionFamilyId, UserId};
@@ -96,7 +94,7 @@ pub async fn create_account(
     new_user: NewUser,
     new_org: NewOrganization,
 ) -> AppResult<(user::Model, organization::Model)> {
-    let txn = db.conn.begin().await?;
+    let txn = db.begin(Access::Write).await?;
     let now = Utc::now();
     let user = user::ActiveModel {
         id: Set(UserId::generate().0),
@@ -122,7 +120,7 @@ pub async fn create_organization(
     owner: UserId,
     new_org: NewOrganization,
 ) -> AppResult<organization::Model> {
-    let txn = db.conn.begin().await?;
+    let txn = db.begin(Access::Write).await?;
     let org = insert_owned_organization(&txn, owner, new_org).await?;
     txn.commit().await?;
     Ok(org)
@@ -202,7 +200,7 @@ pub async fn rotate_session(
     next_hash: String,
     next_expires_at: DateTime<Utc>,
 ) -> AppResult<(UserId, SessionFamilyId)> {
-    let txn = db.conn.begin().await?;
+    let txn = db.begin(Access::Write).await?;
     let Some(current) = session::Entity::find()
         .filter(session::Column::TokenHash.eq(presented_hash))
         .one(&txn)
@@ -265,17 +263,10 @@ pub async fn claim_jobs(
     lease_until: DateTime<Utc>,
 ) -> AppResult<Vec<(agent_job::Model, agent_job_event::Model)>> {
     use sea_orm::sea_query::{Expr, Func, LockBehavior, LockType};
-    use sea_orm::{Condition, DbBackend, ExprTrait, QuerySelect, SqliteTransactionMode, TransactionOptions};
+    use sea_orm::{Condition, DbBackend, ExprTrait, QuerySelect};
 
     let backend = db.backend();
-    let txn = db
-        .conn
-        .begin_with_options(TransactionOptions {
-            sqlite_transaction_mode: (backend == DbBackend::Sqlite)
-                .then_some(SqliteTransactionMode::Immediate),
-            ..Default::default()
-        })
-        .await?;
+    let txn = db.begin(Access::Write).await?;
     let now = Utc::now();
     let due = Condition::any()
         .add(
