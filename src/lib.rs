@@ -6,6 +6,8 @@ pub mod auth;
 /// Business rules and persistence through the scoped handle; knows no HTTP or GraphQL.
 pub mod domain;
 pub mod error;
+/// The audit trail, and later the limits that keep tenants within bounds.
+pub mod governance;
 /// The GraphQL schema: roots, context helpers, error presenter, pagination, one file per domain.
 pub mod graphql;
 /// poem endpoints and middleware: GraphQL over HTTP and websocket, GraphiQL, health, request ids.

@@ -90,6 +90,10 @@ pub struct Settings {
     /// Seconds running jobs and open connections get to finish when the server stops.
     #[arg(long, env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 10, global = true)]
     pub shutdown_grace_seconds: u64,
+    /// Take the client address from the last `X-Forwarded-For` entry, the one the proxy in
+    /// front of the server added. Only behind such a proxy: otherwise clients choose it.
+    #[arg(long, env = "TRUST_FORWARDED_FOR", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub trust_forwarded_for: bool,
     /// Where the embedded default keeps its SQLite file and generated secrets.
     #[arg(long, env = "DATA_DIR", default_value = "./data", global = true)]
     pub data_dir: PathBuf,
@@ -104,6 +108,7 @@ pub struct Config {
     pub jwt_secret: SecretString,
     pub base_domain: Option<String>,
     pub cors_origins: Vec<String>,
+    pub trust_forwarded_for: bool,
     pub log_format: LogFormat,
     pub environment: Environment,
     pub auto_migrate: bool,
@@ -176,6 +181,7 @@ impl Settings {
             jwt_secret,
             base_domain,
             cors_origins,
+            trust_forwarded_for: self.trust_forwarded_for,
             log_format: self.log_format,
             environment: self.environment,
             auto_migrate: self.auto_migrate,

@@ -120,3 +120,15 @@ impl JobStatus {
         )
     }
 }
+
+/// Who made a change recorded in the audit trail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+pub enum ActorKind {
+    #[sea_orm(string_value = "USER")]
+    User,
+    #[sea_orm(string_value = "API_KEY")]
+    ApiKey,
+    #[sea_orm(string_value = "JOB")]
+    Job,
+}

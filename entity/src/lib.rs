@@ -5,6 +5,7 @@ pub mod agent_job;
 pub mod agent_job_event;
 pub mod agent_share;
 pub mod api_key;
+pub mod audit_entry;
 pub mod enums;
 pub mod organization;
 pub mod organization_member;
@@ -13,4 +14,4 @@ pub mod project_member;
 pub mod session;
 pub mod user;
 
-pub use enums::{AgentSharing, JobStatus, OrgKind, OrgRole, Plan, ProjectRole};
+pub use enums::{ActorKind, AgentSharing, JobStatus, OrgKind, OrgRole, Plan, ProjectRole};

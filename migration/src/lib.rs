@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod helpers;
 mod m20261125_000001_foundation;
 mod m20261125_000002_agent_jobs;
+mod m20261125_000003_audit_log;
 mod rls;
 
 pub use rls::APP_ROLE;
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261125_000001_foundation::Migration),
             Box::new(m20261125_000002_agent_jobs::Migration),
+            Box::new(m20261125_000003_audit_log::Migration),
         ]
     }
 }

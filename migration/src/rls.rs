@@ -60,6 +60,43 @@ pub async fn protect_tenant_table(
     Ok(())
 }
 
+/// Protects an append-only tenant table: the app role may read and add its tenant's rows and
+/// nothing else, and a trigger refuses updates and deletes from every role, owner included.
+pub async fn protect_append_only_table(
+    manager: &SchemaManager<'_>,
+    table: &str,
+    key_column: &str,
+) -> Result<(), DbErr> {
+    let db = manager.get_connection();
+    if manager.get_database_backend() != DbBackend::Postgres {
+        for event in ["UPDATE", "DELETE"] {
+            db.execute_unprepared(&format!(
+                "CREATE TRIGGER {table}_append_only_{} BEFORE {event} ON {table}
+                 BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END;",
+                event.to_lowercase()
+            ))
+            .await?;
+        }
+        return Ok(());
+    }
+    let predicate = tenant_predicate(key_column);
+    db.execute_unprepared(&format!(
+        "ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;
+         ALTER TABLE {table} FORCE ROW LEVEL SECURITY;
+         CREATE POLICY tenant_read ON {table} FOR SELECT USING ({predicate});
+         CREATE POLICY tenant_append ON {table} FOR INSERT WITH CHECK ({predicate});
+         GRANT SELECT, INSERT ON {table} TO {APP_ROLE};
+         CREATE FUNCTION {table}_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+           BEGIN RAISE EXCEPTION '{table} is append-only'; END $$;
+         CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table}
+           FOR EACH ROW EXECUTE FUNCTION {table}_refuse_change();
+         CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table}
+           FOR EACH STATEMENT EXECUTE FUNCTION {table}_refuse_change();"
+    ))
+    .await?;
+    Ok(())
+}
+
 /// Adds a read-only policy: rows matching `predicate` become visible to other tenants too
 /// (policies of one command are OR-ed), while writes stay bound by `tenant_isolation`.
 pub async fn add_read_policy(

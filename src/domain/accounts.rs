@@ -7,6 +7,7 @@ use crate::auth::jwt::{ACCESS_TOKEN_SECONDS, JwtKeys};
 use crate::auth::{password, secret_token};
 use crate::domain::input::{Email, Name, Password, Slug};
 use crate::error::{AppError, AppResult};
+use crate::governance::audit::Origin;
 use crate::ids::{SessionFamilyId, UserId};
 use crate::tenancy::{Db, unscoped};
 
@@ -29,13 +30,15 @@ pub struct SignupInput<'a> {
     pub organization_name: &'a str,
 }
 
-pub async fn signup(db: &Db, jwt: &JwtKeys, input: SignupInput<'_>) -> AppResult<SignedIn> {
+pub async fn signup(db: &Db, jwt: &JwtKeys, input: SignupInput<'_>, origin: &Origin) -> AppResult<SignedIn> {
     let email = Email::parse(input.email)?;
     let password = Password::parse(input.password)?;
     let display_name = Name::parse("displayName", input.display_name)?;
     let org_name = Name::parse("organizationName", input.organization_name)?;
     let slug = available_slug(db, Slug::from_name(&org_name)).await?;
     let password_hash = password::hash(password.into_inner()).await?;
+    let (session, refresh_token) = new_session();
+    let family = session.family;
     let (user, org) = unscoped::create_account(
         db,
         unscoped::NewUser {
@@ -44,12 +47,20 @@ pub async fn signup(db: &Db, jwt: &JwtKeys, input: SignupInput<'_>) -> AppResult
             display_name: display_name.into_inner(),
         },
         new_organization(org_name, slug),
+        session,
+        origin,
     )
     .await?;
-    start_session(db, jwt, user, Some(org)).await
+    signed_in(jwt, user, Some(org), family, refresh_token)
 }
 
-pub async fn login(db: &Db, jwt: &JwtKeys, email: &str, password: &str) -> AppResult<SignedIn> {
+pub async fn login(
+    db: &Db,
+    jwt: &JwtKeys,
+    email: &str,
+    password: &str,
+    origin: &Origin,
+) -> AppResult<SignedIn> {
     // A malformed email cannot belong to an account: same answer as a wrong password.
     let user = match Email::parse(email) {
         Ok(email) => unscoped::find_user_by_email(db, email.as_str()).await?,
@@ -61,12 +72,15 @@ pub async fn login(db: &Db, jwt: &JwtKeys, email: &str, password: &str) -> AppRe
     }
     let user = user.ok_or(AppError::Unauthenticated)?;
     let organization = only_organization(db, UserId(user.id)).await?;
-    start_session(db, jwt, user, organization).await
+    let (session, refresh_token) = new_session();
+    let family = session.family;
+    unscoped::start_session(db, UserId(user.id), session, origin).await?;
+    signed_in(jwt, user, organization, family, refresh_token)
 }
 
 /// Exchanges a refresh token for a new pair. Presenting a token that was already exchanged
 /// revokes the whole chain, ending the sign-in for whoever holds any of its tokens.
-pub async fn refresh(db: &Db, jwt: &JwtKeys, refresh_token: &str) -> AppResult<SignedIn> {
+pub async fn refresh(db: &Db, jwt: &JwtKeys, refresh_token: &str, origin: &Origin) -> AppResult<SignedIn> {
     let presented_hash = secret_token::sha256_hex(refresh_token);
     let next = secret_token::random_alphanumeric(REFRESH_TOKEN_LEN);
     let (user_id, family) = unscoped::rotate_session(
@@ -74,23 +88,18 @@ pub async fn refresh(db: &Db, jwt: &JwtKeys, refresh_token: &str) -> AppResult<S
         &presented_hash,
         secret_token::sha256_hex(&next),
         refresh_expiry(),
+        origin,
     )
     .await?;
     let user = unscoped::find_user(db, user_id)
         .await?
         .ok_or(AppError::Unauthenticated)?;
     let organization = only_organization(db, user_id).await?;
-    Ok(SignedIn {
-        access_token: jwt.issue(user_id, family)?,
-        refresh_token: next,
-        expires_in: ACCESS_TOKEN_SECONDS,
-        user,
-        organization,
-    })
+    signed_in(jwt, user, organization, family, next)
 }
 
-pub async fn logout(db: &Db, family: SessionFamilyId) -> AppResult<()> {
-    unscoped::revoke_session_family(db, family).await
+pub async fn logout(db: &Db, user: UserId, family: SessionFamilyId, origin: &Origin) -> AppResult<()> {
+    unscoped::end_session(db, user, family, origin).await
 }
 
 /// A new organization owned by `owner`; the slug is derived from the name unless given.
@@ -99,13 +108,14 @@ pub async fn create_organization(
     owner: UserId,
     name: &str,
     slug: Option<&str>,
+    origin: &Origin,
 ) -> AppResult<organization::Model> {
     let name = Name::parse("name", name)?;
     let slug = match slug {
         Some(slug) => Slug::parse("slug", slug)?,
         None => available_slug(db, Slug::from_name(&name)).await?,
     };
-    unscoped::create_organization(db, owner, new_organization(name, slug)).await
+    unscoped::create_organization(db, owner, new_organization(name, slug), origin).await
 }
 
 fn new_organization(name: Name, slug: Slug) -> unscoped::NewOrganization {
@@ -151,25 +161,26 @@ fn refresh_expiry() -> chrono::DateTime<Utc> {
     Utc::now() + Duration::days(REFRESH_TOKEN_DAYS)
 }
 
-async fn start_session(
-    db: &Db,
+/// A fresh refresh token in a new family, and the token itself (shown to the client once).
+fn new_session() -> (unscoped::NewSession, String) {
+    let refresh_token = secret_token::random_alphanumeric(REFRESH_TOKEN_LEN);
+    let session = unscoped::NewSession {
+        family: SessionFamilyId::generate(),
+        token_hash: secret_token::sha256_hex(&refresh_token),
+        expires_at: refresh_expiry(),
+    };
+    (session, refresh_token)
+}
+
+fn signed_in(
     jwt: &JwtKeys,
     user: user::Model,
     organization: Option<organization::Model>,
+    family: SessionFamilyId,
+    refresh_token: String,
 ) -> AppResult<SignedIn> {
-    let family = SessionFamilyId::generate();
-    let refresh_token = secret_token::random_alphanumeric(REFRESH_TOKEN_LEN);
-    let user_id = UserId(user.id);
-    unscoped::insert_session(
-        db,
-        user_id,
-        family,
-        secret_token::sha256_hex(&refresh_token),
-        refresh_expiry(),
-    )
-    .await?;
     Ok(SignedIn {
-        access_token: jwt.issue(user_id, family)?,
+        access_token: jwt.issue(UserId(user.id), family)?,
         refresh_token,
         expires_in: ACCESS_TOKEN_SECONDS,
         user,

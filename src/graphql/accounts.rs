@@ -118,30 +118,41 @@ impl AccountMutation {
             display_name: &input.display_name,
             organization_name: &input.organization_name,
         };
-        Ok(accounts::signup(&services.db, &services.jwt, input).await?.into())
-    }
-
-    async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<AuthPayload> {
-        let services = ctx.services();
         Ok(
-            accounts::login(&services.db, &services.jwt, &input.email, &input.password)
+            accounts::signup(&services.db, &services.jwt, input, &ctx.origin())
                 .await?
                 .into(),
         )
     }
 
+    async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<AuthPayload> {
+        let services = ctx.services();
+        Ok(accounts::login(
+            &services.db,
+            &services.jwt,
+            &input.email,
+            &input.password,
+            &ctx.origin(),
+        )
+        .await?
+        .into())
+    }
+
     /// Exchanges a refresh token for a new pair. Reusing an exchanged token ends the sign-in.
     async fn refresh_session(&self, ctx: &Context<'_>, refresh_token: String) -> Result<AuthPayload> {
         let services = ctx.services();
-        Ok(accounts::refresh(&services.db, &services.jwt, &refresh_token)
-            .await?
-            .into())
+        Ok(
+            accounts::refresh(&services.db, &services.jwt, &refresh_token, &ctx.origin())
+                .await?
+                .into(),
+        )
     }
 
     /// Revokes the current sign-in's refresh tokens.
     #[graphql(guard = "UserGuard")]
     async fn logout(&self, ctx: &Context<'_>) -> Result<bool> {
-        accounts::logout(&ctx.services().db, ctx.user()?.session_family).await?;
+        let user = ctx.user()?;
+        accounts::logout(&ctx.services().db, user.id, user.session_family, &ctx.origin()).await?;
         Ok(true)
     }
 }

@@ -8,6 +8,7 @@ use crate::auth::Principal;
 use crate::auth::jwt::JwtKeys;
 use crate::auth::principal::{ApiKeyCache, UserPrincipal, authenticate};
 use crate::error::{AppError, AppResult};
+use crate::governance::audit::{ClientInfo, Origin};
 use crate::jobs::Jobs;
 use crate::jobs::stream::Liveness;
 use crate::tenancy::resolve::{OrganizationHints, resolve_tenant};
@@ -30,16 +31,23 @@ pub struct RequestContext {
     /// Kept so a long-lived subscription can check the caller again later.
     credential: Option<String>,
     hints: OrganizationHints,
+    client: ClientInfo,
 }
 
 impl RequestContext {
-    pub async fn resolve(services: &Services, credential: Option<&str>, hints: &OrganizationHints) -> Self {
+    pub async fn resolve(
+        services: &Services,
+        credential: Option<&str>,
+        hints: &OrganizationHints,
+        client: ClientInfo,
+    ) -> Self {
         let Some(credential) = credential else {
             return Self {
                 principal: Err(AppError::Unauthenticated),
                 tenant: Err(AppError::Unauthenticated),
                 credential: None,
                 hints: hints.clone(),
+                client,
             };
         };
         let principal = authenticate(&services.db, &services.jwt, &services.api_keys, credential).await;
@@ -52,6 +60,7 @@ impl RequestContext {
             tenant,
             credential: Some(credential.to_owned()),
             hints: hints.clone(),
+            client,
         }
     }
 
@@ -63,16 +72,17 @@ impl RequestContext {
             Principal::User(user) => Some(user.expires_at),
             Principal::ApiKey(_) => None,
         };
-        let (credential, hints) = (self.credential.clone(), self.hints.clone());
+        let (credential, hints, client) = (self.credential.clone(), self.hints.clone(), self.client.clone());
         let recheck = move || {
-            let (services, before, credential, hints) = (
+            let (services, before, credential, hints, client) = (
                 services.clone(),
                 before.clone(),
                 credential.clone(),
                 hints.clone(),
+                client.clone(),
             );
             Box::pin(async move {
-                let now = Self::resolve(&services, credential.as_deref(), &hints).await;
+                let now = Self::resolve(&services, credential.as_deref(), &hints, client).await;
                 let after = now.tenant_context()?;
                 if after.org != before.org
                     || after.role < before.role
@@ -96,6 +106,10 @@ impl RequestContext {
     pub fn tenant_context(&self) -> AppResult<&Arc<TenantContext>> {
         self.tenant.as_ref().map_err(replay)
     }
+
+    pub fn client(&self) -> &ClientInfo {
+        &self.client
+    }
 }
 
 /// The stored error again, for each resolver that asks.
@@ -113,8 +127,11 @@ pub trait ContextExt {
     fn principal(&self) -> AppResult<&Principal>;
     /// The signed-in person; API keys are `FORBIDDEN` here.
     fn user(&self) -> AppResult<&UserPrincipal>;
-    /// The request's tenant, offering only scoped transactions.
+    /// The request's tenant, offering only scoped transactions; its writes are audited
+    /// as this field's operation.
     fn tenant(&self) -> AppResult<Tenant>;
+    /// The audit origin of a change made by this field's operation.
+    fn origin(&self) -> Origin;
 }
 
 impl ContextExt for Context<'_> {
@@ -142,6 +159,16 @@ impl ContextExt for Context<'_> {
 
     fn tenant(&self) -> AppResult<Tenant> {
         let ctx = self.request()?.tenant_context()?;
-        Ok(Tenant::new(self.services().db.clone(), ctx.clone()))
+        Ok(Tenant::new(self.services().db.clone(), ctx.clone()).audited(self.origin()))
+    }
+
+    fn origin(&self) -> Origin {
+        Origin {
+            action: self.field().name().to_owned(),
+            client: self
+                .request()
+                .map(|request| request.client().clone())
+                .unwrap_or_default(),
+        }
     }
 }

@@ -1,6 +1,7 @@
 pub mod accounts;
 pub mod agents;
 pub mod api_keys;
+pub mod audit;
 pub mod context;
 pub mod errors;
 pub mod guards;
@@ -27,6 +28,7 @@ pub struct QueryRoot(
     api_keys::ApiKeyQuery,
     agents::AgentQuery,
     jobs::JobQuery,
+    audit::AuditQuery,
 );
 
 #[derive(MergedObject, Default)]

@@ -225,9 +225,14 @@ impl OrganizationMutation {
         input: CreateOrganizationInput,
     ) -> Result<Organization> {
         let owner = ctx.user()?.id;
-        let org =
-            accounts::create_organization(&ctx.services().db, owner, &input.name, input.slug.as_deref())
-                .await?;
+        let org = accounts::create_organization(
+            &ctx.services().db,
+            owner,
+            &input.name,
+            input.slug.as_deref(),
+            &ctx.origin(),
+        )
+        .await?;
         Ok(Organization(org))
     }
 

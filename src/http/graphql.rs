@@ -14,6 +14,7 @@ use poem::web::{Data, Query};
 use poem::{Body, IntoResponse, Request, Response, handler};
 use serde_json::{Map, Value, json};
 
+use super::client::client_info;
 use super::{HttpState, websocket};
 use crate::graphql::RequestContext;
 use crate::tenancy::resolve::OrganizationHints;
@@ -294,8 +295,13 @@ struct ResponseBody<'a> {
 
 async fn execute(req: &Request, state: &Arc<HttpState>, media: MediaType, params: Params) -> Response {
     let hints = organization_hints(req.headers(), state.base_domain.as_deref());
-    let context =
-        RequestContext::resolve(state.services(), credential(req.headers()).as_deref(), &hints).await;
+    let context = RequestContext::resolve(
+        state.services(),
+        credential(req.headers()).as_deref(),
+        &hints,
+        client_info(req, state.trust_forwarded_for),
+    )
+    .await;
     let span = tracing::Span::current();
     if let Ok(tenant) = context.tenant_context() {
         span.record("org.id", tracing::field::display(tenant.org));
@@ -354,6 +360,7 @@ fn upgrade(req: &Request, websocket: WebSocket, state: Arc<HttpState>) -> Respon
         protocol,
         hints: organization_hints(req.headers(), state.base_domain.as_deref()),
         credential: credential(req.headers()),
+        client: client_info(req, state.trust_forwarded_for),
     };
     let stopping = state.stopping.clone();
     // Small buffers: an idle subscription should cost kilobytes, not the 2 × 128 KiB default.

@@ -1,3 +1,4 @@
+pub mod client;
 pub mod graphiql;
 pub mod graphql;
 pub mod health;
@@ -21,6 +22,7 @@ pub struct HttpState {
     pub ws_init_timeout: std::time::Duration,
     pub base_domain: Option<String>,
     pub cors_origins: Vec<String>,
+    pub trust_forwarded_for: bool,
 }
 
 impl HttpState {
@@ -42,6 +44,7 @@ pub fn routes(
         ws_init_timeout: config.ws_init_timeout,
         base_domain: config.base_domain.clone(),
         cors_origins: config.cors_origins.clone(),
+        trust_forwarded_for: config.trust_forwarded_for,
     });
     let cors = cors(&config.cors_origins);
     Route::new()

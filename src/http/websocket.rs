@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use super::HttpState;
+use crate::governance::audit::ClientInfo;
 use crate::graphql::RequestContext;
 use crate::tenancy::resolve::OrganizationHints;
 
@@ -53,6 +54,7 @@ pub struct Upgrade {
     pub protocol: Protocol,
     pub hints: OrganizationHints,
     pub credential: Option<String>,
+    pub client: ClientInfo,
 }
 
 enum Outcome {
@@ -219,7 +221,13 @@ impl Connection {
             })
             .or_else(|| payload_str(payload, &["authToken", "X-Api-Key", "x-api-key"]))
             .or_else(|| self.upgrade.credential.clone());
-        let context = RequestContext::resolve(self.state.services(), credential.as_deref(), &hints).await;
+        let context = RequestContext::resolve(
+            self.state.services(),
+            credential.as_deref(),
+            &hints,
+            self.upgrade.client.clone(),
+        )
+        .await;
         if credential.is_some() && context.principal().is_err() {
             return Outcome::Close(4403, "forbidden");
         }
@@ -234,7 +242,13 @@ impl Connection {
         credential: Option<String>,
         hints: OrganizationHints,
     ) {
-        let context = RequestContext::resolve(self.state.services(), credential.as_deref(), &hints).await;
+        let context = RequestContext::resolve(
+            self.state.services(),
+            credential.as_deref(),
+            &hints,
+            self.upgrade.client.clone(),
+        )
+        .await;
         let mut data = Data::default();
         data.insert(context);
         let data = Arc::new(data);

@@ -7,22 +7,24 @@
     reason = "the one module allowed to build tenant queries"
 )]
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use entity::{AgentSharing, ProjectRole, agent, agent_share, project, project_member};
 use migration::APP_ROLE;
 use sea_orm::sea_query::{Condition, Query};
 use sea_orm::{
     ActiveModelBehavior, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend,
-    DeleteMany, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select,
-    Statement, UpdateMany,
+    DeleteMany, EntityTrait, IntoActiveModel, ModelTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Select, Statement, UpdateMany,
 };
 use uuid::Uuid;
 
 use super::context::{Actor, TenantContext};
 use super::db::Db;
 use super::tables::TenantEntity;
+use super::unscoped;
 use crate::error::{AppError, AppResult};
+use crate::governance::audit::{Change, Origin};
 use crate::ids::{OrgId, ProjectId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,11 +58,26 @@ pub async fn begin_tenant_transaction(db: &Db, org: OrgId, access: Access) -> Ap
 pub struct Tenant {
     db: Db,
     ctx: Arc<TenantContext>,
+    /// Set for API operations, whose writes each leave an audit row. Job bookkeeping
+    /// (claims, leases, progress) has none: the job's own event log records it.
+    origin: Option<Arc<Origin>>,
 }
 
 impl Tenant {
     pub fn new(db: Db, ctx: Arc<TenantContext>) -> Self {
-        Self { db, ctx }
+        Self {
+            db,
+            ctx,
+            origin: None,
+        }
+    }
+
+    /// Every [`Tenant::write`] of this handle records one audit row for `origin`.
+    pub fn audited(self, origin: Origin) -> Self {
+        Self {
+            origin: Some(Arc::new(origin)),
+            ..self
+        }
     }
 
     pub fn context(&self) -> &TenantContext {
@@ -74,8 +91,8 @@ impl Tenant {
         self.run(Access::Read, work).await
     }
 
-    /// Runs `work` in one transaction, committed only if it succeeds: a change and
-    /// everything written with it land together or not at all.
+    /// Runs `work` in one transaction, committed only if it succeeds: a change, everything
+    /// written with it and its audit row land together or not at all.
     pub async fn write<T, F>(&self, work: F) -> AppResult<T>
     where
         F: for<'s> AsyncFnOnce(&'s Scoped) -> AppResult<T>,
@@ -91,8 +108,14 @@ impl Tenant {
         let scoped = Scoped {
             txn,
             ctx: self.ctx.clone(),
+            first_change: Mutex::new(None),
         };
-        let result = work(&scoped).await;
+        let mut result = work(&scoped).await;
+        if let (Ok(_), Access::Write, Some(origin)) = (&result, access, &self.origin)
+            && let Err(error) = scoped.append_audit_entry(origin).await
+        {
+            result = Err(error);
+        }
         match result {
             Ok(value) => {
                 scoped.txn.commit().await?;
@@ -104,6 +127,15 @@ impl Tenant {
             }
         }
     }
+}
+
+/// The id of a row of a tenant entity (every one has a UUID primary key).
+fn row_id<E: TenantEntity>(model: &E::Model) -> Uuid {
+    as_uuid(model.get(E::id_column())).unwrap_or_default()
+}
+
+fn as_uuid(value: sea_orm::Value) -> Option<Uuid> {
+    <Uuid as sea_orm::sea_query::ValueType>::try_from(value).ok()
 }
 
 /// A page request for keyset pagination, newest first.
@@ -125,11 +157,29 @@ pub struct Page<T> {
 pub struct Scoped {
     txn: DatabaseTransaction,
     ctx: Arc<TenantContext>,
+    /// What the audit row names: the first row this transaction inserted, updated or deleted.
+    first_change: Mutex<Option<Change>>,
 }
 
 impl Scoped {
     pub fn context(&self) -> &TenantContext {
         &self.ctx
+    }
+
+    fn record(&self, change: impl FnOnce() -> Change) {
+        let mut first = self.first_change.lock().unwrap_or_else(PoisonError::into_inner);
+        if first.is_none() {
+            *first = Some(change());
+        }
+    }
+
+    async fn append_audit_entry(&self, origin: &Origin) -> AppResult<()> {
+        let change = self
+            .first_change
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        unscoped::append_audit_entry(&self.txn, origin, Some(self.ctx.org.0), self.ctx.actor, change).await
     }
 
     fn scope<E: TenantEntity, Q: QueryFilter>(&self, query: Q) -> Q {
@@ -192,7 +242,9 @@ impl Scoped {
         E::Model: IntoActiveModel<A>,
     {
         model.set(E::tenant_column(), self.ctx.org.0.into());
-        Ok(E::insert(model).exec_with_returning(&self.txn).await?)
+        let inserted = E::insert(model).exec_with_returning(&self.txn).await?;
+        self.record(|| Change::new(E::RESOURCE, row_id::<E>(&inserted), None, Some(&inserted)));
+        Ok(inserted)
     }
 
     /// Updates the row the model names if it is inside the tenant; `NOT_FOUND` otherwise.
@@ -202,32 +254,45 @@ impl Scoped {
         A: ActiveModelTrait<Entity = E> + ActiveModelBehavior + Send,
         E::Model: IntoActiveModel<A>,
     {
+        let id = model
+            .get(E::id_column())
+            .into_value()
+            .and_then(as_uuid)
+            .ok_or(AppError::NotFound(what))?;
+        let before = self.get::<E>(id, what).await?;
         model.set(E::tenant_column(), self.ctx.org.0.into());
         let update = self.scope::<E, _>(E::update(model).validate()?);
-        update
+        let after = update
             .exec(&self.txn)
             .await
             .map_err(|error| match AppError::from(error) {
                 AppError::NotFound(_) => AppError::NotFound(what),
                 other => other,
-            })
+            })?;
+        self.record(|| Change::new(E::RESOURCE, id, Some(&before), Some(&after)));
+        Ok(after)
     }
 
     /// Deletes the row with this id if it is inside the tenant; `NOT_FOUND` otherwise.
     pub async fn delete<E: TenantEntity>(&self, id: Uuid, what: &'static str) -> AppResult<()> {
+        let before = self.get::<E>(id, what).await?;
         let deleted = self
             .delete_where::<E>(self.delete_many::<E>().filter(E::id_column().eq(id)))
             .await?;
         if deleted == 0 {
-            Err(AppError::NotFound(what))
-        } else {
-            Ok(())
+            return Err(AppError::NotFound(what));
         }
+        self.record(|| Change::new(E::RESOURCE, id, Some(&before), None));
+        Ok(())
     }
 
     /// Runs a scoped update and returns the rows it changed (none if the filter matched none).
     pub async fn update_returning<E: TenantEntity>(&self, update: UpdateMany<E>) -> AppResult<Vec<E::Model>> {
-        Ok(update.exec_with_returning(&self.txn).await?)
+        let updated = update.exec_with_returning(&self.txn).await?;
+        if let Some(first) = updated.first() {
+            self.record(|| Change::new(E::RESOURCE, row_id::<E>(first), None, Some(first)));
+        }
+        Ok(updated)
     }
 
     /// Agents this tenant may read: its own, every GLOBAL one, and SELECTIVE ones shared

@@ -15,10 +15,13 @@ pub const TENANT_TABLES: &[(&str, &str)] = &[
     ("agent_shares", "organization_id"),
     ("agent_jobs", "organization_id"),
     ("agent_job_events", "organization_id"),
+    ("audit_log", "organization_id"),
 ];
 
 /// A sea-orm entity whose rows belong to one organization.
-pub trait TenantEntity: EntityTrait {
+pub trait TenantEntity: EntityTrait<Model: serde::Serialize> {
+    /// The resource's name in the audit trail, as its GraphQL type is named.
+    const RESOURCE: &'static str;
     /// The column holding the owning organization's id.
     fn tenant_column() -> Self::Column;
     /// The primary key, a time-ordered UUID (v7), also the keyset order of lists.
@@ -31,8 +34,9 @@ pub trait TenantEntity: EntityTrait {
 }
 
 macro_rules! tenant_entity {
-    ($module:ident, tenant = $tenant:ident $(, project = $project:ident)?) => {
+    ($module:ident, $resource:literal, tenant = $tenant:ident $(, project = $project:ident)?) => {
         impl TenantEntity for entity::$module::Entity {
+            const RESOURCE: &'static str = $resource;
             fn tenant_column() -> Self::Column {
                 entity::$module::Column::$tenant
             }
@@ -46,12 +50,28 @@ macro_rules! tenant_entity {
     };
 }
 
-tenant_entity!(organization, tenant = Id);
-tenant_entity!(organization_member, tenant = OrganizationId);
-tenant_entity!(project, tenant = OrganizationId, project = Id);
-tenant_entity!(project_member, tenant = OrganizationId, project = ProjectId);
-tenant_entity!(api_key, tenant = OrganizationId, project = ProjectId);
-tenant_entity!(agent, tenant = OrganizationId, project = ProjectId);
-tenant_entity!(agent_share, tenant = OrganizationId);
-tenant_entity!(agent_job, tenant = OrganizationId, project = ProjectId);
-tenant_entity!(agent_job_event, tenant = OrganizationId, project = ProjectId);
+tenant_entity!(organization, "Organization", tenant = Id);
+tenant_entity!(organization_member, "OrganizationMember", tenant = OrganizationId);
+tenant_entity!(project, "Project", tenant = OrganizationId, project = Id);
+tenant_entity!(
+    project_member,
+    "ProjectMember",
+    tenant = OrganizationId,
+    project = ProjectId
+);
+tenant_entity!(api_key, "ApiKey", tenant = OrganizationId, project = ProjectId);
+tenant_entity!(agent, "Agent", tenant = OrganizationId, project = ProjectId);
+tenant_entity!(agent_share, "AgentShare", tenant = OrganizationId);
+tenant_entity!(
+    agent_job,
+    "AgentJob",
+    tenant = OrganizationId,
+    project = ProjectId
+);
+tenant_entity!(
+    agent_job_event,
+    "AgentJobEvent",
+    tenant = OrganizationId,
+    project = ProjectId
+);
+tenant_entity!(audit_entry, "AuditEntry", tenant = OrganizationId);

@@ -11,14 +11,16 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use entity::{
-    JobStatus, OrgRole, agent_job, agent_job_event, api_key, organization, organization_member, session, user,
+    JobStatus, OrgRole, agent_job, agent_job_event, api_key, audit_entry, organization, organization_member,
+    session, user,
 };
 use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
 
-use super::Access;
 use super::db::Db;
+use super::{Access, Actor};
 use crate::error::{AppError, AppResult, duplicate_as};
+use crate::governance::audit::{self, Change, Origin};
 use crate::ids::{OrgId, SessionFamilyId, UserId};
 
 pub async fn find_user(db: &Db, id: UserId) -> AppResult<Option<user::Model>> {
@@ -88,11 +90,21 @@ pub struct NewOrganization {
     pub monthly_budget_cents: i64,
 }
 
-/// Signup: the user, their organization and their ownership of it, all or nothing.
+/// A refresh token to store: its hash, in a family (one sign-in).
+pub struct NewSession {
+    pub family: SessionFamilyId,
+    pub token_hash: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Signup: the user, their organization, their ownership of it, their first refresh token
+/// and the audit row, all or nothing.
 pub async fn create_account(
     db: &Db,
     new_user: NewUser,
     new_org: NewOrganization,
+    first_session: NewSession,
+    origin: &Origin,
 ) -> AppResult<(user::Model, organization::Model)> {
     let txn = db.begin(Access::Write).await?;
     let now = Utc::now();
@@ -109,7 +121,11 @@ pub async fn create_account(
         .exec_with_returning(&txn)
         .await
         .map_err(duplicate_as("email", "an account with this email already exists"))?;
-    let org = insert_owned_organization(&txn, UserId(user.id), new_org).await?;
+    let owner = UserId(user.id);
+    let org = insert_owned_organization(&txn, owner, new_org).await?;
+    insert_session_in(&txn, owner, first_session).await?;
+    let change = Change::new("User", user.id, None, Some(&user));
+    append_audit_entry(&txn, origin, Some(org.id), Actor::User(owner), Some(change)).await?;
     txn.commit().await?;
     Ok((user, org))
 }
@@ -119,9 +135,12 @@ pub async fn create_organization(
     db: &Db,
     owner: UserId,
     new_org: NewOrganization,
+    origin: &Origin,
 ) -> AppResult<organization::Model> {
     let txn = db.begin(Access::Write).await?;
     let org = insert_owned_organization(&txn, owner, new_org).await?;
+    let change = Change::new("Organization", org.id, None, Some(&org));
+    append_audit_entry(&txn, origin, Some(org.id), Actor::User(owner), Some(change)).await?;
     txn.commit().await?;
     Ok(org)
 }
@@ -158,38 +177,48 @@ async fn insert_owned_organization(
     Ok(org)
 }
 
-/// Stores a new refresh token (its hash) in a session family.
-pub async fn insert_session(
-    db: &Db,
-    user: UserId,
-    family: SessionFamilyId,
-    token_hash: String,
-    expires_at: DateTime<Utc>,
-) -> AppResult<()> {
-    insert_session_in(&db.conn, user, family, token_hash, expires_at).await
+/// Starts a sign-in: its first refresh token, audited as an account event.
+pub async fn start_session(db: &Db, user: UserId, session: NewSession, origin: &Origin) -> AppResult<()> {
+    let txn = db.begin(Access::Write).await?;
+    let family = session.family;
+    insert_session_in(&txn, user, session).await?;
+    append_audit_entry(
+        &txn,
+        origin,
+        None,
+        Actor::User(user),
+        Some(session_change(family)),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(())
 }
 
-async fn insert_session_in(
-    conn: &impl sea_orm::ConnectionTrait,
-    user: UserId,
-    family: SessionFamilyId,
-    token_hash: String,
-    expires_at: DateTime<Utc>,
-) -> AppResult<()> {
+async fn insert_session_in(txn: &DatabaseTransaction, user: UserId, session: NewSession) -> AppResult<()> {
     let now = Utc::now();
     let row = session::ActiveModel {
         id: Set(Uuid::now_v7()),
         user_id: Set(user.0),
-        family_id: Set(family.0),
-        token_hash: Set(token_hash),
-        expires_at: Set(expires_at),
+        family_id: Set(session.family.0),
+        token_hash: Set(session.token_hash),
+        expires_at: Set(session.expires_at),
         rotated_at: Set(None),
         revoked_at: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
     };
-    session::Entity::insert(row).exec(conn).await?;
+    session::Entity::insert(row).exec(txn).await?;
     Ok(())
+}
+
+/// Account events name the sign-in (the session family), never a token.
+fn session_change(family: SessionFamilyId) -> Change {
+    Change {
+        resource_type: "Session",
+        resource_id: family.0,
+        before: None,
+        after: None,
+    }
 }
 
 /// Exchanges a refresh token (by hash) for a new one in the same family. A token that was
@@ -199,6 +228,7 @@ pub async fn rotate_session(
     presented_hash: &str,
     next_hash: String,
     next_expires_at: DateTime<Utc>,
+    origin: &Origin,
 ) -> AppResult<(UserId, SessionFamilyId)> {
     let txn = db.begin(Access::Write).await?;
     let Some(current) = session::Entity::find()
@@ -209,6 +239,7 @@ pub async fn rotate_session(
         return Err(AppError::Unauthenticated);
     };
     let now = Utc::now();
+    let user = UserId(current.user_id);
     let family = SessionFamilyId(current.family_id);
     if current.revoked_at.is_some() || current.expires_at <= now {
         return Err(AppError::Unauthenticated);
@@ -223,30 +254,70 @@ pub async fn rotate_session(
         .exec(&txn)
         .await?
         .rows_affected;
+    // Either way the family changes (rotated, or revoked for reuse), and the trail says so.
+    append_audit_entry(
+        &txn,
+        origin,
+        None,
+        Actor::User(user),
+        Some(session_change(family)),
+    )
+    .await?;
     if claimed == 0 {
         revoke_family_in(&txn, family).await?;
         txn.commit().await?;
         return Err(AppError::Unauthenticated);
     }
-    let user = UserId(current.user_id);
-    insert_session_in(&txn, user, family, next_hash, next_expires_at).await?;
+    let next = NewSession {
+        family,
+        token_hash: next_hash,
+        expires_at: next_expires_at,
+    };
+    insert_session_in(&txn, user, next).await?;
     txn.commit().await?;
     Ok((user, family))
 }
 
-/// Revokes every refresh token of one sign-in (logout, or reuse detected).
-pub async fn revoke_session_family(db: &Db, family: SessionFamilyId) -> AppResult<()> {
-    revoke_family_in(&db.conn, family).await
+/// Revokes every refresh token of one sign-in (logout).
+pub async fn end_session(db: &Db, user: UserId, family: SessionFamilyId, origin: &Origin) -> AppResult<()> {
+    let txn = db.begin(Access::Write).await?;
+    revoke_family_in(&txn, family).await?;
+    append_audit_entry(
+        &txn,
+        origin,
+        None,
+        Actor::User(user),
+        Some(session_change(family)),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(())
 }
 
-async fn revoke_family_in(conn: &impl sea_orm::ConnectionTrait, family: SessionFamilyId) -> AppResult<()> {
+async fn revoke_family_in(txn: &DatabaseTransaction, family: SessionFamilyId) -> AppResult<()> {
     let now = Utc::now();
     session::Entity::update_many()
         .col_expr(session::Column::RevokedAt, sea_orm::sea_query::Expr::value(now))
         .col_expr(session::Column::UpdatedAt, sea_orm::sea_query::Expr::value(now))
         .filter(session::Column::FamilyId.eq(family.0))
         .filter(session::Column::RevokedAt.is_null())
-        .exec(conn)
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// Writes the audit row of a change in the change's own transaction. Tenant mutations reach
+/// it through [`super::Tenant::write`]; the account events above call it directly.
+pub(super) async fn append_audit_entry(
+    txn: &DatabaseTransaction,
+    origin: &Origin,
+    organization: Option<Uuid>,
+    actor: Actor,
+    change: Option<Change>,
+) -> AppResult<()> {
+    let row = audit::entry(origin, organization, actor, change)?;
+    audit_entry::Entity::insert(row)
+        .exec_without_returning(txn)
         .await?;
     Ok(())
 }

@@ -95,6 +95,8 @@ impl TestApp {
             jwt_secret: SecretString::from(JWT_SECRET),
             base_domain: Some(BASE_DOMAIN.into()),
             cors_origins: vec!["https://app.example.com".into()],
+            // Lets a test speak for several clients through `X-Forwarded-For`.
+            trust_forwarded_for: true,
             log_format: LogFormat::Pretty,
             environment: Environment::Development,
             auto_migrate: true,

@@ -9,6 +9,7 @@
 mod helpers;
 
 mod agents;
+mod audit;
 mod auth;
 mod cross_tenant;
 mod http;

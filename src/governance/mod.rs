@@ -1,0 +1,3 @@
+//! What keeps tenants accountable and within bounds: the audit trail.
+
+pub mod audit;
