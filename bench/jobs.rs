@@ -189,6 +189,7 @@ async fn server_process(app: &TestApp, workers: usize) -> ServerProcess {
         .env("DATABASE_URL", &app.database_url)
         .env("JWT_SECRET", helpers::JWT_SECRET)
         .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env("PLAN_LIMITS", helpers::UNLIMITED_PLANS)
         .env("WORKERS", workers.to_string())
         .env("RUST_LOG", "warn")
         .spawn()

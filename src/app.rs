@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::auth::jwt::JwtKeys;
+use crate::governance::rate_limits::RateLimits;
 use crate::graphql::{self, AppSchema};
 use crate::http;
 use crate::jobs::{Jobs, replicas};
@@ -34,11 +35,14 @@ impl App {
             db.migrate().await?;
         }
         let jobs = Arc::new(Jobs::new(replicas::link(&db).await?, config.worker));
-        let schema = graphql::build_schema(
-            db.clone(),
-            Arc::new(JwtKeys::new(&config.jwt_secret)),
-            jobs.clone(),
-        );
+        let services = graphql::Services {
+            db: db.clone(),
+            jwt: Arc::new(JwtKeys::new(&config.jwt_secret)),
+            api_keys: Default::default(),
+            jobs: jobs.clone(),
+            rate_limits: RateLimits::new(&config.rate_limits),
+        };
+        let schema = graphql::build_schema(services, config.query_limits);
         let acceptor = TcpListener::bind(config.listen_addr)
             .into_acceptor()
             .await

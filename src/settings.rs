@@ -9,6 +9,8 @@ use base64::Engine;
 use clap::{Parser, Subcommand, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::governance::rate_limits::RateLimitConfig;
+use crate::graphql::limits::QueryLimits;
 use crate::jobs::WorkerConfig;
 
 #[derive(Debug, Parser)]
@@ -94,6 +96,41 @@ pub struct Settings {
     /// front of the server added. Only behind such a proxy: otherwise clients choose it.
     #[arg(long, env = "TRUST_FORWARDED_FOR", default_value_t = false, action = clap::ArgAction::Set, global = true)]
     pub trust_forwarded_for: bool,
+    /// Deepest selection nesting an operation may have.
+    #[arg(long, env = "MAX_DEPTH", default_value_t = 12, global = true)]
+    pub max_depth: usize,
+    /// Most complexity units one operation may cost (a field is 1, a list its page size
+    /// times its selection).
+    #[arg(long, env = "MAX_COMPLEXITY", default_value_t = 1_000, global = true)]
+    pub max_complexity: usize,
+    /// Most aliased fields one document may use.
+    #[arg(long, env = "MAX_ALIASES", default_value_t = 30, global = true)]
+    pub max_aliases: usize,
+    /// Most top-level fields one operation may select.
+    #[arg(long, env = "MAX_ROOT_FIELDS", default_value_t = 10, global = true)]
+    pub max_root_fields: usize,
+    /// Most operations in one batched POST; 0 (the default) refuses batches.
+    #[arg(long, env = "MAX_BATCH_SIZE", default_value_t = 0, global = true)]
+    pub max_batch_size: usize,
+    /// Serve introspection and field suggestions; by default on outside production only.
+    #[arg(long, env = "INTROSPECTION", action = clap::ArgAction::Set, global = true)]
+    pub introspection: Option<bool>,
+    /// Per-plan limits as PLAN=requests/complexity/jobs per minute, comma-separated, over the
+    /// defaults (FREE=300/20000/20, STARTER=1200/100000/120, PRO=6000/500000/600,
+    /// ENTERPRISE=30000/2500000/3000).
+    #[arg(long, env = "PLAN_LIMITS", default_value = "", global = true)]
+    pub plan_limits: String,
+    /// Requests per minute one API key may make, within its organization's limits.
+    #[arg(
+        long,
+        env = "API_KEY_REQUESTS_PER_MINUTE",
+        default_value_t = 600,
+        global = true
+    )]
+    pub api_key_requests_per_minute: u32,
+    /// signup, login and refreshSession attempts per minute from one client address.
+    #[arg(long, env = "AUTH_ATTEMPTS_PER_MINUTE", default_value_t = 10, global = true)]
+    pub auth_attempts_per_minute: u32,
     /// Where the embedded default keeps its SQLite file and generated secrets.
     #[arg(long, env = "DATA_DIR", default_value = "./data", global = true)]
     pub data_dir: PathBuf,
@@ -116,6 +153,8 @@ pub struct Config {
     pub worker: WorkerConfig,
     pub shutdown_grace: Duration,
     pub ws_init_timeout: Duration,
+    pub query_limits: QueryLimits,
+    pub rate_limits: RateLimitConfig,
 }
 
 const MIN_JWT_SECRET_BYTES: usize = 32;
@@ -174,6 +213,35 @@ impl Settings {
         if self.db_max_connections == 0 {
             bail!("DB_MAX_CONNECTIONS must be at least 1");
         }
+        if self.max_complexity == 0 || self.max_depth == 0 {
+            bail!("MAX_DEPTH and MAX_COMPLEXITY must be at least 1");
+        }
+        if self.api_key_requests_per_minute == 0 || self.auth_attempts_per_minute == 0 {
+            bail!("API_KEY_REQUESTS_PER_MINUTE and AUTH_ATTEMPTS_PER_MINUTE must be at least 1");
+        }
+        let rate_limits = RateLimitConfig {
+            api_key_requests_per_minute: self.api_key_requests_per_minute,
+            auth_attempts_per_minute: self.auth_attempts_per_minute,
+            ..RateLimitConfig::default()
+        }
+        .with_plan_overrides(&self.plan_limits)?;
+        if let Some((plan, _)) = rate_limits
+            .plans
+            .iter()
+            .find(|(_, quota)| (quota.complexity as usize) < self.max_complexity)
+        {
+            bail!(
+                "PLAN_LIMITS gives {plan:?} fewer complexity units a minute than MAX_COMPLEXITY: its largest operations could never run"
+            );
+        }
+        let query_limits = QueryLimits {
+            max_depth: self.max_depth,
+            max_complexity: self.max_complexity,
+            max_aliases: self.max_aliases,
+            max_root_fields: self.max_root_fields.max(1),
+            max_batch_size: self.max_batch_size,
+            introspection: self.introspection.unwrap_or(!production),
+        };
         Ok(Config {
             database_url,
             db_max_connections: self.db_max_connections,
@@ -193,6 +261,8 @@ impl Settings {
             },
             shutdown_grace: Duration::from_secs(self.shutdown_grace_seconds),
             ws_init_timeout: Duration::from_secs(self.ws_init_timeout_seconds.max(1)),
+            query_limits,
+            rate_limits,
         })
     }
 }

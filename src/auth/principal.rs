@@ -5,7 +5,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use entity::{OrgRole, api_key, organization};
+use entity::{OrgRole, Plan, api_key, organization};
 
 use crate::auth::api_key as key_format;
 use crate::auth::jwt::JwtKeys;
@@ -32,6 +32,7 @@ pub struct ApiKeyPrincipal {
     pub id: ApiKeyId,
     pub org: OrgId,
     pub org_slug: String,
+    pub org_plan: Plan,
     pub project: Option<ProjectId>,
     pub role: OrgRole,
     pub created_by: UserId,
@@ -112,6 +113,7 @@ pub async fn authenticate(
         id: ApiKeyId(key.id),
         org: OrgId(org.id),
         org_slug: org.slug,
+        org_plan: org.plan,
         project: key.project_id.map(ProjectId),
         role: key.role,
         created_by: UserId(key.created_by),

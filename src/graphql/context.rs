@@ -3,16 +3,18 @@
 use std::sync::Arc;
 
 use async_graphql::Context;
+use entity::Plan;
 
 use crate::auth::Principal;
 use crate::auth::jwt::JwtKeys;
 use crate::auth::principal::{ApiKeyCache, UserPrincipal, authenticate};
 use crate::error::{AppError, AppResult};
 use crate::governance::audit::{ClientInfo, Origin};
+use crate::governance::rate_limits::{Caller, RateLimits};
 use crate::jobs::Jobs;
 use crate::jobs::stream::Liveness;
 use crate::tenancy::resolve::{OrganizationHints, resolve_tenant};
-use crate::tenancy::{Db, Tenant, TenantContext};
+use crate::tenancy::{Actor, Db, Tenant, TenantContext};
 
 /// Schema-wide services.
 pub struct Services {
@@ -20,6 +22,7 @@ pub struct Services {
     pub jwt: Arc<JwtKeys>,
     pub api_keys: ApiKeyCache,
     pub jobs: Arc<Jobs>,
+    pub rate_limits: Arc<RateLimits>,
 }
 
 /// Resolved once per request (or once per websocket connection), before any resolver.
@@ -28,6 +31,8 @@ pub struct Services {
 pub struct RequestContext {
     principal: AppResult<Principal>,
     tenant: AppResult<Arc<TenantContext>>,
+    /// The tenant's plan, which sets its rate limits.
+    plan: Option<Plan>,
     /// Kept so a long-lived subscription can check the caller again later.
     credential: Option<String>,
     hints: OrganizationHints,
@@ -45,19 +50,25 @@ impl RequestContext {
             return Self {
                 principal: Err(AppError::Unauthenticated),
                 tenant: Err(AppError::Unauthenticated),
+                plan: None,
                 credential: None,
                 hints: hints.clone(),
                 client,
             };
         };
         let principal = authenticate(&services.db, &services.jwt, &services.api_keys, credential).await;
-        let tenant = match &principal {
-            Ok(principal) => resolve_tenant(&services.db, principal, hints).await.map(Arc::new),
+        let resolved = match &principal {
+            Ok(principal) => resolve_tenant(&services.db, principal, hints).await,
             Err(_) => Err(AppError::Unauthenticated),
+        };
+        let (tenant, plan) = match resolved {
+            Ok((tenant, plan)) => (Ok(Arc::new(tenant)), Some(plan)),
+            Err(error) => (Err(error), None),
         };
         Self {
             principal,
             tenant,
+            plan,
             credential: Some(credential.to_owned()),
             hints: hints.clone(),
             client,
@@ -110,6 +121,19 @@ impl RequestContext {
     pub fn client(&self) -> &ClientInfo {
         &self.client
     }
+
+    /// Whom this request's operations are charged to; `None` before a tenant is known.
+    pub fn caller(&self) -> Option<Caller> {
+        let tenant = self.tenant.as_ref().ok()?;
+        Some(Caller {
+            organization: tenant.org.0,
+            plan: self.plan?,
+            api_key: match tenant.actor {
+                Actor::ApiKey { id, .. } => Some(id.0),
+                _ => None,
+            },
+        })
+    }
 }
 
 /// The stored error again, for each resolver that asks.
@@ -132,6 +156,10 @@ pub trait ContextExt {
     fn tenant(&self) -> AppResult<Tenant>;
     /// The audit origin of a change made by this field's operation.
     fn origin(&self) -> Origin;
+    /// Counts a job start against the organization's jobs per minute.
+    fn charge_job_start(&self) -> AppResult<()>;
+    /// Counts a sign-in attempt against the client address's allowance.
+    fn charge_auth_attempt(&self) -> AppResult<()>;
 }
 
 impl ContextExt for Context<'_> {
@@ -160,6 +188,21 @@ impl ContextExt for Context<'_> {
     fn tenant(&self) -> AppResult<Tenant> {
         let ctx = self.request()?.tenant_context()?;
         Ok(Tenant::new(self.services().db.clone(), ctx.clone()).audited(self.origin()))
+    }
+
+    fn charge_job_start(&self) -> AppResult<()> {
+        let caller = self.request()?.caller().ok_or(AppError::Unauthenticated)?;
+        self.services()
+            .rate_limits
+            .charge_job_start(caller.organization, caller.plan)
+    }
+
+    fn charge_auth_attempt(&self) -> AppResult<()> {
+        let ip = self
+            .request()
+            .ok()
+            .and_then(|request| request.client().ip.as_deref());
+        self.services().rate_limits.charge_auth_attempt(ip)
     }
 
     fn origin(&self) -> Origin {

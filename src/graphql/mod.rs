@@ -6,6 +6,7 @@ pub mod context;
 pub mod errors;
 pub mod guards;
 pub mod jobs;
+pub mod limits;
 pub mod organizations;
 pub mod pagination;
 pub mod projects;
@@ -14,11 +15,8 @@ use std::sync::Arc;
 
 use async_graphql::{MergedObject, Schema};
 
-use crate::auth::jwt::JwtKeys;
-use crate::jobs::Jobs;
-use crate::tenancy::Db;
-
 pub use context::{RequestContext, Services};
+use limits::{OperationLimits, QueryLimits};
 
 #[derive(MergedObject, Default)]
 pub struct QueryRoot(
@@ -43,26 +41,23 @@ pub struct MutationRoot(
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, jobs::SubscriptionRoot>;
 
-/// Limits that keep one request from costing the server more than a page of work.
-pub const MAX_DEPTH: usize = 12;
-pub const MAX_COMPLEXITY: usize = 1_000;
-
-pub fn build_schema(db: Db, jwt: Arc<JwtKeys>, jobs: Arc<Jobs>) -> AppSchema {
-    Schema::build(
+pub fn build_schema(services: Services, limits: QueryLimits) -> AppSchema {
+    let rate_limits = services.rate_limits.clone();
+    let mut builder = Schema::build(
         QueryRoot::default(),
         MutationRoot::default(),
         jobs::SubscriptionRoot,
     )
-    .data(Arc::new(Services {
-        db,
-        jwt,
-        api_keys: Default::default(),
-        jobs,
-    }))
+    .data(Arc::new(services))
+    // The presenter comes first, so it also sees the errors of the limits below.
     .extension(errors::ErrorPresenter)
-    .limit_depth(MAX_DEPTH)
-    .limit_complexity(MAX_COMPLEXITY)
-    .finish()
+    .extension(OperationLimits { limits, rate_limits })
+    .limit_depth(limits.max_depth)
+    .limit_complexity(limits.max_complexity);
+    if !limits.introspection {
+        builder = builder.disable_introspection().disable_suggestions();
+    }
+    builder.finish()
 }
 
 /// The SDL the server serves; `schema.graphql` must equal it.

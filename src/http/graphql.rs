@@ -85,7 +85,7 @@ struct Params {
 impl Params {
     fn from_json(body: Value) -> Result<Self, &'static str> {
         let Value::Object(mut body) = body else {
-            return Err("the body must be a JSON object (batched requests are not enabled)");
+            return Err("the body must be a JSON object");
         };
         let query = match body.remove("query") {
             Some(Value::String(query)) => query,
@@ -189,13 +189,30 @@ pub async fn post(req: &Request, body: Body, Data(state): Data<&Arc<HttpState>>)
             );
         }
     };
-    let params = match serde_json::from_slice::<Value>(&bytes) {
-        Ok(json) => Params::from_json(json),
-        Err(_) => Err("the body is not valid JSON"),
+    let json = match serde_json::from_slice::<Value>(&bytes) {
+        Ok(json) => json,
+        Err(_) => return refuse(StatusCode::BAD_REQUEST, media, "the body is not valid JSON"),
     };
-    match params {
-        Ok(params) => execute(req, state, media, params).await,
-        Err(message) => refuse(StatusCode::BAD_REQUEST, media, message),
+    let max_batch = state.max_batch_size;
+    match json {
+        Value::Array(_) if max_batch == 0 => refuse(
+            StatusCode::BAD_REQUEST,
+            media,
+            "batched requests are not enabled on this server",
+        ),
+        Value::Array(batch) if batch.is_empty() || batch.len() > max_batch => refuse(
+            StatusCode::BAD_REQUEST,
+            media,
+            &format!("a batch holds 1 to {max_batch} operations"),
+        ),
+        Value::Array(batch) => match batch.into_iter().map(Params::from_json).collect() {
+            Ok(batch) => execute_batch(req, state, media, batch).await,
+            Err(message) => refuse(StatusCode::BAD_REQUEST, media, message),
+        },
+        json => match Params::from_json(json) {
+            Ok(params) => execute(req, state, media, params).await,
+            Err(message) => refuse(StatusCode::BAD_REQUEST, media, message),
+        },
     }
 }
 
@@ -293,7 +310,73 @@ struct ResponseBody<'a> {
     extensions: &'a std::collections::BTreeMap<String, async_graphql::Value>,
 }
 
+impl<'a> ResponseBody<'a> {
+    /// A request that never ran has no `data` at all, not `"data": null`.
+    fn of(response: &'a async_graphql::Response, never_ran: bool) -> Self {
+        Self {
+            data: (!never_ran).then_some(&response.data),
+            errors: &response.errors,
+            extensions: &response.extensions,
+        }
+    }
+}
+
 async fn execute(req: &Request, state: &Arc<HttpState>, media: MediaType, params: Params) -> Response {
+    let response = run(req, state, params).await;
+    // Parse and validation failures leave no data and no error path: the request never ran.
+    let request_error = response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|error| error.path.is_empty());
+    let retry_after = refused_for_rate(&response);
+    let status = if retry_after.is_some() {
+        StatusCode::TOO_MANY_REQUESTS
+    } else if request_error && media == MediaType::GraphQLResponse {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let body = serde_json::to_string(&ResponseBody::of(&response, request_error))
+        .unwrap_or_else(|_| r#"{"errors":[{"message":"internal error"}]}"#.into());
+    let mut http = Response::builder()
+        .status(status)
+        .content_type(media.as_str())
+        .body(body);
+    add_rate_limit_headers(&mut http, &response, retry_after);
+    http
+}
+
+/// A batch runs as that many operations, each charged and limited on its own.
+async fn execute_batch(
+    req: &Request,
+    state: &Arc<HttpState>,
+    media: MediaType,
+    batch: Vec<Params>,
+) -> Response {
+    let mut responses = Vec::with_capacity(batch.len());
+    for params in batch {
+        responses.push(run(req, state, params).await);
+    }
+    let bodies: Vec<_> = responses
+        .iter()
+        .map(|response| {
+            let request_error = response.data == async_graphql::Value::Null
+                && response.errors.iter().all(|error| error.path.is_empty());
+            ResponseBody::of(response, request_error && !response.errors.is_empty())
+        })
+        .collect();
+    let body = serde_json::to_string(&bodies)
+        .unwrap_or_else(|_| r#"{"errors":[{"message":"internal error"}]}"#.into());
+    let mut http = Response::builder()
+        .status(StatusCode::OK)
+        .content_type(media.as_str())
+        .body(body);
+    if let Some(last) = responses.last() {
+        add_rate_limit_headers(&mut http, last, None);
+    }
+    http
+}
+
+async fn run(req: &Request, state: &Arc<HttpState>, params: Params) -> async_graphql::Response {
     let hints = organization_hints(req.headers(), state.base_domain.as_deref());
     let context = RequestContext::resolve(
         state.services(),
@@ -316,27 +399,48 @@ async fn execute(req: &Request, state: &Arc<HttpState>, media: MediaType, params
     if let Some(variables) = params.variables {
         request = request.variables(Variables::from_json(Value::Object(variables)));
     }
-    let response = state.schema.execute(request).await;
-    // Parse and validation failures leave no data and no error path: the request never ran.
-    let request_error = response.data == async_graphql::Value::Null
-        && !response.errors.is_empty()
-        && response.errors.iter().all(|error| error.path.is_empty());
-    let body = ResponseBody {
-        data: (!request_error).then_some(&response.data),
-        errors: &response.errors,
-        extensions: &response.extensions,
-    };
-    let body = serde_json::to_string(&body)
-        .unwrap_or_else(|_| r#"{"errors":[{"message":"internal error"}]}"#.into());
-    let status = if request_error && media == MediaType::GraphQLResponse {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
-    Response::builder()
-        .status(status)
-        .content_type(media.as_str())
-        .body(body)
+    state.schema.execute(request).await
+}
+
+/// Seconds to wait, when the whole request was refused by a rate limit.
+fn refused_for_rate(response: &async_graphql::Response) -> Option<u64> {
+    if response.data != async_graphql::Value::Null {
+        return None;
+    }
+    response.errors.iter().find_map(|error| {
+        let extensions = error.extensions.as_ref()?;
+        match extensions.get("code") {
+            Some(async_graphql::Value::String(code)) if code == "RATE_LIMITED" => {
+                match extensions.get("retryAfterSeconds") {
+                    Some(async_graphql::Value::Number(seconds)) => seconds.as_u64(),
+                    _ => Some(1),
+                }
+            }
+            _ => None,
+        }
+    })
+}
+
+/// `RateLimit-*` from what the operation was charged (see `graphql::limits`), and
+/// `Retry-After` when it was refused.
+fn add_rate_limit_headers(http: &mut Response, response: &async_graphql::Response, retry_after: Option<u64>) {
+    let headers = http.headers_mut();
+    if let Some(async_graphql::Value::Object(cost)) = response.extensions.get("cost") {
+        for (header, field) in [
+            ("ratelimit-limit", "limit"),
+            ("ratelimit-remaining", "remaining"),
+            ("ratelimit-reset", "resetSeconds"),
+        ] {
+            if let Some(Ok(value)) = cost.get(field).map(|value| value.to_string().parse()) {
+                headers.insert(header, value);
+            }
+        }
+    }
+    if let Some(seconds) = retry_after {
+        headers.insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+        headers.insert("ratelimit-remaining", header::HeaderValue::from(0));
+        headers.insert("ratelimit-reset", header::HeaderValue::from(seconds));
+    }
 }
 
 /// Upgrades to a websocket speaking the subprotocol the client asked for.

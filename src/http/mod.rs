@@ -23,6 +23,8 @@ pub struct HttpState {
     pub base_domain: Option<String>,
     pub cors_origins: Vec<String>,
     pub trust_forwarded_for: bool,
+    /// Operations in one batched POST; 0 refuses batches.
+    pub max_batch_size: usize,
 }
 
 impl HttpState {
@@ -45,6 +47,7 @@ pub fn routes(
         base_domain: config.base_domain.clone(),
         cors_origins: config.cors_origins.clone(),
         trust_forwarded_for: config.trust_forwarded_for,
+        max_batch_size: config.query_limits.max_batch_size,
     });
     let cors = cors(&config.cors_origins);
     Route::new()

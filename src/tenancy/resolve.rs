@@ -1,5 +1,6 @@
 //! Resolving a request's tenant from its principal and the organization it names.
 
+use entity::Plan;
 use uuid::Uuid;
 
 use super::context::{Actor, TenantContext};
@@ -34,11 +35,12 @@ fn names(named: &str, id: Uuid, slug: &str) -> bool {
 
 /// Naming an organization the caller does not belong to is `FORBIDDEN` whether or not it
 /// exists; a user in several organizations who names none gets `TENANT_REQUIRED`.
+/// Returns the organization's plan with the context, for its limits.
 pub async fn resolve_tenant(
     db: &Db,
     principal: &Principal,
     hints: &OrganizationHints,
-) -> AppResult<TenantContext> {
+) -> AppResult<(TenantContext, Plan)> {
     let not_a_member = || AppError::forbidden("you are not a member of the named organization");
     match principal {
         Principal::ApiKey(key) => {
@@ -47,7 +49,7 @@ pub async fn resolve_tenant(
             {
                 return Err(not_a_member());
             }
-            Ok(TenantContext {
+            let context = TenantContext {
                 actor: Actor::ApiKey {
                     id: key.id,
                     created_by: key.created_by,
@@ -55,7 +57,8 @@ pub async fn resolve_tenant(
                 org: key.org,
                 role: key.role,
                 only_project: key.project,
-            })
+            };
+            Ok((context, key.org_plan))
         }
         Principal::User(user) => {
             let memberships = unscoped::memberships_of(db, user.id).await?;
@@ -69,12 +72,13 @@ pub async fn resolve_tenant(
                 }
                 None => return Err(AppError::TenantRequired),
             };
-            Ok(TenantContext {
+            let context = TenantContext {
                 actor: Actor::User(user.id),
                 org: OrgId(org.id),
                 role,
                 only_project: None,
-            })
+            };
+            Ok((context, org.plan))
         }
     }
 }

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 use tenantql::app::App;
+use tenantql::governance::rate_limits::RateLimitConfig;
 use tenantql::jobs::WorkerConfig;
 use tenantql::settings::{Config, Environment, LogFormat};
 use tenantql::tenancy::Db;
@@ -19,6 +20,9 @@ use tokio::sync::oneshot;
 pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123456789";
 pub const BASE_DOMAIN: &str = "tenantql.test";
 pub const PASSWORD: &str = "Correct-horse-42";
+/// `PLAN_LIMITS` no test or benchmark reaches.
+pub const UNLIMITED_PLANS: &str = "FREE=1000000/100000000/100000,STARTER=1000000/100000000/100000,\
+                                   PRO=1000000/100000000/100000,ENTERPRISE=1000000/100000000/100000";
 /// The role the server connects as on PostgreSQL: owns the schema, bypasses RLS outside
 /// tenant transactions, and is neither superuser nor the RLS-bound app role.
 const PG_OWNER_ROLE: &str = "tenantql_owner";
@@ -108,7 +112,15 @@ impl TestApp {
             },
             shutdown_grace: Duration::from_secs(5),
             ws_init_timeout: Duration::from_secs(1),
+            query_limits: Default::default(),
+            // Tests make many requests from one address and one organization; those that
+            // are about rate limits set their own.
+            rate_limits: RateLimitConfig::default()
+                .with_plan_overrides(UNLIMITED_PLANS)
+                .expect("valid plan limits"),
         };
+        config.rate_limits.api_key_requests_per_minute = 1_000_000;
+        config.rate_limits.auth_attempts_per_minute = 1_000_000;
         adjust(&mut config);
         let app = App::build(config).await.expect("the server starts");
         let base_url = format!("http://{}", app.local_addr());

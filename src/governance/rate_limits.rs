@@ -1,0 +1,298 @@
+//! Rate limits: per organization by plan (requests, complexity units and jobs per minute),
+//! per API key, and per client address for the unauthenticated auth mutations. Each is a
+//! GCRA bucket (governor) that refills continuously over a minute.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use entity::Plan;
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::StateInformationMiddleware;
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::{Quota, RateLimiter};
+use sea_orm::{ActiveEnum, Iterable};
+use uuid::Uuid;
+
+use crate::error::AppError;
+
+/// What one plan allows per minute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanQuota {
+    pub requests: u32,
+    /// Complexity units: each operation costs its complexity, lists by their page size.
+    pub complexity: u32,
+    pub jobs: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct RateLimitConfig {
+    pub plans: HashMap<Plan, PlanQuota>,
+    pub api_key_requests_per_minute: u32,
+    /// signup, login, refreshSession (and pairChat) per client address.
+    pub auth_attempts_per_minute: u32,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        let plan = |requests, complexity, jobs| PlanQuota {
+            requests,
+            complexity,
+            jobs,
+        };
+        Self {
+            plans: HashMap::from([
+                (Plan::Free, plan(300, 20_000, 20)),
+                (Plan::Starter, plan(1_200, 100_000, 120)),
+                (Plan::Pro, plan(6_000, 500_000, 600)),
+                (Plan::Enterprise, plan(30_000, 2_500_000, 3_000)),
+            ]),
+            api_key_requests_per_minute: 600,
+            auth_attempts_per_minute: 10,
+        }
+    }
+}
+
+impl RateLimitConfig {
+    /// Overrides plans from `FREE=300/20000/20,PRO=…` (requests/complexity/jobs per minute).
+    pub fn with_plan_overrides(mut self, spec: &str) -> anyhow::Result<Self> {
+        for entry in spec.split(',').map(str::trim).filter(|entry| !entry.is_empty()) {
+            let (plan, numbers) = entry.split_once('=').with_context(|| {
+                format!("PLAN_LIMITS entry {entry:?} is not PLAN=requests/complexity/jobs")
+            })?;
+            let named = plan.trim().to_ascii_uppercase();
+            let plan = Plan::iter()
+                .find(|plan| plan.to_value() == named)
+                .with_context(|| format!("PLAN_LIMITS names an unknown plan {named:?}"))?;
+            let numbers = numbers
+                .split('/')
+                .map(|n| n.trim().parse::<u32>().ok().filter(|n| *n > 0))
+                .collect::<Option<Vec<_>>>();
+            let Some(&[requests, complexity, jobs]) = numbers.as_deref() else {
+                bail!("PLAN_LIMITS entry {entry:?} needs three positive numbers: requests/complexity/jobs");
+            };
+            self.plans.insert(
+                plan,
+                PlanQuota {
+                    requests,
+                    complexity,
+                    jobs,
+                },
+            );
+        }
+        Ok(self)
+    }
+}
+
+/// Where a caller stands after an admitted operation, for the `RateLimit-*` headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Allowance {
+    pub limit: u32,
+    pub remaining: u32,
+    /// Seconds until the bucket is full again.
+    pub reset_seconds: u64,
+}
+
+type Limiter<K> = RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock, StateInformationMiddleware>;
+
+/// One bucket per key, refilling `per_minute` units evenly over a minute.
+struct Rule<K: Hash + Eq + Clone> {
+    per_minute: u32,
+    limiter: Limiter<K>,
+}
+
+impl<K: Hash + Eq + Clone> Rule<K> {
+    fn new(per_minute: u32) -> Self {
+        let per_minute = per_minute.max(1);
+        let quota = Quota::per_minute(NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN));
+        Self {
+            per_minute,
+            limiter: RateLimiter::keyed(quota).with_middleware::<StateInformationMiddleware>(),
+        }
+    }
+
+    /// Takes `cost` units from the key's bucket, or says how long until it could.
+    fn take(&self, key: &K, cost: u32) -> Result<Allowance, AppError> {
+        let cost = NonZeroU32::new(cost).unwrap_or(NonZeroU32::MIN);
+        match self.limiter.check_key_n(key, cost) {
+            Ok(Ok(state)) => {
+                let remaining = state.remaining_burst_capacity();
+                let refill = 60.0 / f64::from(self.per_minute);
+                Ok(Allowance {
+                    limit: self.per_minute,
+                    remaining,
+                    reset_seconds: (f64::from(self.per_minute - remaining.min(self.per_minute)) * refill)
+                        .ceil() as u64,
+                })
+            }
+            Ok(Err(not_until)) => {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                Err(AppError::RateLimited {
+                    retry_after_seconds: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+                })
+            }
+            Err(_) => Err(AppError::QueryTooComplex(
+                format!(
+                    "this operation costs {cost} units, more than the {} a minute allowed",
+                    self.per_minute
+                )
+                .into(),
+            )),
+        }
+    }
+
+    fn forget_idle(&self) {
+        self.limiter.retain_recent();
+        self.limiter.shrink_to_fit();
+    }
+}
+
+/// Every bucket of this process.
+pub struct RateLimits {
+    org_requests: HashMap<Plan, Rule<Uuid>>,
+    org_complexity: HashMap<Plan, Rule<Uuid>>,
+    org_jobs: HashMap<Plan, Rule<Uuid>>,
+    api_key_requests: Rule<Uuid>,
+    auth_attempts: Rule<IpAddr>,
+}
+
+/// What one operation is charged to.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller {
+    pub organization: Uuid,
+    pub plan: Plan,
+    pub api_key: Option<Uuid>,
+}
+
+impl RateLimits {
+    pub fn new(config: &RateLimitConfig) -> Arc<Self> {
+        let quota = |plan: Plan| {
+            config.plans.get(&plan).copied().unwrap_or(PlanQuota {
+                requests: 1,
+                complexity: 1,
+                jobs: 1,
+            })
+        };
+        let per_plan = |pick: fn(PlanQuota) -> u32| {
+            Plan::iter()
+                .map(|plan| (plan, Rule::new(pick(quota(plan)))))
+                .collect()
+        };
+        let limits = Arc::new(Self {
+            org_requests: per_plan(|quota| quota.requests),
+            org_complexity: per_plan(|quota| quota.complexity),
+            org_jobs: per_plan(|quota| quota.jobs),
+            api_key_requests: Rule::new(config.api_key_requests_per_minute),
+            auth_attempts: Rule::new(config.auth_attempts_per_minute),
+        });
+        forget_idle_keys(Arc::downgrade(&limits));
+        limits
+    }
+
+    /// Charges one operation of `cost` complexity units: one request to the API key and the
+    /// organization, and the cost to the organization's complexity budget.
+    pub fn charge_operation(&self, caller: Caller, cost: u32) -> Result<Allowance, AppError> {
+        if let Some(key) = caller.api_key {
+            self.api_key_requests.take(&key, 1)?;
+        }
+        rule(&self.org_requests, caller.plan)?.take(&caller.organization, 1)?;
+        rule(&self.org_complexity, caller.plan)?.take(&caller.organization, cost)
+    }
+
+    pub fn charge_job_start(&self, organization: Uuid, plan: Plan) -> Result<(), AppError> {
+        rule(&self.org_jobs, plan)?.take(&organization, 1).map(drop)
+    }
+
+    /// Charges one attempt at signing in (or pairing) from a client address.
+    pub fn charge_auth_attempt(&self, client: Option<&str>) -> Result<(), AppError> {
+        let Some(ip) = client.and_then(|ip| ip.parse::<IpAddr>().ok()) else {
+            return Ok(());
+        };
+        self.auth_attempts.take(&ip, 1).map(drop)
+    }
+
+    fn forget_idle(&self) {
+        for rules in [&self.org_requests, &self.org_complexity, &self.org_jobs] {
+            rules.values().for_each(Rule::forget_idle);
+        }
+        self.api_key_requests.forget_idle();
+        self.auth_attempts.forget_idle();
+    }
+}
+
+fn rule<K: Hash + Eq + Clone>(rules: &HashMap<Plan, Rule<K>>, plan: Plan) -> Result<&Rule<K>, AppError> {
+    rules
+        .get(&plan)
+        .ok_or_else(|| AppError::internal(anyhow::anyhow!("no rate limit for plan {plan:?}")))
+}
+
+/// Buckets of keys not seen for a minute are full again: dropping them bounds the memory
+/// that many one-off callers would otherwise hold. Ends with the limits themselves.
+fn forget_idle_keys(limits: Weak<RateLimits>) {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return;
+    }
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            match limits.upgrade() {
+                Some(limits) => limits.forget_idle(),
+                None => break,
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bucket_admits_its_minute_then_says_when_to_retry() {
+        let rule = Rule::<Uuid>::new(3);
+        let key = Uuid::nil();
+        let first = rule.take(&key, 1).unwrap();
+        assert_eq!((first.limit, first.remaining), (3, 2));
+        assert_eq!(first.reset_seconds, 20);
+        rule.take(&key, 2).unwrap();
+        match rule.take(&key, 1) {
+            Err(AppError::RateLimited { retry_after_seconds }) => {
+                assert!((1..=20).contains(&retry_after_seconds));
+            }
+            other => panic!("expected RATE_LIMITED, got {other:?}"),
+        }
+        // Another key has its own bucket.
+        assert!(rule.take(&Uuid::max(), 3).is_ok());
+        // A cost beyond a whole minute's allowance can never pass.
+        assert!(matches!(
+            rule.take(&Uuid::max(), 4),
+            Err(AppError::QueryTooComplex(_))
+        ));
+    }
+
+    #[test]
+    fn plan_overrides_are_parsed_and_checked() {
+        let config = RateLimitConfig::default()
+            .with_plan_overrides("free=1/2/3, PRO=10/20/30")
+            .unwrap();
+        assert_eq!(
+            config.plans[&Plan::Free],
+            PlanQuota {
+                requests: 1,
+                complexity: 2,
+                jobs: 3
+            }
+        );
+        assert_eq!(config.plans[&Plan::Pro].jobs, 30);
+        for bad in ["FREE=1/2", "GOLD=1/2/3", "FREE=0/1/1", "FREE"] {
+            assert!(
+                RateLimitConfig::default().with_plan_overrides(bad).is_err(),
+                "{bad}"
+            );
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! What one operation may cost: its shape (depth, complexity, aliases, root fields) and the
+//! caller's rate limits, charged by the operation's complexity. Runs for every operation,
+//! over HTTP and websockets alike.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest, NextValidation,
+};
+use async_graphql::parser::types::{ExecutableDocument, FragmentDefinition, Selection, SelectionSet};
+use async_graphql::{
+    Name, Pos, Positioned, Response, ServerError, ServerResult, ValidationResult, Value, Variables,
+};
+
+use crate::error::AppError;
+use crate::governance::rate_limits::{Allowance, RateLimits};
+use crate::graphql::RequestContext;
+
+/// Bounds on one operation's shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueryLimits {
+    pub max_depth: usize,
+    /// Each field costs 1, a list its page size times its selection.
+    pub max_complexity: usize,
+    /// Aliased fields in the whole document: aliases multiply work without adding depth.
+    pub max_aliases: usize,
+    /// Top-level fields of the operation: each root field is its own resolver chain.
+    pub max_root_fields: usize,
+    /// Operations in one batched request; 0 refuses batches.
+    pub max_batch_size: usize,
+    /// Introspection and field suggestions ("did you mean …").
+    pub introspection: bool,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        Self {
+            max_depth: 12,
+            max_complexity: 1_000,
+            max_aliases: 30,
+            max_root_fields: 10,
+            max_batch_size: 0,
+            introspection: true,
+        }
+    }
+}
+
+/// Installs [`OperationGuard`] on the schema: one per request.
+pub struct OperationLimits {
+    pub limits: QueryLimits,
+    pub rate_limits: Arc<RateLimits>,
+}
+
+impl ExtensionFactory for OperationLimits {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(OperationGuard {
+            limits: self.limits,
+            rate_limits: self.rate_limits.clone(),
+            charged: Mutex::new(None),
+        })
+    }
+}
+
+struct OperationGuard {
+    limits: QueryLimits,
+    rate_limits: Arc<RateLimits>,
+    /// What the operation was charged, reported in the response's `extensions.cost`.
+    charged: Mutex<Option<(u32, Allowance)>>,
+}
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for OperationGuard {
+    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        let mut response = next.run(ctx).await;
+        let charged = *self.charged.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((cost, allowance)) = charged {
+            response
+                .extensions
+                .insert("cost".into(), cost_extension(cost, allowance));
+        }
+        response
+    }
+
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        let document = next.run(ctx, query, variables).await?;
+        let shape = Shape::of(&document);
+        if shape.aliases > self.limits.max_aliases {
+            return Err(too_complex(format!(
+                "the document uses {} aliases; at most {} are allowed",
+                shape.aliases, self.limits.max_aliases
+            )));
+        }
+        if shape.root_fields > self.limits.max_root_fields {
+            return Err(too_complex(format!(
+                "the operation selects {} root fields; at most {} are allowed",
+                shape.root_fields, self.limits.max_root_fields
+            )));
+        }
+        Ok(document)
+    }
+
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        let result = next.run(ctx).await?;
+        let caller = ctx.data_opt::<RequestContext>().and_then(RequestContext::caller);
+        if let Some(caller) = caller {
+            let cost = u32::try_from(result.complexity.max(1)).unwrap_or(u32::MAX);
+            let allowance = self
+                .rate_limits
+                .charge_operation(caller, cost)
+                .map_err(|error| vec![request_error(error)])?;
+            *self.charged.lock().unwrap_or_else(PoisonError::into_inner) = Some((cost, allowance));
+        }
+        Ok(result)
+    }
+}
+
+fn cost_extension(cost: u32, allowance: Allowance) -> Value {
+    let mut cost_value = async_graphql::indexmap::IndexMap::new();
+    cost_value.insert(Name::new("requestedQueryCost"), Value::from(cost));
+    cost_value.insert(Name::new("limit"), Value::from(allowance.limit));
+    cost_value.insert(Name::new("remaining"), Value::from(allowance.remaining));
+    cost_value.insert(Name::new("resetSeconds"), Value::from(allowance.reset_seconds));
+    Value::Object(cost_value)
+}
+
+/// An error of the whole request, carrying its [`AppError`] for the error presenter.
+fn request_error(error: AppError) -> ServerError {
+    async_graphql::Error::new_with_source(error).into_server_error(Pos::default())
+}
+
+fn too_complex(message: String) -> ServerError {
+    request_error(AppError::QueryTooComplex(message.into()))
+}
+
+/// Counts taken from the parsed document, before validation (so fragment cycles are
+/// possible here and are walked once).
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Shape {
+    aliases: usize,
+    root_fields: usize,
+}
+
+impl Shape {
+    fn of(document: &ExecutableDocument) -> Self {
+        let fragments = &document.fragments;
+        let mut shape = Shape::default();
+        for fragment in fragments.values() {
+            shape.aliases += aliases_in(&fragment.node.selection_set);
+        }
+        for (_, operation) in document.operations.iter() {
+            shape.aliases += aliases_in(&operation.node.selection_set);
+            let mut seen = HashSet::new();
+            let roots = fields_in(&operation.node.selection_set, fragments, &mut seen);
+            shape.root_fields = shape.root_fields.max(roots);
+        }
+        shape
+    }
+}
+
+fn aliases_in(set: &Positioned<SelectionSet>) -> usize {
+    set.node
+        .items
+        .iter()
+        .map(|item| match &item.node {
+            Selection::Field(field) => {
+                usize::from(field.node.alias.is_some()) + aliases_in(&field.node.selection_set)
+            }
+            Selection::InlineFragment(fragment) => aliases_in(&fragment.node.selection_set),
+            Selection::FragmentSpread(_) => 0,
+        })
+        .sum()
+}
+
+/// Fields selected at this level, looking through fragments.
+fn fields_in(
+    set: &Positioned<SelectionSet>,
+    fragments: &std::collections::HashMap<Name, Positioned<FragmentDefinition>>,
+    seen: &mut HashSet<Name>,
+) -> usize {
+    set.node
+        .items
+        .iter()
+        .map(|item| match &item.node {
+            Selection::Field(_) => 1,
+            Selection::InlineFragment(fragment) => fields_in(&fragment.node.selection_set, fragments, seen),
+            Selection::FragmentSpread(spread) => {
+                let name = &spread.node.fragment_name.node;
+                match fragments.get(name) {
+                    Some(fragment) if seen.insert(name.clone()) => {
+                        fields_in(&fragment.node.selection_set, fragments, seen)
+                    }
+                    _ => 0,
+                }
+            }
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shape(query: &str) -> Shape {
+        Shape::of(&async_graphql::parser::parse_query(query).unwrap())
+    }
+
+    #[test]
+    fn aliases_and_root_fields_are_counted_through_fragments() {
+        assert_eq!(
+            shape(
+                "{ a: me { id } b: me { x: id } ...F } fragment F on QueryRoot { c: me { id } projects { totalCount } }"
+            ),
+            Shape {
+                aliases: 4,
+                root_fields: 4
+            }
+        );
+        // A fragment that spreads itself is walked once, not forever.
+        assert_eq!(
+            shape("{ ...F } fragment F on QueryRoot { me { id } ...F }").root_fields,
+            1
+        );
+    }
+}
