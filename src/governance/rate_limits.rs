@@ -97,6 +97,13 @@ pub struct Allowance {
     pub reset_seconds: u64,
 }
 
+impl Allowance {
+    fn tighter(self, other: Allowance) -> Allowance {
+        let share = |a: Allowance| f64::from(a.remaining) / f64::from(a.limit.max(1));
+        if share(other) < share(self) { other } else { self }
+    }
+}
+
 type Limiter<K> = RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock, StateInformationMiddleware>;
 
 /// One bucket per key, refilling `per_minute` units evenly over a minute.
@@ -194,13 +201,19 @@ impl RateLimits {
     }
 
     /// Charges one operation of `cost` complexity units: one request to the API key and the
-    /// organization, and the cost to the organization's complexity budget.
+    /// organization, and the cost to the organization's complexity budget. Returns the
+    /// allowance nearest to running out, which is the one worth telling the client.
     pub fn charge_operation(&self, caller: Caller, cost: u32) -> Result<Allowance, AppError> {
-        if let Some(key) = caller.api_key {
-            self.api_key_requests.take(&key, 1)?;
-        }
-        rule(&self.org_requests, caller.plan)?.take(&caller.organization, 1)?;
-        rule(&self.org_complexity, caller.plan)?.take(&caller.organization, cost)
+        let key = match caller.api_key {
+            Some(key) => Some(self.api_key_requests.take(&key, 1)?),
+            None => None,
+        };
+        let requests = rule(&self.org_requests, caller.plan)?.take(&caller.organization, 1)?;
+        let complexity = rule(&self.org_complexity, caller.plan)?.take(&caller.organization, cost)?;
+        Ok([key, Some(requests)]
+            .into_iter()
+            .flatten()
+            .fold(complexity, Allowance::tighter))
     }
 
     pub fn charge_job_start(&self, organization: Uuid, plan: Plan) -> Result<(), AppError> {

@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::domain::agents::{self, AgentChanges, NewAgent};
 use crate::graphql::context::ContextExt;
 use crate::graphql::guards::OrgRoleGuard;
-use crate::graphql::pagination::{Conn, connection, page_request, parse_id};
+use crate::graphql::pagination::{Conn, DEFAULT_PAGE_SIZE, connection, list_cost, page_request, parse_id};
 use crate::ids::{AgentId, OrgId, ProjectId};
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -94,6 +94,7 @@ pub struct AgentQuery;
 #[Object]
 impl AgentQuery {
     /// The organization's agents and those shared with it, newest first.
+    #[graphql(complexity = "list_cost(first, DEFAULT_PAGE_SIZE, child_complexity)")]
     async fn agents(
         &self,
         ctx: &Context<'_>,

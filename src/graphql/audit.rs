@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::governance::audit::{self, AuditFilter};
 use crate::graphql::context::ContextExt;
 use crate::graphql::guards::OrgRoleGuard;
-use crate::graphql::pagination::{Conn, connection, page_request, parse_id};
+use crate::graphql::pagination::{Conn, DEFAULT_PAGE_SIZE, connection, list_cost, page_request, parse_id};
 
 pub struct AuditEntry(audit_entry::Model);
 
@@ -91,7 +91,10 @@ pub struct AuditQuery;
 #[Object]
 impl AuditQuery {
     /// Every change made in the active organization, newest first.
-    #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Admin)")]
+    #[graphql(
+        guard = "OrgRoleGuard(entity::OrgRole::Admin)",
+        complexity = "list_cost(first, DEFAULT_PAGE_SIZE, child_complexity)"
+    )]
     async fn audit_log(
         &self,
         ctx: &Context<'_>,

@@ -15,7 +15,9 @@ use crate::error::AppError;
 use crate::graphql::agents::Agent;
 use crate::graphql::context::ContextExt;
 use crate::graphql::guards::OrgRoleGuard;
-use crate::graphql::pagination::{Conn, MAX_PAGE_SIZE, connection, page_request, parse_id};
+use crate::graphql::pagination::{
+    Conn, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, connection, list_cost, page_request, parse_id,
+};
 use crate::graphql::projects::Project;
 use crate::ids::{AgentId, JobId, ProjectId};
 use crate::jobs::stream;
@@ -122,6 +124,7 @@ impl AgentJob {
     }
 
     /// Its events in `seq` order; the cursor is the `seq`.
+    #[graphql(complexity = "list_cost(first, MAX_PAGE_SIZE, child_complexity)")]
     async fn events(
         &self,
         ctx: &Context<'_>,
@@ -171,6 +174,7 @@ pub struct JobQuery;
 #[Object]
 impl JobQuery {
     /// A project's jobs, newest first, optionally of one status.
+    #[graphql(complexity = "list_cost(first, DEFAULT_PAGE_SIZE, child_complexity)")]
     async fn agent_jobs(
         &self,
         ctx: &Context<'_>,

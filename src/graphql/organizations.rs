@@ -10,7 +10,7 @@ use crate::domain::organizations::{self, OrganizationChanges};
 use crate::error::{AppError, AppResult};
 use crate::graphql::context::ContextExt;
 use crate::graphql::guards::{OrgRoleGuard, OrganizationWideGuard, UserGuard};
-use crate::graphql::pagination::{Conn, connection, page_request, parse_id};
+use crate::graphql::pagination::{Conn, DEFAULT_PAGE_SIZE, connection, list_cost, page_request, parse_id};
 use crate::graphql::projects::{Project, project_connection};
 use crate::ids::UserId;
 use crate::tenancy::{Tenant, unscoped};
@@ -86,7 +86,10 @@ impl Organization {
         self.0.created_at
     }
 
-    #[graphql(guard = "OrganizationWideGuard")]
+    #[graphql(
+        guard = "OrganizationWideGuard",
+        complexity = "list_cost(first, DEFAULT_PAGE_SIZE, child_complexity)"
+    )]
     async fn members(
         &self,
         ctx: &Context<'_>,
@@ -111,6 +114,7 @@ impl Organization {
         ))
     }
 
+    #[graphql(complexity = "list_cost(first, DEFAULT_PAGE_SIZE, child_complexity)")]
     async fn projects(
         &self,
         ctx: &Context<'_>,

@@ -24,6 +24,13 @@ fn decode_cursor(cursor: &str) -> AppResult<Uuid> {
     Uuid::from_slice(&bytes).map_err(|_| invalid())
 }
 
+/// A list field's complexity: itself, plus its page size times what each item selects.
+/// (async-graphql counts a list's selection once whatever its length.)
+pub fn list_cost(first: Option<i32>, default: i32, child_complexity: usize) -> usize {
+    let items = first.unwrap_or(default).clamp(1, MAX_PAGE_SIZE);
+    1 + usize::try_from(items).unwrap_or(1) * child_complexity
+}
+
 /// Checks `first` and `after` as the client sent them.
 pub fn page_request(first: Option<i32>, after: Option<&str>) -> AppResult<PageRequest> {
     let first = first.unwrap_or(DEFAULT_PAGE_SIZE);

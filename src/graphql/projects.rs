@@ -7,7 +7,7 @@ use crate::domain::projects::{self, NewProject, ProjectChanges};
 use crate::error::AppError;
 use crate::graphql::context::ContextExt;
 use crate::graphql::guards::OrgRoleGuard;
-use crate::graphql::pagination::{Conn, connection, page_request, parse_id};
+use crate::graphql::pagination::{Conn, DEFAULT_PAGE_SIZE, connection, list_cost, page_request, parse_id};
 use crate::ids::{ProjectId, UserId};
 use crate::tenancy::{Tenant, unscoped};
 
@@ -53,6 +53,7 @@ impl Project {
 
     /// People with an explicit role in this project. Organization owners and admins act as
     /// project admins without being listed.
+    #[graphql(complexity = "list_cost(first, DEFAULT_PAGE_SIZE, child_complexity)")]
     async fn members(
         &self,
         ctx: &Context<'_>,
@@ -142,6 +143,7 @@ pub struct ProjectQuery;
 #[Object]
 impl ProjectQuery {
     /// Projects of the active organization, newest first.
+    #[graphql(complexity = "list_cost(first, DEFAULT_PAGE_SIZE, child_complexity)")]
     async fn projects(
         &self,
         ctx: &Context<'_>,

@@ -22,7 +22,7 @@ const PROJECT: &str = "query($id: ID!) { project(id: $id) { name } }";
 
 async fn entries(client: &Client, filter: Value) -> Vec<Value> {
     let response = client
-        .gql(AUDIT_LOG, json!({ "first": 100, "filter": filter }))
+        .gql(AUDIT_LOG, json!({ "first": 50, "filter": filter }))
         .await;
     response.data("auditLog")["edges"]
         .as_array()

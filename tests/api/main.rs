@@ -14,6 +14,8 @@ mod auth;
 mod cross_tenant;
 mod http;
 mod jobs;
+mod limits;
+mod rate_limits;
 mod rls;
 mod roles;
 mod schema;
