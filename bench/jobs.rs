@@ -165,45 +165,16 @@ fn rss_kib(pid: u32) -> u64 {
 /// A server process on the harness's fresh PostgreSQL database, signed up and ready: its
 /// owner, a project and an echo agent.
 struct ServerProcess {
-    child: std::process::Child,
-    graphql_url: String,
+    replica: helpers::Replica,
     owner: Client,
     project: String,
     agent: String,
 }
 
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 async fn server_process(app: &TestApp, workers: usize) -> ServerProcess {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_tenantql"))
-        .env("DATABASE_URL", &app.database_url)
-        .env("JWT_SECRET", helpers::JWT_SECRET)
-        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .env("PLAN_LIMITS", helpers::UNLIMITED_PLANS)
-        .env("WORKERS", workers.to_string())
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    while reqwest::get(format!("{base}/readyz"))
-        .await
-        .map_or(true, |r| !r.status().is_success())
-    {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let graphql_url = format!("{base}/graphql");
+    let replica = app.spawn_replica(workers).await;
     let anonymous = Client {
-        url: graphql_url.clone(),
+        url: replica.graphql_url(),
         http: reqwest::Client::new(),
         headers: Default::default(),
     };
@@ -224,8 +195,7 @@ async fn server_process(app: &TestApp, workers: usize) -> ServerProcess {
     let project = project.data("createProject")["id"].as_str().unwrap().to_owned();
     let agent = echo_agent(&owner).await;
     ServerProcess {
-        child,
-        graphql_url,
+        replica,
         owner,
         project,
         agent,
@@ -260,7 +230,7 @@ async fn cross_replica(options: &Options) {
         .env("RUST_LOG", "warn")
         .spawn()
         .unwrap();
-    let mut feed = subscriber(&server.graphql_url, &server.owner, &server.project).await;
+    let mut feed = subscriber(&server.replica.graphql_url(), &server.owner, &server.project).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let jobs = options.replica_jobs;
     let (owner, agent, project) = (server.owner.clone(), server.agent.clone(), server.project.clone());
@@ -312,16 +282,9 @@ async fn fan_out(subscribers: usize, options: &Options) {
         .await
         .expect("PostgreSQL");
     let server = server_process(&app, options.workers).await;
-    let ServerProcess {
-        graphql_url,
-        owner,
-        project,
-        agent,
-        ..
-    } = &server;
-    let (graphql_url, owner, project, agent) =
-        (graphql_url.clone(), owner.clone(), project.clone(), agent.clone());
-    let before = rss_kib(server.child.id());
+    let graphql_url = server.replica.graphql_url();
+    let (owner, project, agent) = (server.owner.clone(), server.project.clone(), server.agent.clone());
+    let before = rss_kib(server.replica.pid());
     let mut sockets = Vec::with_capacity(subscribers);
     for chunk in (0..subscribers).collect::<Vec<_>>().chunks(200) {
         let opened =
@@ -330,7 +293,7 @@ async fn fan_out(subscribers: usize, options: &Options) {
         sockets.extend(opened);
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let after = rss_kib(server.child.id());
+    let after = rss_kib(server.replica.pid());
     let per_subscription = (after.saturating_sub(before)) as f64 * 1024.0 / subscribers as f64;
 
     let expected = options.burst * 4; // QUEUED, RUNNING, one step, SUCCEEDED

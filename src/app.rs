@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::auth::jwt::JwtKeys;
+use crate::governance::persisted::{PersistedQueries, load_manifest};
 use crate::governance::rate_limits::RateLimits;
 use crate::graphql::{self, AppSchema};
 use crate::http;
@@ -35,12 +36,17 @@ impl App {
             db.migrate().await?;
         }
         let jobs = Arc::new(Jobs::new(replicas::link(&db).await?, config.worker));
+        let manifest = match &config.persisted_query_manifest {
+            Some(path) => load_manifest(path)?,
+            None => Default::default(),
+        };
         let services = graphql::Services {
             db: db.clone(),
             jwt: Arc::new(JwtKeys::new(&config.jwt_secret)),
             api_keys: Default::default(),
             jobs: jobs.clone(),
             rate_limits: RateLimits::new(&config.rate_limits),
+            persisted: Arc::new(PersistedQueries::new(db.clone(), manifest)),
         };
         let schema = graphql::build_schema(services, config.query_limits);
         let acceptor = TcpListener::bind(config.listen_addr)

@@ -131,6 +131,10 @@ pub struct Settings {
     /// signup, login and refreshSession attempts per minute from one client address.
     #[arg(long, env = "AUTH_ATTEMPTS_PER_MINUTE", default_value_t = 10, global = true)]
     pub auth_attempts_per_minute: u32,
+    /// An Apollo persisted-query manifest (JSON) whose operations are trusted documents for
+    /// every organization.
+    #[arg(long, env = "PERSISTED_QUERY_MANIFEST", global = true)]
+    pub persisted_query_manifest: Option<PathBuf>,
     /// Where the embedded default keeps its SQLite file and generated secrets.
     #[arg(long, env = "DATA_DIR", default_value = "./data", global = true)]
     pub data_dir: PathBuf,
@@ -155,6 +159,7 @@ pub struct Config {
     pub ws_init_timeout: Duration,
     pub query_limits: QueryLimits,
     pub rate_limits: RateLimitConfig,
+    pub persisted_query_manifest: Option<PathBuf>,
 }
 
 const MIN_JWT_SECRET_BYTES: usize = 32;
@@ -263,6 +268,7 @@ impl Settings {
             ws_init_timeout: Duration::from_secs(self.ws_init_timeout_seconds.max(1)),
             query_limits,
             rate_limits,
+            persisted_query_manifest: self.persisted_query_manifest,
         })
     }
 }

@@ -16,6 +16,8 @@ pub struct Model {
     pub prefix: String,
     pub secret_hash: String,
     pub role: OrgRole,
+    /// May run only trusted documents (the manifest's and its organization's).
+    pub persisted_only: bool,
     pub created_by: Uuid,
     pub expires_at: Option<DateTimeUtc>,
     pub last_used_at: Option<DateTimeUtc>,

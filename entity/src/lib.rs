@@ -9,9 +9,11 @@ pub mod audit_entry;
 pub mod enums;
 pub mod organization;
 pub mod organization_member;
+pub mod persisted_query;
 pub mod project;
 pub mod project_member;
 pub mod session;
+pub mod trusted_document;
 pub mod user;
 
 pub use enums::{ActorKind, AgentSharing, JobStatus, OrgKind, OrgRole, Plan, ProjectRole};

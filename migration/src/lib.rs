@@ -6,6 +6,7 @@ mod helpers;
 mod m20261125_000001_foundation;
 mod m20261125_000002_agent_jobs;
 mod m20261125_000003_audit_log;
+mod m20261125_000004_persisted_queries;
 mod rls;
 
 pub use rls::APP_ROLE;
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_foundation::Migration),
             Box::new(m20261125_000002_agent_jobs::Migration),
             Box::new(m20261125_000003_audit_log::Migration),
+            Box::new(m20261125_000004_persisted_queries::Migration),
         ]
     }
 }

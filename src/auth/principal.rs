@@ -36,6 +36,8 @@ pub struct ApiKeyPrincipal {
     pub project: Option<ProjectId>,
     pub role: OrgRole,
     pub created_by: UserId,
+    /// May run only trusted documents.
+    pub persisted_only: bool,
 }
 
 /// How long a looked-up API key is reused without asking the database again.
@@ -117,5 +119,6 @@ pub async fn authenticate(
         project: key.project_id.map(ProjectId),
         role: key.role,
         created_by: UserId(key.created_by),
+        persisted_only: key.persisted_only,
     }))
 }

@@ -31,6 +31,7 @@ pub struct NewApiKey<'a> {
     pub project: Option<ProjectId>,
     pub role: OrgRole,
     pub expires_at: Option<DateTime<Utc>>,
+    pub persisted_only: bool,
 }
 
 /// Creates a key no stronger than its creator: not above their role, not outside their
@@ -67,6 +68,7 @@ pub async fn create(scoped: &Scoped, input: NewApiKey<'_>) -> AppResult<(api_key
         prefix: Set(generated.prefix),
         secret_hash: Set(generated.secret_hash),
         role: Set(input.role),
+        persisted_only: Set(input.persisted_only),
         created_by: Set(ctx.actor.accountable_user().0),
         expires_at: Set(input.expires_at),
         last_used_at: Set(None),

@@ -1,4 +1,6 @@
-//! What keeps tenants accountable and within bounds: the audit trail and rate limits.
+//! What keeps tenants accountable and within bounds: the audit trail, rate limits
+//! and persisted queries.
 
 pub mod audit;
+pub mod persisted;
 pub mod rate_limits;

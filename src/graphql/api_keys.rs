@@ -48,6 +48,11 @@ impl ApiKey {
     async fn revoked_at(&self) -> Option<DateTime<Utc>> {
         self.0.revoked_at
     }
+
+    /// Whether the key may run only trusted documents.
+    async fn persisted_only(&self) -> bool {
+        self.0.persisted_only
+    }
 }
 
 #[derive(SimpleObject)]
@@ -65,6 +70,9 @@ pub struct CreateApiKeyInput {
     /// At most the creator's own role; never OWNER.
     pub role: OrgRole,
     pub expires_at: Option<DateTime<Utc>>,
+    /// The key may run only trusted documents, sent by hash.
+    #[graphql(default = false)]
+    pub persisted_only: bool,
 }
 
 #[derive(Default)]
@@ -101,6 +109,7 @@ impl ApiKeyMutation {
             project,
             role: input.role.into(),
             expires_at: input.expires_at,
+            persisted_only: input.persisted_only,
         };
         let (key, plaintext) = ctx
             .tenant()?

@@ -10,6 +10,7 @@ use crate::auth::jwt::JwtKeys;
 use crate::auth::principal::{ApiKeyCache, UserPrincipal, authenticate};
 use crate::error::{AppError, AppResult};
 use crate::governance::audit::{ClientInfo, Origin};
+use crate::governance::persisted::{PersistedQueries, Requested};
 use crate::governance::rate_limits::{Caller, RateLimits};
 use crate::jobs::Jobs;
 use crate::jobs::stream::Liveness;
@@ -23,6 +24,7 @@ pub struct Services {
     pub api_keys: ApiKeyCache,
     pub jobs: Arc<Jobs>,
     pub rate_limits: Arc<RateLimits>,
+    pub persisted: Arc<PersistedQueries>,
 }
 
 /// Resolved once per request (or once per websocket connection), before any resolver.
@@ -120,6 +122,18 @@ impl RequestContext {
 
     pub fn client(&self) -> &ClientInfo {
         &self.client
+    }
+
+    /// The text to run for what the client sent (see `governance::persisted`); a
+    /// persisted-only API key gets trusted documents or nothing.
+    pub async fn document(&self, services: &Services, requested: Requested) -> AppResult<String> {
+        let trusted_only = match &self.principal {
+            Ok(Principal::ApiKey(key)) if key.persisted_only => {
+                Some(Tenant::new(services.db.clone(), self.tenant_context()?.clone()))
+            }
+            _ => None,
+        };
+        services.persisted.resolve(requested, trusted_only.as_ref()).await
     }
 
     /// Whom this request's operations are charged to; `None` before a tenant is known.

@@ -41,6 +41,14 @@ impl Extension for ErrorPresenter {
     }
 }
 
+/// An error of a whole request (it never reached a field), carrying its [`AppError`] so
+/// [`present`] gives it its code.
+pub fn request_error(error: AppError) -> ServerError {
+    let mut error = async_graphql::Error::new_with_source(error).into_server_error(Default::default());
+    error.locations.clear();
+    error
+}
+
 /// Errors raised by our code carry an [`AppError`] as their source. Errors without one come
 /// from async-graphql itself: parsing, validation and argument coercion, all the client's.
 pub fn present(error: &mut ServerError) {

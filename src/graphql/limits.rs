@@ -10,12 +10,13 @@ use async_graphql::extensions::{
 };
 use async_graphql::parser::types::{ExecutableDocument, FragmentDefinition, Selection, SelectionSet};
 use async_graphql::{
-    Name, Pos, Positioned, Response, ServerError, ServerResult, ValidationResult, Value, Variables,
+    Name, Positioned, Response, ServerError, ServerResult, ValidationResult, Value, Variables,
 };
 
 use crate::error::AppError;
 use crate::governance::rate_limits::{Allowance, RateLimits};
 use crate::graphql::RequestContext;
+use crate::graphql::errors::request_error;
 
 /// Bounds on one operation's shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,11 +133,6 @@ fn cost_extension(cost: u32, allowance: Allowance) -> Value {
     cost_value.insert(Name::new("remaining"), Value::from(allowance.remaining));
     cost_value.insert(Name::new("resetSeconds"), Value::from(allowance.reset_seconds));
     Value::Object(cost_value)
-}
-
-/// An error of the whole request, carrying its [`AppError`] for the error presenter.
-fn request_error(error: AppError) -> ServerError {
-    async_graphql::Error::new_with_source(error).into_server_error(Pos::default())
 }
 
 fn too_complex(message: String) -> ServerError {

@@ -10,6 +10,7 @@ pub mod limits;
 pub mod organizations;
 pub mod pagination;
 pub mod projects;
+pub mod trusted_documents;
 
 use std::sync::Arc;
 
@@ -27,6 +28,7 @@ pub struct QueryRoot(
     agents::AgentQuery,
     jobs::JobQuery,
     audit::AuditQuery,
+    trusted_documents::TrustedDocumentQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -37,6 +39,7 @@ pub struct MutationRoot(
     api_keys::ApiKeyMutation,
     agents::AgentMutation,
     jobs::JobMutation,
+    trusted_documents::TrustedDocumentMutation,
 );
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, jobs::SubscriptionRoot>;

@@ -16,7 +16,10 @@ use serde_json::{Map, Value, json};
 
 use super::client::client_info;
 use super::{HttpState, websocket};
-use crate::graphql::RequestContext;
+use crate::error::AppError;
+use crate::governance::persisted::Requested;
+use crate::graphql::errors::{present, request_error};
+use crate::graphql::{RequestContext, Services};
 use crate::tenancy::resolve::OrganizationHints;
 
 /// Requests larger than this are refused with 413 before they are parsed.
@@ -75,22 +78,26 @@ fn refuse(status: StatusCode, media: MediaType, message: &str) -> Response {
         .body(body.to_string())
 }
 
-/// The GraphQL parameters of a request, checked for shape.
-struct Params {
-    query: String,
+/// The GraphQL parameters of a request (an HTTP body or query string, or a websocket
+/// `subscribe` payload), checked for shape.
+pub(super) struct Params {
+    /// Absent when the client sends only a persisted query's hash.
+    query: Option<String>,
     operation_name: Option<String>,
     variables: Option<Map<String, Value>>,
+    /// `extensions.persistedQuery`, Apollo's APQ.
+    persisted_query: Option<Value>,
 }
 
 impl Params {
-    fn from_json(body: Value) -> Result<Self, &'static str> {
+    pub(super) fn from_json(body: Value) -> Result<Self, &'static str> {
         let Value::Object(mut body) = body else {
             return Err("the body must be a JSON object");
         };
         let query = match body.remove("query") {
-            Some(Value::String(query)) => query,
+            Some(Value::String(query)) => Some(query),
+            None | Some(Value::Null) => None,
             Some(_) => return Err("`query` must be a string"),
-            None => return Err("`query` is required"),
         };
         let operation_name = match body.remove("operationName") {
             Some(Value::String(name)) => Some(name),
@@ -102,14 +109,19 @@ impl Params {
             None | Some(Value::Null) => None,
             Some(_) => return Err("`variables` must be an object"),
         };
-        match body.remove("extensions") {
-            None | Some(Value::Null) | Some(Value::Object(_)) => {}
+        let persisted_query = match body.remove("extensions") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(mut extensions)) => extensions.remove("persistedQuery"),
             Some(_) => return Err("`extensions` must be an object"),
+        };
+        if query.is_none() && persisted_query.is_none() {
+            return Err("`query` is required");
         }
         Ok(Self {
             query,
             operation_name,
             variables,
+            persisted_query,
         })
     }
 
@@ -130,23 +142,18 @@ impl Params {
         }
         Self::from_json(Value::Object(body))
     }
+}
 
-    /// The operation this request would run, if the document parses and names one.
-    fn operation_type(&self) -> Result<Option<OperationType>, String> {
-        let document = async_graphql::parser::parse_query(&self.query).map_err(|error| error.to_string())?;
-        let operation = match &self.operation_name {
-            Some(name) => document
-                .operations
-                .iter()
-                .find(|(op_name, _)| op_name.is_some_and(|n| n.as_str() == name)),
-            None => document
-                .operations
-                .iter()
-                .next()
-                .filter(|_| document.operations.iter().count() == 1),
-        };
-        Ok(operation.map(|(_, operation)| operation.node.ty))
-    }
+/// The type of the operation `document` would run, if it parses and names one.
+fn operation_type(document: &str, operation_name: Option<&str>) -> Option<OperationType> {
+    let document = async_graphql::parser::parse_query(document).ok()?;
+    let mut operations = document.operations.iter();
+    let (_, operation) = match operation_name {
+        Some(name) => operations.find(|(op_name, _)| op_name.is_some_and(|n| n.as_str() == name))?,
+        None if document.operations.iter().count() == 1 => operations.next()?,
+        None => return None,
+    };
+    Some(operation.node.ty)
 }
 
 #[handler]
@@ -210,7 +217,7 @@ pub async fn post(req: &Request, body: Body, Data(state): Data<&Arc<HttpState>>)
             Err(message) => refuse(StatusCode::BAD_REQUEST, media, message),
         },
         json => match Params::from_json(json) {
-            Ok(params) => execute(req, state, media, params).await,
+            Ok(params) => execute(req, state, media, params, Method::Post).await,
             Err(message) => refuse(StatusCode::BAD_REQUEST, media, message),
         },
     }
@@ -234,18 +241,7 @@ pub async fn get(
         Ok(params) => params,
         Err(message) => return refuse(StatusCode::BAD_REQUEST, media, message),
     };
-    if let Ok(Some(OperationType::Mutation)) = params.operation_type() {
-        let mut response = refuse(
-            StatusCode::METHOD_NOT_ALLOWED,
-            media,
-            "mutations must be sent with POST",
-        );
-        response
-            .headers_mut()
-            .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
-        return response;
-    }
-    execute(req, state, media, params).await
+    execute(req, state, media, params, Method::Get).await
 }
 
 /// The bearer credential: `Authorization: Bearer …` or `X-Api-Key`.
@@ -321,8 +317,24 @@ impl<'a> ResponseBody<'a> {
     }
 }
 
-async fn execute(req: &Request, state: &Arc<HttpState>, media: MediaType, params: Params) -> Response {
-    let response = run(req, state, params).await;
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Method {
+    /// Never runs a mutation (a cross-site link or image could send one).
+    Get,
+    Post,
+}
+
+async fn execute(
+    req: &Request,
+    state: &Arc<HttpState>,
+    media: MediaType,
+    params: Params,
+    method: Method,
+) -> Response {
+    let response = match run(req, state, params, method).await {
+        Ok(response) => response,
+        Err(refused) => return refused,
+    };
     // Parse and validation failures leave no data and no error path: the request never ran.
     let request_error = response.data == async_graphql::Value::Null
         && !response.errors.is_empty()
@@ -354,7 +366,10 @@ async fn execute_batch(
 ) -> Response {
     let mut responses = Vec::with_capacity(batch.len());
     for params in batch {
-        responses.push(run(req, state, params).await);
+        match run(req, state, params, Method::Post).await {
+            Ok(response) => responses.push(response),
+            Err(refused) => return refused,
+        }
     }
     let bodies: Vec<_> = responses
         .iter()
@@ -376,10 +391,18 @@ async fn execute_batch(
     http
 }
 
-async fn run(req: &Request, state: &Arc<HttpState>, params: Params) -> async_graphql::Response {
+/// Resolves the caller and the document, then runs the operation. A GET naming a mutation
+/// is refused with 405 before anything runs.
+async fn run(
+    req: &Request,
+    state: &Arc<HttpState>,
+    params: Params,
+    method: Method,
+) -> Result<async_graphql::Response, Response> {
     let hints = organization_hints(req.headers(), state.base_domain.as_deref());
+    let services = state.services();
     let context = RequestContext::resolve(
-        state.services(),
+        services,
         credential(req.headers()).as_deref(),
         &hints,
         client_info(req, state.trust_forwarded_for),
@@ -392,14 +415,62 @@ async fn run(req: &Request, state: &Arc<HttpState>, params: Params) -> async_gra
     if let Some(name) = &params.operation_name {
         span.record("graphql.operation", name.as_str());
     }
-    let mut request = async_graphql::Request::new(params.query).data(context);
-    if let Some(name) = params.operation_name {
-        request = request.operation_name(name);
+    let (document, params) = match resolve_document(services, &context, params).await {
+        Ok(resolved) => resolved,
+        Err(error) => return Ok(refused_response(error)),
+    };
+    if method == Method::Get
+        && operation_type(&document, params.operation_name.as_deref()) == Some(OperationType::Mutation)
+    {
+        return Err(mutation_by_get(
+            MediaType::negotiate(req.headers()).unwrap_or(MediaType::Json),
+        ));
     }
-    if let Some(variables) = params.variables {
-        request = request.variables(Variables::from_json(Value::Object(variables)));
+    let request = params.into_request(document).data(context);
+    Ok(state.schema.execute(request).await)
+}
+
+/// The text the operation runs: the query sent, or the persisted one its hash names; for a
+/// persisted-only API key, a trusted document or nothing. The same for HTTP and websockets.
+pub(super) async fn resolve_document(
+    services: &Services,
+    context: &RequestContext,
+    mut params: Params,
+) -> Result<(String, Params), AppError> {
+    let requested = Requested::new(params.query.take(), params.persisted_query.as_ref())?;
+    Ok((context.document(services, requested).await?, params))
+}
+
+impl Params {
+    pub(super) fn into_request(self, document: String) -> async_graphql::Request {
+        let mut request = async_graphql::Request::new(document);
+        if let Some(name) = self.operation_name {
+            request = request.operation_name(name);
+        }
+        if let Some(variables) = self.variables {
+            request = request.variables(Variables::from_json(Value::Object(variables)));
+        }
+        request
     }
-    state.schema.execute(request).await
+}
+
+/// A response for an operation refused before it ran, its error presented like any other.
+pub(super) fn refused_response(error: AppError) -> async_graphql::Response {
+    let mut error = request_error(error);
+    present(&mut error);
+    async_graphql::Response::from_errors(vec![error])
+}
+
+fn mutation_by_get(media: MediaType) -> Response {
+    let mut response = refuse(
+        StatusCode::METHOD_NOT_ALLOWED,
+        media,
+        "mutations must be sent with POST",
+    );
+    response
+        .headers_mut()
+        .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+    response
 }
 
 /// Seconds to wait, when the whole request was refused by a rate limit.

@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use super::HttpState;
+use super::graphql::{Params, refused_response, resolve_document};
 use crate::governance::audit::ClientInfo;
 use crate::graphql::RequestContext;
 use crate::tenancy::resolve::OrganizationHints;
@@ -182,9 +183,9 @@ impl Connection {
                             "payload": { "message": "an operation with this id is running" } }))]),
                     };
                 }
-                let request: async_graphql::Request = serde_json::from_value(message["payload"].clone())
-                    .map_err(|_| (4400, "invalid operation payload"))?;
-                self.start(id, request, credential, hints).await;
+                let payload = message.get("payload").cloned().unwrap_or(Value::Null);
+                let params = Params::from_json(payload).map_err(|_| (4400, "invalid operation payload"))?;
+                self.start(id, params, credential, hints).await;
                 Ok(vec![])
             }
             (Protocol::TransportWs, "complete") | (Protocol::LegacyWs, "stop") => {
@@ -238,7 +239,7 @@ impl Connection {
     async fn start(
         &mut self,
         id: String,
-        request: async_graphql::Request,
+        params: Params,
         credential: Option<String>,
         hints: OrganizationHints,
     ) {
@@ -249,11 +250,19 @@ impl Connection {
             self.upgrade.client.clone(),
         )
         .await;
-        let mut data = Data::default();
-        data.insert(context);
-        let data = Arc::new(data);
+        let services = self.state.services();
+        let responses = match resolve_document(services, &context, params).await {
+            Ok((document, params)) => {
+                let mut data = Data::default();
+                data.insert(context);
+                let request = params.into_request(document);
+                self.state
+                    .schema
+                    .execute_stream_with_session_data(request, Arc::new(data))
+            }
+            Err(error) => futures_util::stream::once(async move { refused_response(error) }).boxed(),
+        };
         let (handle, registration) = AbortHandle::new_pair();
-        let responses = self.state.schema.execute_stream_with_session_data(request, data);
         let tag = id.clone();
         let end = id.clone();
         let stream = Abortable::new(responses, registration)

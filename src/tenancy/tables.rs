@@ -16,6 +16,7 @@ pub const TENANT_TABLES: &[(&str, &str)] = &[
     ("agent_jobs", "organization_id"),
     ("agent_job_events", "organization_id"),
     ("audit_log", "organization_id"),
+    ("trusted_documents", "organization_id"),
 ];
 
 /// A sea-orm entity whose rows belong to one organization.
@@ -75,3 +76,4 @@ tenant_entity!(
     project = ProjectId
 );
 tenant_entity!(audit_entry, "AuditEntry", tenant = OrganizationId);
+tenant_entity!(trusted_document, "TrustedDocument", tenant = OrganizationId);

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use entity::{
     JobStatus, OrgRole, agent_job, agent_job_event, api_key, audit_entry, organization, organization_member,
-    session, user,
+    persisted_query, session, user,
 };
 use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
@@ -302,6 +302,32 @@ async fn revoke_family_in(txn: &DatabaseTransaction, family: SessionFamilyId) ->
         .filter(session::Column::FamilyId.eq(family.0))
         .filter(session::Column::RevokedAt.is_null())
         .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// The text registered under an APQ hash, if any replica registered it.
+pub async fn find_persisted_query(db: &Db, sha256: &str) -> AppResult<Option<String>> {
+    Ok(persisted_query::Entity::find_by_id(sha256.to_owned())
+        .one(&db.conn)
+        .await?
+        .map(|row| row.query))
+}
+
+/// Registers a query under its hash; registering it again changes nothing.
+pub async fn register_persisted_query(db: &Db, sha256: &str, query: &str) -> AppResult<()> {
+    let row = persisted_query::ActiveModel {
+        sha256: Set(sha256.to_owned()),
+        query: Set(query.to_owned()),
+        created_at: Set(Utc::now()),
+    };
+    persisted_query::Entity::insert(row)
+        .on_conflict(
+            sea_orm::sea_query::OnConflict::column(persisted_query::Column::Sha256)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(&db.conn)
         .await?;
     Ok(())
 }

@@ -372,6 +372,18 @@ async fn each_mutation_of_the_schema_is_audited_once(app: TestApp) {
         json!({ "id": agent }),
     )
     .await;
+    let document = run(
+        owner,
+        "mutation { registerTrustedDocument(input: { name: \"me\", query: \"{ me { id } }\" }) { id } }",
+        json!({}),
+    )
+    .await;
+    run(
+        owner,
+        "mutation($id: ID!) { deleteTrustedDocument(id: $id) }",
+        json!({ "id": document["registerTrustedDocument"]["id"] }),
+    )
+    .await;
     run(owner, DELETE_PROJECT, json!({ "id": project })).await;
 
     let schema = run(

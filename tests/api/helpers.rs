@@ -113,6 +113,7 @@ impl TestApp {
             shutdown_grace: Duration::from_secs(5),
             ws_init_timeout: Duration::from_secs(1),
             query_limits: Default::default(),
+            persisted_query_manifest: None,
             // Tests make many requests from one address and one organization; those that
             // are about rate limits set their own.
             rate_limits: RateLimitConfig::default()
@@ -227,6 +228,38 @@ impl Drop for TestApp {
                 .join();
             }
         }
+    }
+}
+
+/// A server process sharing a test's database; killed when dropped.
+pub struct Replica {
+    child: std::process::Child,
+    pub base_url: String,
+}
+
+impl Replica {
+    #[allow(dead_code, reason = "the benchmarks read it; the test suite does not")]
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn graphql_url(&self) -> String {
+        format!("{}/graphql", self.base_url)
+    }
+
+    /// `client` (its credentials and organization) talking to this replica instead.
+    pub fn client_like(&self, client: &Client) -> Client {
+        Client {
+            url: self.graphql_url(),
+            ..client.clone()
+        }
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -575,6 +608,42 @@ impl TestApp {
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("the worker process starts")
+    }
+
+    /// Another replica: a `tenantql serve` process on this test's database, ready to serve.
+    pub async fn spawn_replica(&self, workers: usize) -> Replica {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("a free port")
+            .local_addr()
+            .expect("its address")
+            .port();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_tenantql"))
+            .env("DATABASE_URL", &self.database_url)
+            .env("JWT_SECRET", JWT_SECRET)
+            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+            .env("PLAN_LIMITS", UNLIMITED_PLANS)
+            .env("WORKERS", workers.to_string())
+            .env("AUTO_MIGRATE", "false")
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("the server process starts");
+        let replica = Replica {
+            child,
+            base_url: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while reqwest::get(format!("{}/readyz", replica.base_url))
+            .await
+            .map_or(true, |response| !response.status().is_success())
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the replica never became ready"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        replica
     }
 
     /// Stops the server as SIGTERM would (the database is cleaned up on drop).

@@ -15,6 +15,7 @@ mod cross_tenant;
 mod http;
 mod jobs;
 mod limits;
+mod persisted;
 mod rate_limits;
 mod rls;
 mod roles;
