@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
     Deserialize,
 )]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum OrgRole {
     #[sea_orm(string_value = "VIEWER")]
     Viewer,
@@ -46,6 +47,7 @@ pub enum OrgRole {
     Deserialize,
 )]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ProjectRole {
     #[sea_orm(string_value = "VIEWER")]
     Viewer,
@@ -57,6 +59,7 @@ pub enum ProjectRole {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum OrgKind {
     #[sea_orm(string_value = "CLIENT")]
     Client,
@@ -70,6 +73,7 @@ pub enum OrgKind {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Plan {
     #[sea_orm(string_value = "FREE")]
     Free,
@@ -84,6 +88,7 @@ pub enum Plan {
 /// Who may use an agent besides its own organization.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum AgentSharing {
     /// Only the owning organization.
     #[sea_orm(string_value = "PRIVATE")]
@@ -98,6 +103,7 @@ pub enum AgentSharing {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum JobStatus {
     #[sea_orm(string_value = "QUEUED")]
     Queued,
@@ -124,6 +130,7 @@ impl JobStatus {
 /// Who made a change recorded in the audit trail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ActorKind {
     #[sea_orm(string_value = "USER")]
     User,

@@ -14,6 +14,7 @@ pub mod project;
 pub mod project_member;
 pub mod session;
 pub mod trusted_document;
+pub mod usage_record;
 pub mod user;
 
 pub use enums::{ActorKind, AgentSharing, JobStatus, OrgKind, OrgRole, Plan, ProjectRole};

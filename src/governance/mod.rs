@@ -2,5 +2,6 @@
 //! and persisted queries.
 
 pub mod audit;
+pub mod budgets;
 pub mod persisted;
 pub mod rate_limits;

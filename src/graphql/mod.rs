@@ -9,8 +9,10 @@ pub mod jobs;
 pub mod limits;
 pub mod organizations;
 pub mod pagination;
+pub mod platform;
 pub mod projects;
 pub mod trusted_documents;
+pub mod usage;
 
 use std::sync::Arc;
 
@@ -29,6 +31,8 @@ pub struct QueryRoot(
     jobs::JobQuery,
     audit::AuditQuery,
     trusted_documents::TrustedDocumentQuery,
+    usage::UsageQuery,
+    platform::PlatformQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -40,6 +44,7 @@ pub struct MutationRoot(
     agents::AgentMutation,
     jobs::JobMutation,
     trusted_documents::TrustedDocumentMutation,
+    platform::PlatformMutation,
 );
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, jobs::SubscriptionRoot>;

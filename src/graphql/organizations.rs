@@ -8,10 +8,12 @@ use crate::domain::accounts;
 use crate::domain::input::Email;
 use crate::domain::organizations::{self, OrganizationChanges};
 use crate::error::{AppError, AppResult};
+use crate::governance::budgets::Period;
 use crate::graphql::context::ContextExt;
 use crate::graphql::guards::{OrgRoleGuard, OrganizationWideGuard, UserGuard};
 use crate::graphql::pagination::{Conn, DEFAULT_PAGE_SIZE, connection, list_cost, page_request, parse_id};
 use crate::graphql::projects::{Project, project_connection};
+use crate::graphql::usage::{Usage, usage_in};
 use crate::ids::UserId;
 use crate::tenancy::{Tenant, unscoped};
 
@@ -112,6 +114,12 @@ impl Organization {
                 Member { member, user }
             },
         ))
+    }
+
+    /// This month's usage against the budget.
+    #[graphql(guard = "OrganizationWideGuard")]
+    async fn usage(&self, ctx: &Context<'_>) -> Result<Usage> {
+        usage_in(&self.active_tenant(ctx)?, Period::current()).await
     }
 
     #[graphql(complexity = "list_cost(first, DEFAULT_PAGE_SIZE, child_complexity)")]

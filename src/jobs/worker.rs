@@ -15,7 +15,8 @@ use super::bus::EventBus;
 use super::runners::{self, RunError, Steps, Stop};
 use crate::domain::jobs::{Change, Holder};
 use crate::domain::{agents, jobs as job_rules};
-use crate::ids::{AgentId, JobId, OrgId, UserId};
+use crate::governance::budgets::{self, Charge};
+use crate::ids::{AgentId, JobId, OrgId, ProjectId, UserId};
 use crate::tenancy::{Actor, Db, Tenant, TenantContext, unscoped};
 
 #[derive(Debug, Clone, Copy)]
@@ -71,6 +72,7 @@ struct JobRun<'a> {
     tenant: &'a Tenant,
     bus: &'a EventBus,
     job: JobId,
+    project: ProjectId,
     worker: Uuid,
     attempt: i32,
     shutdown: watch::Receiver<bool>,
@@ -110,6 +112,23 @@ impl Steps for JobRun<'_> {
 
     fn attempt(&self) -> i32 {
         self.attempt
+    }
+
+    async fn record_usage(&mut self, service: &str, tokens: i64, cost_cents: i64) -> Result<(), Stop> {
+        let charge = Charge {
+            job: self.job,
+            project: self.project,
+            service,
+            tokens,
+            cost_cents,
+        };
+        self.tenant
+            .write(async |scoped| budgets::record(scoped, charge).await)
+            .await
+            .map_err(|error| {
+                tracing::warn!(job.id = %self.job, error = format!("{error:#}"), "recording usage failed");
+                Stop::LostLease
+            })
     }
 }
 
@@ -162,6 +181,7 @@ async fn run_job(
                     tenant: &tenant,
                     bus,
                     job: id,
+                    project: ProjectId(job.project_id),
                     worker,
                     attempt: job.attempts,
                     shutdown,

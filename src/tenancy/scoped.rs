@@ -15,7 +15,7 @@ use sea_orm::sea_query::{Condition, Query};
 use sea_orm::{
     ActiveModelBehavior, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend,
     DeleteMany, EntityTrait, IntoActiveModel, ModelTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Select, Statement, UpdateMany,
+    QuerySelect, Select, Statement, TryGetableMany, UpdateMany,
 };
 use uuid::Uuid;
 
@@ -202,6 +202,14 @@ impl Scoped {
 
     pub async fn all<E: TenantEntity>(&self, query: Select<E>) -> AppResult<Vec<E::Model>> {
         Ok(query.all(&self.txn).await?)
+    }
+
+    /// Runs a select of the tenant's rows narrowed to computed columns (sums, counts).
+    pub async fn one_tuple<E: TenantEntity, T: TryGetableMany>(
+        &self,
+        query: Select<E>,
+    ) -> AppResult<Option<T>> {
+        Ok(query.into_tuple::<T>().one(&self.txn).await?)
     }
 
     pub async fn count<E: TenantEntity>(&self, query: Select<E>) -> AppResult<u64>

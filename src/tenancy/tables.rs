@@ -17,6 +17,7 @@ pub const TENANT_TABLES: &[(&str, &str)] = &[
     ("agent_job_events", "organization_id"),
     ("audit_log", "organization_id"),
     ("trusted_documents", "organization_id"),
+    ("usage_records", "organization_id"),
 ];
 
 /// A sea-orm entity whose rows belong to one organization.
@@ -77,3 +78,9 @@ tenant_entity!(
 );
 tenant_entity!(audit_entry, "AuditEntry", tenant = OrganizationId);
 tenant_entity!(trusted_document, "TrustedDocument", tenant = OrganizationId);
+tenant_entity!(
+    usage_record,
+    "UsageRecord",
+    tenant = OrganizationId,
+    project = ProjectId
+);

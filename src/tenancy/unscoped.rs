@@ -18,7 +18,7 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, Q
 use uuid::Uuid;
 
 use super::db::Db;
-use super::{Access, Actor};
+use super::{Access, Actor, Page, PageRequest};
 use crate::error::{AppError, AppResult, duplicate_as};
 use crate::governance::audit::{self, Change, Origin};
 use crate::ids::{OrgId, SessionFamilyId, UserId};
@@ -304,6 +304,47 @@ async fn revoke_family_in(txn: &DatabaseTransaction, family: SessionFamilyId) ->
         .exec(txn)
         .await?;
     Ok(())
+}
+
+/// Every organization, newest first, for platform admins.
+pub async fn all_organizations(db: &Db, page: PageRequest) -> AppResult<Page<organization::Model>> {
+    use sea_orm::QuerySelect;
+    let mut query = organization::Entity::find()
+        .order_by_desc(organization::Column::Id)
+        .limit(page.first + 1);
+    if let Some(after) = page.after {
+        query = query.filter(organization::Column::Id.lt(after));
+    }
+    let mut items = query.all(&db.conn).await?;
+    let has_next_page = items.len() as u64 > page.first;
+    items.truncate(page.first as usize);
+    Ok(Page { items, has_next_page })
+}
+
+/// A platform admin's change of an organization's plan and budget, audited in that
+/// organization's trail.
+pub async fn set_organization_plan(
+    db: &Db,
+    org: OrgId,
+    plan: entity::Plan,
+    monthly_budget_cents: i64,
+    admin: UserId,
+    origin: &Origin,
+) -> AppResult<organization::Model> {
+    let txn = db.begin(Access::Write).await?;
+    let before = organization::Entity::find_by_id(org.0)
+        .one(&txn)
+        .await?
+        .ok_or(AppError::NotFound("organization"))?;
+    let mut changed: organization::ActiveModel = before.clone().into();
+    changed.plan = Set(plan);
+    changed.monthly_budget_cents = Set(monthly_budget_cents);
+    changed.updated_at = Set(Utc::now());
+    let after = organization::Entity::update(changed).exec(&txn).await?;
+    let change = Change::new("Organization", org.0, Some(&before), Some(&after));
+    append_audit_entry(&txn, origin, Some(org.0), Actor::User(admin), Some(change)).await?;
+    txn.commit().await?;
+    Ok(after)
 }
 
 /// The text registered under an APQ hash, if any replica registered it.

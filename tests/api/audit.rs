@@ -385,6 +385,13 @@ async fn each_mutation_of_the_schema_is_audited_once(app: TestApp) {
     )
     .await;
     run(owner, DELETE_PROJECT, json!({ "id": project })).await;
+    app.make_platform_admin(&acme.owner_user_id).await;
+    run(
+        owner,
+        "mutation($org: ID!) { setOrganizationPlan(organizationId: $org, plan: PRO) { plan } }",
+        json!({ "org": globex.id }),
+    )
+    .await;
 
     let schema = run(
         &anonymous,

@@ -197,6 +197,21 @@ impl TestApp {
         response.data("signup").clone()
     }
 
+    /// Makes a user a platform admin, as an operator does: outside the API.
+    pub async fn make_platform_admin(&self, user_id: &str) {
+        use sea_orm::sea_query::{Expr, ExprTrait, Query};
+        let grant = Query::update()
+            .table("users")
+            .value("is_platform_admin", true)
+            .and_where(Expr::col("id").eq(uuid::Uuid::parse_str(user_id).expect("a user id")))
+            .to_owned();
+        self.owner_connection()
+            .await
+            .execute(&grant)
+            .await
+            .expect("granted");
+    }
+
     /// A raw connection to this test's database as the owner role (not through the server).
     pub async fn owner_connection(&self) -> sea_orm::DatabaseConnection {
         Database::connect(self.database_url.as_str())

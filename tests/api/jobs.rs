@@ -77,7 +77,7 @@ pub async fn start_job(client: &Client, agent: &str, project: &str, input: Value
 }
 
 /// Polls the job until `done` says so (at most 20 s).
-async fn wait_for(client: &Client, job: &str, done: impl Fn(&Value) -> bool) -> Value {
+pub async fn wait_for(client: &Client, job: &str, done: impl Fn(&Value) -> bool) -> Value {
     for _ in 0..400 {
         let response = client.gql(JOB, json!({ "id": job })).await;
         let job = response.data("agentJob").clone();
@@ -89,7 +89,7 @@ async fn wait_for(client: &Client, job: &str, done: impl Fn(&Value) -> bool) -> 
     panic!("job {job} never reached the expected state");
 }
 
-fn terminal(job: &Value) -> bool {
+pub fn terminal(job: &Value) -> bool {
     matches!(job["status"].as_str(), Some("SUCCEEDED" | "FAILED" | "CANCELLED"))
 }
 

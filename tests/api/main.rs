@@ -11,6 +11,7 @@ mod helpers;
 mod agents;
 mod audit;
 mod auth;
+mod budgets;
 mod cross_tenant;
 mod http;
 mod jobs;

@@ -1,7 +1,8 @@
 //! `echo`: deterministic steps for demos, tests and benchmarks. Configuration:
-//! `{"steps": 3, "delayMs": 0, "output": …, "failAttempts": 0}`: `steps` progress events
-//! `delayMs` apart, then `output` (default `{"echo": input}`); the first `failAttempts`
-//! attempts fail after their first step, to show retries.
+//! `{"steps": 3, "delayMs": 0, "output": …, "failAttempts": 0, "costCentsPerStep": 0}`:
+//! `steps` progress events `delayMs` apart, then `output` (default `{"echo": input}`); the
+//! first `failAttempts` attempts fail after their first step, to show retries; each step
+//! charges `costCentsPerStep` to the organization, to show budgets.
 
 use std::time::Duration;
 
@@ -23,6 +24,8 @@ struct Config {
     output: Option<Value>,
     #[serde(default)]
     fail_attempts: i32,
+    #[serde(default)]
+    cost_cents_per_step: i64,
 }
 
 fn default_steps() -> u32 {
@@ -37,6 +40,9 @@ fn parse(config: &Value) -> Result<Config, String> {
     if config.delay_ms > MAX_DELAY_MS {
         return Err(format!("echo: delayMs must be at most {MAX_DELAY_MS}"));
     }
+    if config.cost_cents_per_step < 0 {
+        return Err("echo: costCentsPerStep cannot be negative".into());
+    }
     Ok(config)
 }
 
@@ -47,6 +53,12 @@ impl Runner for Echo {
         parse(config).map(|_| ())
     }
 
+    fn estimated_cost_cents(config: &Value) -> i64 {
+        parse(config).map_or(0, |config| {
+            i64::from(config.steps).saturating_mul(config.cost_cents_per_step)
+        })
+    }
+
     async fn run(config: &Value, input: &Value, steps: &mut impl Steps) -> Result<Value, RunError> {
         let config = parse(config).map_err(RunError::Failed)?;
         let failing = steps.attempt() <= config.fail_attempts;
@@ -55,6 +67,9 @@ impl Runner for Echo {
                 tokio::time::sleep(Duration::from_millis(config.delay_ms)).await;
             }
             let progress = (step * 100 / config.steps.max(1)) as i32;
+            if config.cost_cents_per_step > 0 {
+                steps.record_usage("echo", 0, config.cost_cents_per_step).await?;
+            }
             steps
                 .progress(progress, format!("step {step} of {}", config.steps))
                 .await?;

@@ -40,11 +40,22 @@ pub trait Steps: Send {
     fn progress(&mut self, progress: i32, message: String) -> impl Future<Output = Result<(), Stop>> + Send;
     /// 1 for the first attempt.
     fn attempt(&self) -> i32;
+    /// Charges what the run used to its organization's monthly usage.
+    fn record_usage(
+        &mut self,
+        service: &str,
+        tokens: i64,
+        cost_cents: i64,
+    ) -> impl Future<Output = Result<(), Stop>> + Send;
 }
 
 pub trait Runner {
     /// Checks an agent's configuration when it is created or changed.
     fn check_config(config: &Value) -> Result<(), String>;
+    /// What one run is expected to cost, checked against the budget before it is queued.
+    fn estimated_cost_cents(_config: &Value) -> i64 {
+        0
+    }
     fn run(
         config: &Value,
         input: &Value,
@@ -56,6 +67,13 @@ pub fn check_config(kind: &str, config: &Value) -> Result<(), String> {
     match kind {
         "echo" => echo::Echo::check_config(config),
         other => Err(format!("no runner for kind {other:?}")),
+    }
+}
+
+pub fn estimated_cost_cents(kind: &str, config: &Value) -> i64 {
+    match kind {
+        "echo" => echo::Echo::estimated_cost_cents(config),
+        _ => 0,
     }
 }
 

@@ -1,0 +1,80 @@
+//! Operations of the platform's own staff, across every tenant.
+
+use async_graphql::{Context, Guard, ID, Object, Result};
+
+use crate::domain::accounts::default_budget_cents;
+use crate::error::AppError;
+use crate::graphql::context::ContextExt;
+use crate::graphql::organizations::{Organization, Plan};
+use crate::graphql::pagination::{Conn, DEFAULT_PAGE_SIZE, connection, list_cost, page_request, parse_id};
+use crate::ids::OrgId;
+use crate::tenancy::unscoped;
+
+/// The caller is a signed-in platform admin (read from the database on every request, so
+/// taking the flag away takes effect at once).
+pub struct PlatformAdminGuard;
+
+impl Guard for PlatformAdminGuard {
+    async fn check(&self, ctx: &Context<'_>) -> Result<()> {
+        let user = ctx.user()?;
+        let is_admin = unscoped::find_user(&ctx.services().db, user.id)
+            .await?
+            .is_some_and(|user| user.is_platform_admin);
+        if !is_admin {
+            return Err(AppError::forbidden("this needs a platform admin").into());
+        }
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+pub struct PlatformQuery;
+
+#[Object]
+impl PlatformQuery {
+    /// Every organization, newest first.
+    #[graphql(
+        guard = "PlatformAdminGuard",
+        complexity = "list_cost(first, DEFAULT_PAGE_SIZE, child_complexity)"
+    )]
+    async fn platform_organizations(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Conn<Organization>> {
+        let page = page_request(first, after.as_deref())?;
+        let page = unscoped::all_organizations(&ctx.services().db, page).await?;
+        Ok(connection(page, after.is_some(), |org| org.id, Organization))
+    }
+}
+
+#[derive(Default)]
+pub struct PlatformMutation;
+
+#[Object]
+impl PlatformMutation {
+    /// Moves an organization to a plan; its budget becomes `monthlyBudgetCents`, or the
+    /// plan's default. Recorded in that organization's audit trail.
+    #[graphql(guard = "PlatformAdminGuard")]
+    async fn set_organization_plan(
+        &self,
+        ctx: &Context<'_>,
+        organization_id: ID,
+        plan: Plan,
+        monthly_budget_cents: Option<i64>,
+    ) -> Result<Organization> {
+        let org = OrgId(parse_id("organizationId", &organization_id)?);
+        let plan: entity::Plan = plan.into();
+        let budget = monthly_budget_cents.unwrap_or_else(|| default_budget_cents(plan));
+        if budget < 0 {
+            return Err(AppError::bad_input("monthlyBudgetCents", "cannot be negative").into());
+        }
+        let admin = ctx.user()?.id;
+        let updated =
+            unscoped::set_organization_plan(&ctx.services().db, org, plan, budget, admin, &ctx.origin())
+                .await?;
+        // Limits follow the plan from the next request, when the tenant is resolved again.
+        Ok(Organization(updated))
+    }
+}
