@@ -7,12 +7,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
+use secrecy::ExposeSecret;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::auth::jwt::JwtKeys;
 use crate::governance::persisted::{PersistedQueries, load_manifest};
 use crate::governance::rate_limits::RateLimits;
+use crate::governance::shared_limits::SharedLimits;
 use crate::graphql::{self, AppSchema};
 use crate::http;
 use crate::jobs::{Jobs, replicas};
@@ -40,12 +42,16 @@ impl App {
             Some(path) => load_manifest(path)?,
             None => Default::default(),
         };
+        let shared_limits = match &config.redis_url {
+            Some(url) => Some(SharedLimits::connect(url.expose_secret()).await?),
+            None => None,
+        };
         let services = graphql::Services {
             db: db.clone(),
             jwt: Arc::new(JwtKeys::new(&config.jwt_secret)),
             api_keys: Default::default(),
             jobs: jobs.clone(),
-            rate_limits: RateLimits::new(&config.rate_limits),
+            rate_limits: RateLimits::new(&config.rate_limits, shared_limits),
             persisted: Arc::new(PersistedQueries::new(db.clone(), manifest)),
         };
         let schema = graphql::build_schema(services, config.query_limits);

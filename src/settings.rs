@@ -131,6 +131,9 @@ pub struct Settings {
     /// signup, login and refreshSession attempts per minute from one client address.
     #[arg(long, env = "AUTH_ATTEMPTS_PER_MINUTE", default_value_t = 10, global = true)]
     pub auth_attempts_per_minute: u32,
+    /// redis://… to share rate limits across replicas; without it each replica limits alone.
+    #[arg(long, env = "REDIS_URL", global = true, hide_env_values = true)]
+    pub redis_url: Option<SecretString>,
     /// An Apollo persisted-query manifest (JSON) whose operations are trusted documents for
     /// every organization.
     #[arg(long, env = "PERSISTED_QUERY_MANIFEST", global = true)]
@@ -160,6 +163,7 @@ pub struct Config {
     pub query_limits: QueryLimits,
     pub rate_limits: RateLimitConfig,
     pub persisted_query_manifest: Option<PathBuf>,
+    pub redis_url: Option<SecretString>,
 }
 
 const MIN_JWT_SECRET_BYTES: usize = 32;
@@ -269,6 +273,7 @@ impl Settings {
             query_limits,
             rate_limits,
             persisted_query_manifest: self.persisted_query_manifest,
+            redis_url: self.redis_url,
         })
     }
 }

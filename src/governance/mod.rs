@@ -5,3 +5,4 @@ pub mod audit;
 pub mod budgets;
 pub mod persisted;
 pub mod rate_limits;
+pub mod shared_limits;

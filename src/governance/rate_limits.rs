@@ -18,6 +18,7 @@ use governor::{Quota, RateLimiter};
 use sea_orm::{ActiveEnum, Iterable};
 use uuid::Uuid;
 
+use super::shared_limits::SharedLimits;
 use crate::error::AppError;
 
 /// What one plan allows per minute.
@@ -108,22 +109,25 @@ type Limiter<K> = RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock, StateI
 
 /// One bucket per key, refilling `per_minute` units evenly over a minute.
 struct Rule<K: Hash + Eq + Clone> {
+    /// The bucket's name in the shared tier.
+    name: &'static str,
     per_minute: u32,
     limiter: Limiter<K>,
 }
 
 impl<K: Hash + Eq + Clone> Rule<K> {
-    fn new(per_minute: u32) -> Self {
+    fn new(name: &'static str, per_minute: u32) -> Self {
         let per_minute = per_minute.max(1);
         let quota = Quota::per_minute(NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN));
         Self {
+            name,
             per_minute,
             limiter: RateLimiter::keyed(quota).with_middleware::<StateInformationMiddleware>(),
         }
     }
 
-    /// Takes `cost` units from the key's bucket, or says how long until it could.
-    fn take(&self, key: &K, cost: u32) -> Result<Allowance, AppError> {
+    /// Takes `cost` units from the key's local bucket, or says how long until it could.
+    fn take_local(&self, key: &K, cost: u32) -> Result<Allowance, AppError> {
         let cost = NonZeroU32::new(cost).unwrap_or(NonZeroU32::MIN);
         match self.limiter.check_key_n(key, cost) {
             Ok(Ok(state)) => {
@@ -158,13 +162,16 @@ impl<K: Hash + Eq + Clone> Rule<K> {
     }
 }
 
-/// Every bucket of this process.
+/// Every bucket: governor's in this process, and with Redis the same buckets shared by
+/// every replica. The local tier answers first (a refusal there needs no round trip) and
+/// alone when Redis is unreachable.
 pub struct RateLimits {
     org_requests: HashMap<Plan, Rule<Uuid>>,
     org_complexity: HashMap<Plan, Rule<Uuid>>,
     org_jobs: HashMap<Plan, Rule<Uuid>>,
     api_key_requests: Rule<Uuid>,
     auth_attempts: Rule<IpAddr>,
+    shared: Option<SharedLimits>,
 }
 
 /// What one operation is charged to.
@@ -176,7 +183,7 @@ pub struct Caller {
 }
 
 impl RateLimits {
-    pub fn new(config: &RateLimitConfig) -> Arc<Self> {
+    pub fn new(config: &RateLimitConfig, shared: Option<SharedLimits>) -> Arc<Self> {
         let quota = |plan: Plan| {
             config.plans.get(&plan).copied().unwrap_or(PlanQuota {
                 requests: 1,
@@ -184,17 +191,18 @@ impl RateLimits {
                 jobs: 1,
             })
         };
-        let per_plan = |pick: fn(PlanQuota) -> u32| {
+        let per_plan = |name, pick: fn(PlanQuota) -> u32| {
             Plan::iter()
-                .map(|plan| (plan, Rule::new(pick(quota(plan)))))
+                .map(|plan| (plan, Rule::new(name, pick(quota(plan)))))
                 .collect()
         };
         let limits = Arc::new(Self {
-            org_requests: per_plan(|quota| quota.requests),
-            org_complexity: per_plan(|quota| quota.complexity),
-            org_jobs: per_plan(|quota| quota.jobs),
-            api_key_requests: Rule::new(config.api_key_requests_per_minute),
-            auth_attempts: Rule::new(config.auth_attempts_per_minute),
+            org_requests: per_plan("org-requests", |quota| quota.requests),
+            org_complexity: per_plan("org-complexity", |quota| quota.complexity),
+            org_jobs: per_plan("org-jobs", |quota| quota.jobs),
+            api_key_requests: Rule::new("api-key-requests", config.api_key_requests_per_minute),
+            auth_attempts: Rule::new("auth-attempts", config.auth_attempts_per_minute),
+            shared,
         });
         forget_idle_keys(Arc::downgrade(&limits));
         limits
@@ -203,29 +211,55 @@ impl RateLimits {
     /// Charges one operation of `cost` complexity units: one request to the API key and the
     /// organization, and the cost to the organization's complexity budget. Returns the
     /// allowance nearest to running out, which is the one worth telling the client.
-    pub fn charge_operation(&self, caller: Caller, cost: u32) -> Result<Allowance, AppError> {
+    pub async fn charge_operation(&self, caller: Caller, cost: u32) -> Result<Allowance, AppError> {
         let key = match caller.api_key {
-            Some(key) => Some(self.api_key_requests.take(&key, 1)?),
+            Some(key) => Some(self.take(&self.api_key_requests, &key, 1).await?),
             None => None,
         };
-        let requests = rule(&self.org_requests, caller.plan)?.take(&caller.organization, 1)?;
-        let complexity = rule(&self.org_complexity, caller.plan)?.take(&caller.organization, cost)?;
+        let requests = self
+            .take(rule(&self.org_requests, caller.plan)?, &caller.organization, 1)
+            .await?;
+        let complexity = self
+            .take(
+                rule(&self.org_complexity, caller.plan)?,
+                &caller.organization,
+                cost,
+            )
+            .await?;
         Ok([key, Some(requests)]
             .into_iter()
             .flatten()
             .fold(complexity, Allowance::tighter))
     }
 
-    pub fn charge_job_start(&self, organization: Uuid, plan: Plan) -> Result<(), AppError> {
-        rule(&self.org_jobs, plan)?.take(&organization, 1).map(drop)
+    pub async fn charge_job_start(&self, organization: Uuid, plan: Plan) -> Result<(), AppError> {
+        self.take(rule(&self.org_jobs, plan)?, &organization, 1)
+            .await
+            .map(drop)
     }
 
     /// Charges one attempt at signing in (or pairing) from a client address.
-    pub fn charge_auth_attempt(&self, client: Option<&str>) -> Result<(), AppError> {
+    pub async fn charge_auth_attempt(&self, client: Option<&str>) -> Result<(), AppError> {
         let Some(ip) = client.and_then(|ip| ip.parse::<IpAddr>().ok()) else {
             return Ok(());
         };
-        self.auth_attempts.take(&ip, 1).map(drop)
+        self.take(&self.auth_attempts, &ip, 1).await.map(drop)
+    }
+
+    async fn take<K: Hash + Eq + Clone + std::fmt::Display>(
+        &self,
+        rule: &Rule<K>,
+        key: &K,
+        cost: u32,
+    ) -> Result<Allowance, AppError> {
+        let local = rule.take_local(key, cost)?;
+        let Some(shared) = &self.shared else {
+            return Ok(local);
+        };
+        shared
+            .take(rule.name, &key.to_string(), rule.per_minute, cost)
+            .await
+            .unwrap_or(Ok(local))
     }
 
     fn forget_idle(&self) {
@@ -266,23 +300,23 @@ mod tests {
 
     #[test]
     fn a_bucket_admits_its_minute_then_says_when_to_retry() {
-        let rule = Rule::<Uuid>::new(3);
+        let rule = Rule::<Uuid>::new("test", 3);
         let key = Uuid::nil();
-        let first = rule.take(&key, 1).unwrap();
+        let first = rule.take_local(&key, 1).unwrap();
         assert_eq!((first.limit, first.remaining), (3, 2));
         assert_eq!(first.reset_seconds, 20);
-        rule.take(&key, 2).unwrap();
-        match rule.take(&key, 1) {
+        rule.take_local(&key, 2).unwrap();
+        match rule.take_local(&key, 1) {
             Err(AppError::RateLimited { retry_after_seconds }) => {
                 assert!((1..=20).contains(&retry_after_seconds));
             }
             other => panic!("expected RATE_LIMITED, got {other:?}"),
         }
         // Another key has its own bucket.
-        assert!(rule.take(&Uuid::max(), 3).is_ok());
+        assert!(rule.take_local(&Uuid::max(), 3).is_ok());
         // A cost beyond a whole minute's allowance can never pass.
         assert!(matches!(
-            rule.take(&Uuid::max(), 4),
+            rule.take_local(&Uuid::max(), 4),
             Err(AppError::QueryTooComplex(_))
         ));
     }

@@ -111,7 +111,7 @@ pub struct AccountMutation;
 impl AccountMutation {
     /// Creates an account and its first organization, owned by the new user.
     async fn signup(&self, ctx: &Context<'_>, input: SignupInputGql) -> Result<AuthPayload> {
-        ctx.charge_auth_attempt()?;
+        ctx.charge_auth_attempt().await?;
         let services = ctx.services();
         let input = SignupInput {
             email: &input.email,
@@ -127,7 +127,7 @@ impl AccountMutation {
     }
 
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<AuthPayload> {
-        ctx.charge_auth_attempt()?;
+        ctx.charge_auth_attempt().await?;
         let services = ctx.services();
         Ok(accounts::login(
             &services.db,
@@ -142,7 +142,7 @@ impl AccountMutation {
 
     /// Exchanges a refresh token for a new pair. Reusing an exchanged token ends the sign-in.
     async fn refresh_session(&self, ctx: &Context<'_>, refresh_token: String) -> Result<AuthPayload> {
-        ctx.charge_auth_attempt()?;
+        ctx.charge_auth_attempt().await?;
         let services = ctx.services();
         Ok(
             accounts::refresh(&services.db, &services.jwt, &refresh_token, &ctx.origin())

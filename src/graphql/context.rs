@@ -171,9 +171,9 @@ pub trait ContextExt {
     /// The audit origin of a change made by this field's operation.
     fn origin(&self) -> Origin;
     /// Counts a job start against the organization's jobs per minute.
-    fn charge_job_start(&self) -> AppResult<()>;
+    fn charge_job_start(&self) -> impl Future<Output = AppResult<()>> + Send;
     /// Counts a sign-in attempt against the client address's allowance.
-    fn charge_auth_attempt(&self) -> AppResult<()>;
+    fn charge_auth_attempt(&self) -> impl Future<Output = AppResult<()>> + Send;
 }
 
 impl ContextExt for Context<'_> {
@@ -204,19 +204,20 @@ impl ContextExt for Context<'_> {
         Ok(Tenant::new(self.services().db.clone(), ctx.clone()).audited(self.origin()))
     }
 
-    fn charge_job_start(&self) -> AppResult<()> {
+    async fn charge_job_start(&self) -> AppResult<()> {
         let caller = self.request()?.caller().ok_or(AppError::Unauthenticated)?;
         self.services()
             .rate_limits
             .charge_job_start(caller.organization, caller.plan)
+            .await
     }
 
-    fn charge_auth_attempt(&self) -> AppResult<()> {
+    async fn charge_auth_attempt(&self) -> AppResult<()> {
         let ip = self
             .request()
             .ok()
             .and_then(|request| request.client().ip.as_deref());
-        self.services().rate_limits.charge_auth_attempt(ip)
+        self.services().rate_limits.charge_auth_attempt(ip).await
     }
 
     fn origin(&self) -> Origin {

@@ -215,7 +215,7 @@ impl JobMutation {
         let agent = AgentId(parse_id("agentId", &input.agent_id)?);
         let project = ProjectId(parse_id("projectId", &input.project_id)?);
         let job_input = input.input.0;
-        ctx.charge_job_start()?;
+        ctx.charge_job_start().await?;
         let (job, event) = ctx
             .tenant()?
             .write(async |scoped| jobs::start(scoped, agent, project, job_input).await)

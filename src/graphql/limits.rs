@@ -119,6 +119,7 @@ impl Extension for OperationGuard {
             let allowance = self
                 .rate_limits
                 .charge_operation(caller, cost)
+                .await
                 .map_err(|error| vec![request_error(error)])?;
             *self.charged.lock().unwrap_or_else(PoisonError::into_inner) = Some((cost, allowance));
         }

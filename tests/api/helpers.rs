@@ -114,6 +114,7 @@ impl TestApp {
             ws_init_timeout: Duration::from_secs(1),
             query_limits: Default::default(),
             persisted_query_manifest: None,
+            redis_url: None,
             // Tests make many requests from one address and one organization; those that
             // are about rate limits set their own.
             rate_limits: RateLimitConfig::default()
@@ -627,6 +628,11 @@ impl TestApp {
 
     /// Another replica: a `tenantql serve` process on this test's database, ready to serve.
     pub async fn spawn_replica(&self, workers: usize) -> Replica {
+        self.spawn_replica_with(workers, &[]).await
+    }
+
+    /// A replica with more environment (later settings win).
+    pub async fn spawn_replica_with(&self, workers: usize, env: &[(&str, &str)]) -> Replica {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .expect("a free port")
             .local_addr()
@@ -640,6 +646,7 @@ impl TestApp {
             .env("WORKERS", workers.to_string())
             .env("AUTO_MIGRATE", "false")
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("the server process starts");

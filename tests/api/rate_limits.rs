@@ -193,3 +193,50 @@ mod job_starts {
         }
     }
 }
+
+/// Redis for the shared tier, if it answers (CI starts it; elsewhere the test is skipped).
+fn redis_url() -> Option<&'static str> {
+    let up = std::net::TcpStream::connect_timeout(
+        &"127.0.0.1:6379".parse().unwrap(),
+        std::time::Duration::from_secs(1),
+    )
+    .is_ok();
+    assert!(up || std::env::var("CI").is_err(), "Redis is required in CI");
+    up.then_some("redis://127.0.0.1:6379")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_share_one_allowance_through_redis_and_limit_alone_without_it() {
+    let Some(redis) = redis_url() else { return };
+    let Some(app) = TestApp::spawn(Backend::Postgres).await else {
+        return;
+    };
+    let acme = app.org("Acme").await;
+    let four_a_minute = [("REDIS_URL", redis), ("PLAN_LIMITS", "FREE=4/100000/10")];
+    let a = app.spawn_replica_with(0, &four_a_minute).await;
+    let b = app.spawn_replica_with(0, &four_a_minute).await;
+    let (on_a, on_b) = (a.client_like(&acme.owner), b.client_like(&acme.owner));
+    for client in [&on_a, &on_b, &on_a, &on_b] {
+        let (response, _) = send(client, "{ me { id } }").await;
+        assert_eq!(response.status, 200, "{:#}", response.body);
+    }
+    // Each replica alone would still allow two more; together the four are spent.
+    let (refused, headers) = send(&on_a, "{ me { id } }").await;
+    assert_rate_limited(&refused, &headers);
+    let (refused, headers) = send(&on_b, "{ me { id } }").await;
+    assert_rate_limited(&refused, &headers);
+
+    // With Redis unreachable each replica limits on its own, and still answers.
+    let globex = app.org("Globex").await;
+    let nowhere = [
+        ("REDIS_URL", "redis://127.0.0.1:9"),
+        ("PLAN_LIMITS", "FREE=2/100000/10"),
+    ];
+    let alone = app.spawn_replica_with(0, &nowhere).await;
+    let on_alone = alone.client_like(&globex.owner);
+    for _ in 0..2 {
+        assert_eq!(send(&on_alone, "{ me { id } }").await.0.status, 200);
+    }
+    let (refused, headers) = send(&on_alone, "{ me { id } }").await;
+    assert_rate_limited(&refused, &headers);
+}
