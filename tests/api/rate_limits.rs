@@ -240,3 +240,28 @@ async fn replicas_share_one_allowance_through_redis_and_limit_alone_without_it()
     let (refused, headers) = send(&on_alone, "{ me { id } }").await;
     assert_rate_limited(&refused, &headers);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_operations_draw_on_the_same_allowance() {
+    let app = app_with_plan("FREE=3/100000/10").await;
+    let acme = app.org("Acme").await;
+    let (first, _) = send(&acme.owner, "{ me { id } }").await;
+    assert_eq!(first.status, 200);
+    let mut ws = app.ws(&acme.owner).await;
+    for id in ["a", "b"] {
+        ws.subscribe(id, "{ me { id } }", json!({})).await;
+        let answer = ws.receive().await.unwrap();
+        assert_eq!(answer["type"], "next", "{answer}");
+        assert_eq!(ws.receive().await.unwrap()["type"], "complete");
+    }
+    ws.subscribe("c", "{ me { id } }", json!({})).await;
+    let refused = ws.receive().await.unwrap();
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["payload"][0]["extensions"]["code"], "RATE_LIMITED");
+    assert!(
+        refused["payload"][0]["extensions"]["retryAfterSeconds"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
+}
