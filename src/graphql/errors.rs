@@ -1,44 +1,14 @@
 //! The error presenter: gives every error its API.md code, and hides internal ones.
 
-use std::sync::Arc;
-
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextRequest, NextSubscribe};
 use async_graphql::{ErrorExtensionValues, Response, ServerError, Value};
-use futures_util::StreamExt;
-use futures_util::stream::BoxStream;
 
 use crate::error::AppError;
 
-pub struct ErrorPresenter;
-
-impl ExtensionFactory for ErrorPresenter {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(ErrorPresenter)
-    }
-}
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for ErrorPresenter {
-    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
-        let mut response = next.run(ctx).await;
-        response.errors.iter_mut().for_each(present);
-        response
-    }
-
-    /// Websocket operations run as streams, which bypass `request`.
-    fn subscribe<'s>(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        stream: BoxStream<'s, Response>,
-        next: NextSubscribe<'_>,
-    ) -> BoxStream<'s, Response> {
-        next.run(ctx, stream)
-            .map(|mut response| {
-                response.errors.iter_mut().for_each(present);
-                response
-            })
-            .boxed()
-    }
+/// Gives every error of a response its code; the HTTP endpoint and the websocket handler
+/// call it on everything they send. (A plain function rather than a schema extension: each
+/// extension costs a boxed future per resolved field.)
+pub fn present_all(response: &mut Response) {
+    response.errors.iter_mut().for_each(present);
 }
 
 /// An error of a whole request (it never reached a field), carrying its [`AppError`] so

@@ -57,8 +57,6 @@ pub fn build_schema(services: Services, limits: QueryLimits) -> AppSchema {
         jobs::SubscriptionRoot,
     )
     .data(Arc::new(services))
-    // The presenter comes first, so it also sees the errors of the limits below.
-    .extension(errors::ErrorPresenter)
     .extension(OperationLimits { limits, rate_limits })
     .limit_depth(limits.max_depth)
     .limit_complexity(limits.max_complexity);

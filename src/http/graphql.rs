@@ -18,7 +18,7 @@ use super::client::client_info;
 use super::{HttpState, websocket};
 use crate::error::AppError;
 use crate::governance::persisted::Requested;
-use crate::graphql::errors::{present, request_error};
+use crate::graphql::errors::{present, present_all, request_error};
 use crate::graphql::{RequestContext, Services};
 use crate::tenancy::resolve::OrganizationHints;
 
@@ -427,7 +427,9 @@ async fn run(
         ));
     }
     let request = params.into_request(document).data(context);
-    Ok(state.schema.execute(request).await)
+    let mut response = state.schema.execute(request).await;
+    present_all(&mut response);
+    Ok(response)
 }
 
 /// The text the operation runs: the query sent, or the persisted one its hash names; for a

@@ -20,6 +20,7 @@ use super::HttpState;
 use super::graphql::{Params, refused_response, resolve_document};
 use crate::governance::audit::ClientInfo;
 use crate::graphql::RequestContext;
+use crate::graphql::errors::present_all;
 use crate::tenancy::resolve::OrganizationHints;
 
 /// How often an idle connection is pinged, so proxies keep it open.
@@ -259,6 +260,11 @@ impl Connection {
                 self.state
                     .schema
                     .execute_stream_with_session_data(request, Arc::new(data))
+                    .map(|mut response| {
+                        present_all(&mut response);
+                        response
+                    })
+                    .boxed()
             }
             Err(error) => futures_util::stream::once(async move { refused_response(error) }).boxed(),
         };
