@@ -226,6 +226,7 @@ async fn cross_replica(options: &Options) {
         .arg("worker")
         .env("DATABASE_URL", &app.database_url)
         .env("JWT_SECRET", helpers::JWT_SECRET)
+        .env("ENCRYPTION_KEYS", helpers::ENCRYPTION_KEYS)
         .env("WORKERS", options.workers.to_string())
         .env("RUST_LOG", "warn")
         .spawn()

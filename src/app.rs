@@ -17,6 +17,8 @@ use crate::governance::rate_limits::RateLimits;
 use crate::governance::shared_limits::SharedLimits;
 use crate::graphql::{self, AppSchema};
 use crate::http;
+use crate::integrations::crypto::Keyring;
+use crate::integrations::keys;
 use crate::jobs::{Jobs, replicas};
 use crate::settings::Config;
 use crate::tenancy::Db;
@@ -46,6 +48,8 @@ impl App {
             Some(url) => Some(SharedLimits::connect(url.expose_secret()).await?),
             None => None,
         };
+        let keyring = Keyring::parse(config.encryption_keys.expose_secret())?;
+        keys::check_against_stored(&db, &keyring).await?;
         let services = graphql::Services {
             db: db.clone(),
             jwt: Arc::new(JwtKeys::new(&config.jwt_secret)),
@@ -53,6 +57,7 @@ impl App {
             jobs: jobs.clone(),
             rate_limits: RateLimits::new(&config.rate_limits, shared_limits),
             persisted: Arc::new(PersistedQueries::new(db.clone(), manifest)),
+            keyring: Arc::new(keyring),
         };
         let schema = graphql::build_schema(services, config.query_limits);
         let acceptor = TcpListener::bind(config.listen_addr)

@@ -13,6 +13,8 @@ pub mod graphql;
 /// poem endpoints and middleware: GraphQL over HTTP and websocket, GraphiQL, health, request ids.
 pub mod http;
 pub mod ids;
+/// Encrypted provider credentials and bot pairing.
+pub mod integrations;
 /// Agent jobs at run time: event bus, workers, runners, live streams, replica links.
 pub mod jobs;
 pub mod settings;

@@ -2,7 +2,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use secrecy::ExposeSecret;
 use tenantql::app::App;
+use tenantql::integrations::crypto::Keyring;
+use tenantql::integrations::keys;
 use tenantql::settings::{Cli, Command};
 use tenantql::tenancy::Db;
 
@@ -29,6 +32,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = cli.settings.into_config()?;
             Db::connect(&config.database_url, 1).await?.migrate().await?;
             tracing::info!("migrations applied");
+        }
+        Command::RotateKeys => {
+            let config = cli.settings.into_config()?;
+            let keyring = Keyring::parse(config.encryption_keys.expose_secret())?;
+            let db = Db::connect(&config.database_url, 1).await?;
+            let rotated = keys::rotate(&db, &keyring).await?;
+            tracing::info!(
+                rotated,
+                key = keyring.current_key_id(),
+                "stored secrets are under the newest key"
+            );
         }
         Command::Worker => {
             let config = cli.settings.into_config()?;

@@ -11,6 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::governance::rate_limits::RateLimitConfig;
 use crate::graphql::limits::QueryLimits;
+use crate::integrations::crypto::Keyring;
 use crate::jobs::WorkerConfig;
 
 #[derive(Debug, Parser)]
@@ -34,6 +35,8 @@ pub enum Command {
     Healthcheck,
     /// Run job workers only, no HTTP (for worker-only replicas).
     Worker,
+    /// Re-encrypt every stored secret under the first key of ENCRYPTION_KEYS (resumable).
+    RotateKeys,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -131,6 +134,19 @@ pub struct Settings {
     /// signup, login and refreshSession attempts per minute from one client address.
     #[arg(long, env = "AUTH_ATTEMPTS_PER_MINUTE", default_value_t = 10, global = true)]
     pub auth_attempts_per_minute: u32,
+    /// Keys for provider credentials and OAuth tokens at rest, `id:base64-32-bytes`,
+    /// comma-separated, newest first (it encrypts; all decrypt). Generated into DATA_DIR
+    /// outside production.
+    #[arg(long, env = "ENCRYPTION_KEYS", global = true, hide_env_values = true)]
+    pub encryption_keys: Option<SecretString>,
+    /// Pairing codes a bot's API key may try per minute.
+    #[arg(
+        long,
+        env = "PAIRING_ATTEMPTS_PER_MINUTE",
+        default_value_t = 10,
+        global = true
+    )]
+    pub pairing_attempts_per_minute: u32,
     /// redis://… to share rate limits across replicas; without it each replica limits alone.
     #[arg(long, env = "REDIS_URL", global = true, hide_env_values = true)]
     pub redis_url: Option<SecretString>,
@@ -164,6 +180,7 @@ pub struct Config {
     pub rate_limits: RateLimitConfig,
     pub persisted_query_manifest: Option<PathBuf>,
     pub redis_url: Option<SecretString>,
+    pub encryption_keys: SecretString,
 }
 
 const MIN_JWT_SECRET_BYTES: usize = 32;
@@ -190,8 +207,18 @@ impl Settings {
         let jwt_secret = match self.jwt_secret {
             Some(secret) => secret,
             None if production => bail!("JWT_SECRET is required when ENVIRONMENT=production"),
-            None => generated_secret(&self.data_dir, "jwt_secret")?,
+            None => generated_secret(&self.data_dir, "jwt_secret", || {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 48]>())
+            })?,
         };
+        let encryption_keys = match self.encryption_keys {
+            Some(keys) => keys,
+            None if production => bail!("ENCRYPTION_KEYS is required when ENVIRONMENT=production"),
+            None => generated_secret(&self.data_dir, "encryption_keys", || {
+                Keyring::generate_entry("k1")
+            })?,
+        };
+        Keyring::parse(encryption_keys.expose_secret())?;
         if jwt_secret.expose_secret().len() < MIN_JWT_SECRET_BYTES {
             bail!("JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes long");
         }
@@ -231,6 +258,7 @@ impl Settings {
         let rate_limits = RateLimitConfig {
             api_key_requests_per_minute: self.api_key_requests_per_minute,
             auth_attempts_per_minute: self.auth_attempts_per_minute,
+            pairing_attempts_per_minute: self.pairing_attempts_per_minute.max(1),
             ..RateLimitConfig::default()
         }
         .with_plan_overrides(&self.plan_limits)?;
@@ -274,6 +302,7 @@ impl Settings {
             rate_limits,
             persisted_query_manifest: self.persisted_query_manifest,
             redis_url: self.redis_url,
+            encryption_keys,
         })
     }
 }
@@ -284,13 +313,17 @@ fn ensure_dir(dir: &Path) -> anyhow::Result<()> {
 
 /// Reads a secret generated earlier into `dir`, or generates and stores it (readable by
 /// the owner only), so restarts keep sessions valid.
-fn generated_secret(dir: &Path, name: &str) -> anyhow::Result<SecretString> {
+fn generated_secret(
+    dir: &Path,
+    name: &str,
+    generate: impl FnOnce() -> String,
+) -> anyhow::Result<SecretString> {
     ensure_dir(dir)?;
     let path = dir.join(name);
     if let Ok(existing) = std::fs::read_to_string(&path) {
         return Ok(SecretString::from(existing.trim().to_owned()));
     }
-    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 48]>());
+    let secret = generate();
     write_private(&path, &secret).with_context(|| format!("cannot write {}", path.display()))?;
     tracing::warn!(path = %path.display(), "generated a new {name}; set it in the environment for production");
     Ok(SecretString::from(secret))

@@ -34,8 +34,10 @@ pub struct PlanQuota {
 pub struct RateLimitConfig {
     pub plans: HashMap<Plan, PlanQuota>,
     pub api_key_requests_per_minute: u32,
-    /// signup, login, refreshSession (and pairChat) per client address.
+    /// signup, login, refreshSession and pairChat per client address.
     pub auth_attempts_per_minute: u32,
+    /// pairChat per API key.
+    pub pairing_attempts_per_minute: u32,
 }
 
 impl Default for RateLimitConfig {
@@ -54,6 +56,7 @@ impl Default for RateLimitConfig {
             ]),
             api_key_requests_per_minute: 600,
             auth_attempts_per_minute: 10,
+            pairing_attempts_per_minute: 10,
         }
     }
 }
@@ -171,6 +174,7 @@ pub struct RateLimits {
     org_jobs: HashMap<Plan, Rule<Uuid>>,
     api_key_requests: Rule<Uuid>,
     auth_attempts: Rule<IpAddr>,
+    pairing_attempts: Rule<Uuid>,
     shared: Option<SharedLimits>,
 }
 
@@ -202,6 +206,7 @@ impl RateLimits {
             org_jobs: per_plan("org-jobs", |quota| quota.jobs),
             api_key_requests: Rule::new("api-key-requests", config.api_key_requests_per_minute),
             auth_attempts: Rule::new("auth-attempts", config.auth_attempts_per_minute),
+            pairing_attempts: Rule::new("pairing-attempts", config.pairing_attempts_per_minute),
             shared,
         });
         forget_idle_keys(Arc::downgrade(&limits));
@@ -246,6 +251,12 @@ impl RateLimits {
         self.take(&self.auth_attempts, &ip, 1).await.map(drop)
     }
 
+    /// Charges one try of a pairing code: to the bot's key, and to its client address.
+    pub async fn charge_pairing_attempt(&self, api_key: Uuid, client: Option<&str>) -> Result<(), AppError> {
+        self.take(&self.pairing_attempts, &api_key, 1).await?;
+        self.charge_auth_attempt(client).await
+    }
+
     async fn take<K: Hash + Eq + Clone + std::fmt::Display>(
         &self,
         rule: &Rule<K>,
@@ -268,6 +279,7 @@ impl RateLimits {
         }
         self.api_key_requests.forget_idle();
         self.auth_attempts.forget_idle();
+        self.pairing_attempts.forget_idle();
     }
 }
 

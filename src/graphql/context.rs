@@ -12,6 +12,7 @@ use crate::error::{AppError, AppResult};
 use crate::governance::audit::{ClientInfo, Origin};
 use crate::governance::persisted::{PersistedQueries, Requested};
 use crate::governance::rate_limits::{Caller, RateLimits};
+use crate::integrations::crypto::Keyring;
 use crate::jobs::Jobs;
 use crate::jobs::stream::Liveness;
 use crate::tenancy::resolve::{OrganizationHints, resolve_tenant};
@@ -25,6 +26,7 @@ pub struct Services {
     pub jobs: Arc<Jobs>,
     pub rate_limits: Arc<RateLimits>,
     pub persisted: Arc<PersistedQueries>,
+    pub keyring: Arc<Keyring>,
 }
 
 /// Resolved once per request (or once per websocket connection), before any resolver.

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod context;
 pub mod errors;
 pub mod guards;
+pub mod integrations;
 pub mod jobs;
 pub mod limits;
 pub mod organizations;
@@ -33,6 +34,7 @@ pub struct QueryRoot(
     trusted_documents::TrustedDocumentQuery,
     usage::UsageQuery,
     platform::PlatformQuery,
+    integrations::IntegrationQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -45,6 +47,7 @@ pub struct MutationRoot(
     jobs::JobMutation,
     trusted_documents::TrustedDocumentMutation,
     platform::PlatformMutation,
+    integrations::IntegrationMutation,
 );
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, jobs::SubscriptionRoot>;

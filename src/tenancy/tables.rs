@@ -18,6 +18,9 @@ pub const TENANT_TABLES: &[(&str, &str)] = &[
     ("audit_log", "organization_id"),
     ("trusted_documents", "organization_id"),
     ("usage_records", "organization_id"),
+    ("provider_credentials", "organization_id"),
+    ("pairing_codes", "organization_id"),
+    ("chat_pairings", "organization_id"),
 ];
 
 /// A sea-orm entity whose rows belong to one organization.
@@ -81,6 +84,19 @@ tenant_entity!(trusted_document, "TrustedDocument", tenant = OrganizationId);
 tenant_entity!(
     usage_record,
     "UsageRecord",
+    tenant = OrganizationId,
+    project = ProjectId
+);
+tenant_entity!(provider_credential, "ProviderCredential", tenant = OrganizationId);
+tenant_entity!(
+    pairing_code,
+    "PairingCode",
+    tenant = OrganizationId,
+    project = ProjectId
+);
+tenant_entity!(
+    chat_pairing,
+    "ChatPairing",
     tenant = OrganizationId,
     project = ProjectId
 );

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use entity::{
     JobStatus, OrgRole, agent_job, agent_job_event, api_key, audit_entry, organization, organization_member,
-    persisted_query, session, user,
+    persisted_query, provider_credential, session, user,
 };
 use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
@@ -345,6 +345,44 @@ pub async fn set_organization_plan(
     append_audit_entry(&txn, origin, Some(org.0), Actor::User(admin), Some(change)).await?;
     txn.commit().await?;
     Ok(after)
+}
+
+/// The most recently written provider credential, to check at start that the configured
+/// keys can read what is stored.
+pub async fn newest_credential(db: &Db) -> AppResult<Option<provider_credential::Model>> {
+    Ok(provider_credential::Entity::find()
+        .order_by_desc(provider_credential::Column::UpdatedAt)
+        .one(&db.conn)
+        .await?)
+}
+
+/// Up to `limit` credentials of any tenant not yet under key `current`, for rotation.
+pub async fn credentials_not_under(
+    db: &Db,
+    current: &str,
+    limit: u64,
+) -> AppResult<Vec<provider_credential::Model>> {
+    use sea_orm::QuerySelect;
+    Ok(provider_credential::Entity::find()
+        .filter(provider_credential::Column::Secret.not_like(format!("v1:{current}:%")))
+        .order_by_asc(provider_credential::Column::Id)
+        .limit(limit)
+        .all(&db.conn)
+        .await?)
+}
+
+/// Replaces one credential's ciphertext if it is still `was` (a concurrent change wins).
+pub async fn reseal_credential(db: &Db, id: Uuid, was: &str, now_sealed: String) -> AppResult<bool> {
+    let updated = provider_credential::Entity::update_many()
+        .col_expr(
+            provider_credential::Column::Secret,
+            sea_orm::sea_query::Expr::value(now_sealed),
+        )
+        .filter(provider_credential::Column::Id.eq(id))
+        .filter(provider_credential::Column::Secret.eq(was))
+        .exec(&db.conn)
+        .await?;
+    Ok(updated.rows_affected == 1)
 }
 
 /// The text registered under an APQ hash, if any replica registered it.

@@ -325,8 +325,21 @@ async fn each_mutation_of_the_schema_is_audited_once(app: TestApp) {
     .await;
     let key = run(
         owner,
-        "mutation { createApiKey(input: { name: \"bot\", role: MEMBER }) { apiKey { id } } }",
+        "mutation { createApiKey(input: { name: \"bot\", role: MEMBER }) { key apiKey { id } } }",
         json!({}),
+    )
+    .await;
+    let code = run(
+        owner,
+        "mutation($p: ID!) { createPairingCode(projectId: $p) { code } }",
+        json!({ "p": project }),
+    )
+    .await;
+    let bot = anonymous.header("x-api-key", key["createApiKey"]["key"].as_str().unwrap());
+    run(
+        &bot,
+        "mutation($code: String!) { pairChat(input: { code: $code, chatId: \"42\", platform: \"slack\" }) { id } }",
+        json!({ "code": code["createPairingCode"]["code"] }),
     )
     .await;
     run(
@@ -385,6 +398,18 @@ async fn each_mutation_of_the_schema_is_audited_once(app: TestApp) {
     )
     .await;
     run(owner, DELETE_PROJECT, json!({ "id": project })).await;
+    let credential = run(
+        owner,
+        "mutation { setProviderCredential(input: { provider: \"openai\", secret: \"sk-1234\" }) { id } }",
+        json!({}),
+    )
+    .await;
+    run(
+        owner,
+        "mutation($id: ID!) { deleteProviderCredential(id: $id) }",
+        json!({ "id": credential["setProviderCredential"]["id"] }),
+    )
+    .await;
     app.make_platform_admin(&acme.owner_user_id).await;
     run(
         owner,

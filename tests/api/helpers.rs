@@ -20,6 +20,8 @@ use tokio::sync::oneshot;
 pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123456789";
 pub const BASE_DOMAIN: &str = "tenantql.test";
 pub const PASSWORD: &str = "Correct-horse-42";
+/// One fixed key, so a test can read what the server encrypted.
+pub const ENCRYPTION_KEYS: &str = "test1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 /// `PLAN_LIMITS` no test or benchmark reaches.
 pub const UNLIMITED_PLANS: &str = "FREE=1000000/100000000/100000,STARTER=1000000/100000000/100000,\
                                    PRO=1000000/100000000/100000,ENTERPRISE=1000000/100000000/100000";
@@ -115,6 +117,7 @@ impl TestApp {
             query_limits: Default::default(),
             persisted_query_manifest: None,
             redis_url: None,
+            encryption_keys: SecretString::from(ENCRYPTION_KEYS),
             // Tests make many requests from one address and one organization; those that
             // are about rate limits set their own.
             rate_limits: RateLimitConfig::default()
@@ -123,6 +126,7 @@ impl TestApp {
         };
         config.rate_limits.api_key_requests_per_minute = 1_000_000;
         config.rate_limits.auth_attempts_per_minute = 1_000_000;
+        config.rate_limits.pairing_attempts_per_minute = 1_000_000;
         adjust(&mut config);
         let app = App::build(config).await.expect("the server starts");
         let base_url = format!("http://{}", app.local_addr());
@@ -616,6 +620,7 @@ impl TestApp {
             .arg("worker")
             .env("DATABASE_URL", &self.database_url)
             .env("JWT_SECRET", JWT_SECRET)
+            .env("ENCRYPTION_KEYS", ENCRYPTION_KEYS)
             .env("WORKERS", "1")
             .env("JOB_LEASE_SECONDS", "2")
             .env("JOB_RETRY_BASE_MS", "100")
@@ -641,6 +646,7 @@ impl TestApp {
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_tenantql"))
             .env("DATABASE_URL", &self.database_url)
             .env("JWT_SECRET", JWT_SECRET)
+            .env("ENCRYPTION_KEYS", ENCRYPTION_KEYS)
             .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
             .env("PLAN_LIMITS", UNLIMITED_PLANS)
             .env("WORKERS", workers.to_string())

@@ -14,6 +14,7 @@ mod auth;
 mod budgets;
 mod cross_tenant;
 mod http;
+mod integrations;
 mod jobs;
 mod limits;
 mod persisted;

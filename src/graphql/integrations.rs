@@ -1,0 +1,185 @@
+//! Provider credentials (write-only secrets) and chat-bot pairing.
+
+use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+use entity::{chat_pairing, provider_credential};
+
+use crate::error::AppError;
+use crate::graphql::context::ContextExt;
+use crate::graphql::guards::{OrgRoleGuard, OrganizationWideGuard};
+use crate::graphql::pagination::parse_id;
+use crate::ids::ProjectId;
+use crate::integrations::{credentials, pairing};
+use crate::tenancy::Actor;
+
+pub struct ProviderCredential(provider_credential::Model);
+
+#[Object]
+impl ProviderCredential {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    async fn provider(&self) -> &str {
+        &self.0.provider
+    }
+
+    /// The secret's last four characters, to tell credentials apart; the rest is never shown.
+    async fn last_four(&self) -> &str {
+        &self.0.last_four
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+}
+
+#[derive(InputObject)]
+pub struct SetProviderCredentialInput {
+    /// e.g. `openai`.
+    pub provider: String,
+    pub secret: String,
+}
+
+#[derive(SimpleObject)]
+pub struct PairingCode {
+    /// Six digits, shown once; give it to the bot within 15 minutes.
+    pub code: String,
+    pub project_id: ID,
+    pub expires_at: DateTime<Utc>,
+}
+
+pub struct ChatPairing(chat_pairing::Model);
+
+#[Object]
+impl ChatPairing {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    async fn organization_id(&self) -> ID {
+        ID(self.0.organization_id.to_string())
+    }
+
+    async fn project_id(&self) -> ID {
+        ID(self.0.project_id.to_string())
+    }
+
+    async fn platform(&self) -> &str {
+        &self.0.platform
+    }
+
+    async fn chat_id(&self) -> &str {
+        &self.0.chat_id
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+#[derive(InputObject)]
+pub struct PairChatInput {
+    pub code: String,
+    pub chat_id: String,
+    /// telegram, slack, discord, whatsapp, teams or other.
+    pub platform: String,
+}
+
+#[derive(Default)]
+pub struct IntegrationQuery;
+
+#[Object]
+impl IntegrationQuery {
+    /// The organization's provider credentials (never their secrets).
+    #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Admin)")]
+    async fn provider_credentials(&self, ctx: &Context<'_>) -> Result<Vec<ProviderCredential>> {
+        let list = ctx
+            .tenant()?
+            .read(async |scoped| credentials::list(scoped).await)
+            .await?;
+        Ok(list.into_iter().map(ProviderCredential).collect())
+    }
+
+    /// The chats paired with a project.
+    async fn chat_pairings(&self, ctx: &Context<'_>, project_id: ID) -> Result<Vec<ChatPairing>> {
+        let project = ProjectId(parse_id("projectId", &project_id)?);
+        let list = ctx
+            .tenant()?
+            .read(async |scoped| pairing::pairings(scoped, project).await)
+            .await?;
+        Ok(list.into_iter().map(ChatPairing).collect())
+    }
+}
+
+#[derive(Default)]
+pub struct IntegrationMutation;
+
+#[Object]
+impl IntegrationMutation {
+    /// Stores the organization's secret for a provider, encrypted; replaces any earlier one.
+    #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Admin)")]
+    async fn set_provider_credential(
+        &self,
+        ctx: &Context<'_>,
+        input: SetProviderCredentialInput,
+    ) -> Result<ProviderCredential> {
+        let keyring = ctx.services().keyring.clone();
+        let credential = ctx
+            .tenant()?
+            .write(async |scoped| credentials::set(scoped, &keyring, &input.provider, &input.secret).await)
+            .await?;
+        Ok(ProviderCredential(credential))
+    }
+
+    #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Admin)")]
+    async fn delete_provider_credential(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
+        let credential = parse_id("id", &id)?;
+        ctx.tenant()?
+            .write(async |scoped| credentials::delete(scoped, credential).await)
+            .await?;
+        Ok(id)
+    }
+
+    /// A single-use code that pairs a chat with this project, for its bot to present.
+    #[graphql(guard = "OrganizationWideGuard")]
+    async fn create_pairing_code(&self, ctx: &Context<'_>, project_id: ID) -> Result<PairingCode> {
+        let project = ProjectId(parse_id("projectId", &project_id)?);
+        let (row, code) = ctx
+            .tenant()?
+            .write(async |scoped| pairing::create_code(scoped, project).await)
+            .await?;
+        Ok(PairingCode {
+            code,
+            project_id: ID(row.project_id.to_string()),
+            expires_at: row.expires_at,
+        })
+    }
+
+    /// Pairs the calling bot's chat with the project of a pairing code. Tries are limited
+    /// per API key and per client address.
+    async fn pair_chat(&self, ctx: &Context<'_>, input: PairChatInput) -> Result<ChatPairing> {
+        let tenant = ctx.tenant()?;
+        let Actor::ApiKey { id: key, .. } = tenant.context().actor else {
+            return Err(AppError::forbidden("pairing is done by a bot, with its API key").into());
+        };
+        let ip = ctx.request()?.client().ip.clone();
+        ctx.services()
+            .rate_limits
+            .charge_pairing_attempt(key.0, ip.as_deref())
+            .await?;
+        let request = pairing::PairRequest {
+            code: &input.code,
+            chat_id: &input.chat_id,
+            platform: &input.platform,
+        };
+        let paired = tenant
+            .write(async |scoped| pairing::pair(scoped, request, Utc::now()).await)
+            .await?;
+        Ok(ChatPairing(paired))
+    }
+}
