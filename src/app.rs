@@ -19,7 +19,7 @@ use crate::graphql::{self, AppSchema};
 use crate::http;
 use crate::integrations::crypto::Keyring;
 use crate::integrations::keys;
-use crate::jobs::{Jobs, replicas};
+use crate::jobs::{Jobs, Toolbox, replicas};
 use crate::settings::Config;
 use crate::tenancy::Db;
 
@@ -39,7 +39,13 @@ impl App {
         if config.auto_migrate {
             db.migrate().await?;
         }
-        let jobs = Arc::new(Jobs::new(replicas::link(&db).await?, config.worker));
+        let keyring = Arc::new(Keyring::parse(config.encryption_keys.expose_secret())?);
+        keys::check_against_stored(&db, &keyring).await?;
+        let jobs = Arc::new(Jobs::new(
+            replicas::link(&db).await?,
+            toolbox(&config, keyring.clone())?,
+            config.worker,
+        ));
         let manifest = match &config.persisted_query_manifest {
             Some(path) => load_manifest(path)?,
             None => Default::default(),
@@ -48,8 +54,6 @@ impl App {
             Some(url) => Some(SharedLimits::connect(url.expose_secret()).await?),
             None => None,
         };
-        let keyring = Keyring::parse(config.encryption_keys.expose_secret())?;
-        keys::check_against_stored(&db, &keyring).await?;
         let services = graphql::Services {
             db: db.clone(),
             jwt: Arc::new(JwtKeys::new(&config.jwt_secret)),
@@ -57,7 +61,7 @@ impl App {
             jobs: jobs.clone(),
             rate_limits: RateLimits::new(&config.rate_limits, shared_limits),
             persisted: Arc::new(PersistedQueries::new(db.clone(), manifest)),
-            keyring: Arc::new(keyring),
+            keyring,
         };
         let schema = graphql::build_schema(services, config.query_limits);
         let acceptor = TcpListener::bind(config.listen_addr)
@@ -134,7 +138,13 @@ pub async fn run_workers(
     if config.auto_migrate {
         db.migrate().await?;
     }
-    let jobs = Jobs::new(replicas::link(&db).await?, config.worker);
+    let keyring = Arc::new(Keyring::parse(config.encryption_keys.expose_secret())?);
+    keys::check_against_stored(&db, &keyring).await?;
+    let jobs = Jobs::new(
+        replicas::link(&db).await?,
+        toolbox(&config, keyring)?,
+        config.worker,
+    );
     let (stopping, stop) = watch::channel(false);
     let workers = jobs.spawn_workers(&db, config.workers.max(1), &stop);
     tracing::info!(workers = config.workers.max(1), "tenantql worker is running");
@@ -143,4 +153,18 @@ pub async fn run_workers(
     stop_workers(workers, config.shutdown_grace).await;
     db.close().await;
     Ok(())
+}
+
+/// What the runners of this process reach outside the database.
+fn toolbox(config: &Config, keyring: Arc<Keyring>) -> anyhow::Result<Arc<Toolbox>> {
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .user_agent(concat!("tenantql/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .context("cannot build the HTTP client")?;
+    Ok(Arc::new(Toolbox {
+        keyring,
+        http,
+        prices: config.llm_prices.clone(),
+    }))
 }

@@ -13,6 +13,7 @@ use crate::governance::rate_limits::RateLimitConfig;
 use crate::graphql::limits::QueryLimits;
 use crate::integrations::crypto::Keyring;
 use crate::jobs::WorkerConfig;
+use crate::jobs::runners::Prices;
 
 #[derive(Debug, Parser)]
 #[command(name = "tenantql", version, about = "A multi-tenant GraphQL API server")]
@@ -139,6 +140,10 @@ pub struct Settings {
     /// outside production.
     #[arg(long, env = "ENCRYPTION_KEYS", global = true, hide_env_values = true)]
     pub encryption_keys: Option<SecretString>,
+    /// What `llm` jobs cost: `model=input/output` in cents per million tokens, comma-separated,
+    /// with `*` for models not listed.
+    #[arg(long, env = "LLM_PRICES", default_value = Prices::DEFAULT, global = true)]
+    pub llm_prices: String,
     /// Pairing codes a bot's API key may try per minute.
     #[arg(
         long,
@@ -181,6 +186,7 @@ pub struct Config {
     pub persisted_query_manifest: Option<PathBuf>,
     pub redis_url: Option<SecretString>,
     pub encryption_keys: SecretString,
+    pub llm_prices: Prices,
 }
 
 const MIN_JWT_SECRET_BYTES: usize = 32;
@@ -303,6 +309,7 @@ impl Settings {
             persisted_query_manifest: self.persisted_query_manifest,
             redis_url: self.redis_url,
             encryption_keys,
+            llm_prices: Prices::parse(&self.llm_prices)?,
         })
     }
 }

@@ -94,6 +94,12 @@ pub async fn ensure_within_budget(scoped: &Scoped, estimate_cents: i64) -> AppRe
     Ok(())
 }
 
+/// Whether this month's spending has reached the budget.
+pub async fn exhausted(scoped: &Scoped) -> AppResult<bool> {
+    let (spent_cents, _) = spent(scoped, Period::current()).await?;
+    Ok(spent_cents >= budget(scoped).await?)
+}
+
 /// What a job used, charged to its organization.
 pub struct Charge<'a> {
     pub job: JobId,

@@ -14,20 +14,23 @@ use tokio::task::JoinHandle;
 
 use crate::tenancy::Db;
 pub use bus::EventBus;
+pub use runners::Toolbox;
 pub use worker::WorkerConfig;
 
 /// The job machinery one server (or worker-only) process runs.
 pub struct Jobs {
     pub bus: Arc<EventBus>,
     wake: Arc<Notify>,
+    toolbox: Arc<Toolbox>,
     pub config: WorkerConfig,
 }
 
 impl Jobs {
-    pub fn new(bus: Arc<EventBus>, config: WorkerConfig) -> Self {
+    pub fn new(bus: Arc<EventBus>, toolbox: Arc<Toolbox>, config: WorkerConfig) -> Self {
         Self {
             bus,
             wake: Arc::new(Notify::new()),
+            toolbox,
             config,
         }
     }
@@ -49,6 +52,7 @@ impl Jobs {
                     db.clone(),
                     self.bus.clone(),
                     self.wake.clone(),
+                    self.toolbox.clone(),
                     self.config,
                     shutdown.clone(),
                 ))

@@ -8,15 +8,17 @@ use std::time::Duration;
 
 use chrono::Utc;
 use entity::{JobStatus, OrgRole, agent_job};
+use secrecy::SecretString;
 use tokio::sync::{Notify, watch};
 use uuid::Uuid;
 
 use super::bus::EventBus;
-use super::runners::{self, RunError, Steps, Stop};
+use super::runners::{self, RunError, Steps, Stop, Toolbox};
 use crate::domain::jobs::{Change, Holder};
 use crate::domain::{agents, jobs as job_rules};
 use crate::governance::budgets::{self, Charge};
 use crate::ids::{AgentId, JobId, OrgId, ProjectId, UserId};
+use crate::integrations::credentials;
 use crate::tenancy::{Actor, Db, Tenant, TenantContext, unscoped};
 
 #[derive(Debug, Clone, Copy)]
@@ -37,6 +39,7 @@ pub async fn run(
     db: Db,
     bus: Arc<EventBus>,
     wake: Arc<Notify>,
+    toolbox: Arc<Toolbox>,
     config: WorkerConfig,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -48,7 +51,7 @@ pub async fn run(
             Ok(claimed) if !claimed.is_empty() => {
                 for (job, event) in claimed {
                     bus.publish(event);
-                    run_job(&db, &bus, worker, job, config, shutdown.clone()).await;
+                    run_job(&db, &bus, &toolbox, worker, job, config, shutdown.clone()).await;
                 }
             }
             Ok(_) => {
@@ -71,6 +74,7 @@ pub async fn run(
 struct JobRun<'a> {
     tenant: &'a Tenant,
     bus: &'a EventBus,
+    toolbox: &'a Toolbox,
     job: JobId,
     project: ProjectId,
     worker: Uuid,
@@ -114,6 +118,21 @@ impl Steps for JobRun<'_> {
         self.attempt
     }
 
+    fn tools(&self) -> &Toolbox {
+        self.toolbox
+    }
+
+    async fn secret(&mut self, provider: &str) -> Result<Option<SecretString>, RunError> {
+        let keyring = &self.toolbox.keyring;
+        self.tenant
+            .read(async |scoped| credentials::reveal(scoped, keyring, provider).await)
+            .await
+            .map_err(|error| {
+                tracing::warn!(job.id = %self.job, error = format!("{error:#}"), "reading a credential failed");
+                RunError::Fatal(format!("the organization's {provider} credential cannot be read"))
+            })
+    }
+
     async fn record_usage(&mut self, service: &str, tokens: i64, cost_cents: i64) -> Result<(), Stop> {
         let charge = Charge {
             job: self.job,
@@ -122,13 +141,22 @@ impl Steps for JobRun<'_> {
             tokens,
             cost_cents,
         };
-        self.tenant
-            .write(async |scoped| budgets::record(scoped, charge).await)
+        let exhausted = self
+            .tenant
+            .write(async |scoped| {
+                budgets::record(scoped, charge).await?;
+                budgets::exhausted(scoped).await
+            })
             .await
             .map_err(|error| {
                 tracing::warn!(job.id = %self.job, error = format!("{error:#}"), "recording usage failed");
                 Stop::LostLease
-            })
+            })?;
+        if exhausted {
+            Err(Stop::BudgetExceeded)
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -140,6 +168,7 @@ fn backoff(config: &WorkerConfig, attempt: i32) -> Duration {
 async fn run_job(
     db: &Db,
     bus: &EventBus,
+    toolbox: &Toolbox,
     worker: Uuid,
     job: agent_job::Model,
     config: WorkerConfig,
@@ -180,6 +209,7 @@ async fn run_job(
                 let mut steps = JobRun {
                     tenant: &tenant,
                     bus,
+                    toolbox,
                     job: id,
                     project: ProjectId(job.project_id),
                     worker,
@@ -208,6 +238,10 @@ async fn run_job(
             finished: true,
             ..Change::default()
         },
+        Err(RunError::Stop(Stop::BudgetExceeded)) => {
+            fail("BUDGET_EXCEEDED: the organization's monthly budget ran out".into())
+        }
+        Err(RunError::Fatal(error)) => fail(error),
         Err(RunError::Stop(Stop::ShuttingDown)) => Change {
             status: Some(JobStatus::Queued),
             requeue_at: Some(Utc::now()),
@@ -228,13 +262,7 @@ async fn run_job(
                 ..Change::default()
             }
         }
-        Err(RunError::Failed(error)) => Change {
-            status: Some(JobStatus::Failed),
-            message: Some(format!("failed: {error}")),
-            error: Some(error),
-            finished: true,
-            ..Change::default()
-        },
+        Err(RunError::Failed(error)) => fail(error),
     };
     match tenant
         .write(async |scoped| job_rules::advance(scoped, id, Holder::Worker(worker), change).await)
@@ -243,6 +271,17 @@ async fn run_job(
         Ok(Some((_, event))) => bus.publish(event),
         Ok(None) => {}
         Err(error) => tracing::warn!(job.id = %id, error = format!("{error:#}"), "finishing a job failed"),
+    }
+}
+
+/// The last change of a job that failed for good.
+fn fail(error: String) -> Change {
+    Change {
+        status: Some(JobStatus::Failed),
+        message: Some(format!("failed: {error}")),
+        error: Some(error),
+        finished: true,
+        ..Change::default()
     }
 }
 

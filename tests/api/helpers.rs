@@ -13,6 +13,7 @@ use std::time::Duration;
 use tenantql::app::App;
 use tenantql::governance::rate_limits::RateLimitConfig;
 use tenantql::jobs::WorkerConfig;
+use tenantql::jobs::runners::Prices;
 use tenantql::settings::{Config, Environment, LogFormat};
 use tenantql::tenancy::Db;
 use tokio::sync::oneshot;
@@ -118,6 +119,7 @@ impl TestApp {
             persisted_query_manifest: None,
             redis_url: None,
             encryption_keys: SecretString::from(ENCRYPTION_KEYS),
+            llm_prices: Prices::parse(Prices::DEFAULT).expect("valid prices"),
             // Tests make many requests from one address and one organization; those that
             // are about rate limits set their own.
             rate_limits: RateLimitConfig::default()

@@ -17,6 +17,7 @@ mod http;
 mod integrations;
 mod jobs;
 mod limits;
+mod llm;
 mod persisted;
 mod rate_limits;
 mod rls;

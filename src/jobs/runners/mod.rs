@@ -2,19 +2,83 @@
 //! and reports progress through [`Steps`], where cancellation and lost leases surface.
 
 pub mod echo;
+pub mod llm;
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::sync::Arc;
 
+use anyhow::{Context, bail};
+use secrecy::SecretString;
 use serde_json::Value;
 
+use crate::integrations::crypto::Keyring;
+
 /// Every agent kind there is a runner for.
-pub const KINDS: &[&str] = &["echo"];
+pub const KINDS: &[&str] = &["echo", "llm"];
+
+/// What runners reach outside the database: the keys to the organization's credentials,
+/// an HTTP client, and the price list their usage is billed by.
+pub struct Toolbox {
+    pub keyring: Arc<Keyring>,
+    pub http: reqwest::Client,
+    pub prices: Prices,
+}
+
+/// Cents per million tokens, by model; `*` is the price of models not listed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prices(HashMap<String, (u64, u64)>);
+
+impl Prices {
+    pub const DEFAULT: &str = "gpt-4o-mini=15/60,gpt-4o=250/1000,*=300/1200";
+
+    /// `model=input/output[,…]`, in cents per million input and output tokens.
+    pub fn parse(spec: &str) -> anyhow::Result<Self> {
+        let mut prices = HashMap::new();
+        for entry in spec.split(',').map(str::trim).filter(|entry| !entry.is_empty()) {
+            let (model, price) = entry
+                .split_once('=')
+                .context("LLM_PRICES entries are model=input/output")?;
+            let (input, output) = price
+                .split_once('/')
+                .context("LLM_PRICES entries are model=input/output")?;
+            let parse = |n: &str| {
+                n.trim()
+                    .parse::<u64>()
+                    .with_context(|| format!("LLM_PRICES: {n:?} is not a whole number of cents"))
+            };
+            prices.insert(model.trim().to_owned(), (parse(input)?, parse(output)?));
+        }
+        if !prices.contains_key("*") {
+            bail!("LLM_PRICES needs a `*` entry, the price of models it does not list");
+        }
+        Ok(Self(prices))
+    }
+
+    /// What `input` and `output` tokens of `model` cost, in millionths of a cent.
+    pub fn cost_micro_cents(&self, model: &str, input: u64, output: u64) -> u64 {
+        let (per_input, per_output) = self
+            .0
+            .get(model)
+            .or_else(|| self.0.get("*"))
+            .copied()
+            .unwrap_or_default();
+        input.saturating_mul(per_input) + output.saturating_mul(per_output)
+    }
+
+    /// The same in whole cents, rounded up.
+    pub fn cost_cents(&self, model: &str, input: u64, output: u64) -> i64 {
+        i64::try_from(self.cost_micro_cents(model, input, output).div_ceil(1_000_000)).unwrap_or(i64::MAX)
+    }
+}
 
 /// Why a run stopped before its end without failing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stop {
     /// Someone cancelled the job.
     Cancelled,
+    /// The organization's monthly budget ran out; the job fails without retries.
+    BudgetExceeded,
     /// The worker no longer holds the job (its lease expired and another took it over).
     LostLease,
     /// The worker is shutting down; the job goes back to the queue.
@@ -26,6 +90,8 @@ pub enum RunError {
     Stop(Stop),
     /// The run failed; it is retried while attempts remain.
     Failed(String),
+    /// The run failed in a way retrying cannot fix (a refused credential, a bad request).
+    Fatal(String),
 }
 
 impl From<Stop> for RunError {
@@ -40,7 +106,14 @@ pub trait Steps: Send {
     fn progress(&mut self, progress: i32, message: String) -> impl Future<Output = Result<(), Stop>> + Send;
     /// 1 for the first attempt.
     fn attempt(&self) -> i32;
-    /// Charges what the run used to its organization's monthly usage.
+    fn tools(&self) -> &Toolbox;
+    /// The organization's credential for `provider`, decrypted.
+    fn secret(
+        &mut self,
+        provider: &str,
+    ) -> impl Future<Output = Result<Option<SecretString>, RunError>> + Send;
+    /// Charges what the run used to its organization's monthly usage; stops the run once the
+    /// month's budget is spent.
     fn record_usage(
         &mut self,
         service: &str,
@@ -66,6 +139,7 @@ pub trait Runner {
 pub fn check_config(kind: &str, config: &Value) -> Result<(), String> {
     match kind {
         "echo" => echo::Echo::check_config(config),
+        "llm" => llm::Llm::check_config(config),
         other => Err(format!("no runner for kind {other:?}")),
     }
 }
@@ -73,6 +147,7 @@ pub fn check_config(kind: &str, config: &Value) -> Result<(), String> {
 pub fn estimated_cost_cents(kind: &str, config: &Value) -> i64 {
     match kind {
         "echo" => echo::Echo::estimated_cost_cents(config),
+        "llm" => llm::Llm::estimated_cost_cents(config),
         _ => 0,
     }
 }
@@ -85,6 +160,23 @@ pub async fn run(
 ) -> Result<Value, RunError> {
     match kind {
         "echo" => echo::Echo::run(config, input, steps).await,
+        "llm" => llm::Llm::run(config, input, steps).await,
         other => Err(RunError::Failed(format!("no runner for kind {other:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prices_round_up_to_whole_cents_and_fall_back_to_the_star() {
+        let prices = Prices::parse("small=100/200,*=1000/1000").unwrap();
+        assert_eq!(prices.cost_cents("small", 1_000, 1_000), 1);
+        assert_eq!(prices.cost_cents("small", 10_000, 5_000), 2);
+        assert_eq!(prices.cost_cents("other", 1_000_000, 0), 1_000);
+        assert!(Prices::parse("small=1/2").is_err());
+        assert!(Prices::parse("*=x/2").is_err());
+        assert!(Prices::parse(Prices::DEFAULT).is_ok());
     }
 }

@@ -1,0 +1,336 @@
+//! `llm`: one chat completion from an OpenAI-compatible endpoint, with the organization's
+//! own credential. Configuration: `{"baseUrl": "https://api.openai.com/v1", "model": "…",
+//! "provider": "openai", "system": "…", "stream": true, "maxTokens": 1024, "timeoutMs":
+//! 60000, "maxRetries": 3}`; input `{"prompt": "…"}` or `{"messages": [{"role", "content"}]}`.
+//! Streamed tokens become progress events; tokens and their cost (the price list) are
+//! charged to the organization as they arrive, and the run stops when its budget runs out.
+//! 429 and 5xx answers are retried with backoff; a refused credential fails at once.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{RunError, Runner, Steps};
+
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Streamed tokens per progress event.
+const TOKENS_PER_EVENT: u64 = 16;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Config {
+    base_url: String,
+    model: String,
+    #[serde(default = "default_provider")]
+    provider: String,
+    system: Option<String>,
+    #[serde(default = "default_stream")]
+    stream: bool,
+    #[serde(default = "default_max_tokens")]
+    max_tokens: u32,
+    #[serde(default = "default_timeout_ms")]
+    timeout_ms: u64,
+    #[serde(default = "default_max_retries")]
+    max_retries: u32,
+}
+
+fn default_provider() -> String {
+    "openai".into()
+}
+fn default_stream() -> bool {
+    true
+}
+fn default_max_tokens() -> u32 {
+    1_024
+}
+fn default_timeout_ms() -> u64 {
+    60_000
+}
+fn default_max_retries() -> u32 {
+    3
+}
+
+fn parse(config: &Value) -> Result<Config, String> {
+    let config: Config = serde_json::from_value(config.clone()).map_err(|error| format!("llm: {error}"))?;
+    let url = reqwest::Url::parse(&config.base_url).map_err(|_| "llm: baseUrl is not a URL".to_owned())?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("llm: baseUrl must be http(s)".into());
+    }
+    if config.model.trim().is_empty() || config.model.len() > 100 {
+        return Err("llm: model is required (at most 100 characters)".into());
+    }
+    if !(1..=32_768).contains(&config.max_tokens) {
+        return Err("llm: maxTokens must be between 1 and 32768".into());
+    }
+    if !(100..=600_000).contains(&config.timeout_ms) {
+        return Err("llm: timeoutMs must be between 100 and 600000".into());
+    }
+    if config.max_retries > 10 {
+        return Err("llm: maxRetries must be at most 10".into());
+    }
+    Ok(config)
+}
+
+pub struct Llm;
+
+impl Runner for Llm {
+    fn check_config(config: &Value) -> Result<(), String> {
+        parse(config).map(|_| ())
+    }
+
+    async fn run(config: &Value, input: &Value, steps: &mut impl Steps) -> Result<Value, RunError> {
+        let config = parse(config).map_err(RunError::Fatal)?;
+        let messages = messages(&config, input)?;
+        let key = steps.secret(&config.provider).await?.ok_or_else(|| {
+            RunError::Fatal(format!(
+                "the organization has no {} credential (setProviderCredential)",
+                config.provider
+            ))
+        })?;
+        let http = steps.tools().http.clone();
+        let response = send(&http, &config, &key, &messages).await?;
+        let mut meter = Meter::new(&config.model);
+        let text = if config.stream {
+            read_stream(response, steps, &mut meter).await?
+        } else {
+            read_whole(response, &mut meter).await?
+        };
+        meter.settle(steps).await?;
+        Ok(json!({
+            "text": text,
+            "model": config.model,
+            "usage": { "promptTokens": meter.input, "completionTokens": meter.output },
+        }))
+    }
+}
+
+fn messages(config: &Config, input: &Value) -> Result<Vec<Value>, RunError> {
+    let mut messages = Vec::new();
+    if let Some(system) = &config.system {
+        messages.push(json!({ "role": "system", "content": system }));
+    }
+    match (input.get("prompt"), input.get("messages")) {
+        (Some(Value::String(prompt)), None) => messages.push(json!({ "role": "user", "content": prompt })),
+        (None, Some(Value::Array(given))) if !given.is_empty() => messages.extend(given.iter().cloned()),
+        _ => {
+            return Err(RunError::Fatal(
+                "llm: the input needs a `prompt` string or a `messages` array".into(),
+            ));
+        }
+    }
+    Ok(messages)
+}
+
+/// POSTs the completion request, retrying rate limits, server errors and lost connections.
+async fn send(
+    http: &reqwest::Client,
+    config: &Config,
+    key: &SecretString,
+    messages: &[Value],
+) -> Result<reqwest::Response, RunError> {
+    let url = format!("{}/chat/completions", config.base_url.trim_end_matches('/'));
+    let mut body = json!({
+        "model": config.model,
+        "messages": messages,
+        "max_tokens": config.max_tokens,
+        "stream": config.stream,
+    });
+    if config.stream {
+        body["stream_options"] = json!({ "include_usage": true });
+    }
+    let mut attempt = 0;
+    loop {
+        let sent = http
+            .post(&url)
+            .bearer_auth(key.expose_secret())
+            .timeout(Duration::from_millis(config.timeout_ms))
+            .json(&body)
+            .send()
+            .await;
+        let retry_after = match sent {
+            Ok(response) if response.status().is_success() => return Ok(response),
+            Ok(response) if matches!(response.status().as_u16(), 401 | 403) => {
+                return Err(RunError::Fatal(format!(
+                    "the provider refused the organization's {} credential ({})",
+                    config.provider,
+                    response.status().as_u16()
+                )));
+            }
+            Ok(response) if response.status().as_u16() == 429 || response.status().is_server_error() => {
+                let wait = response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|value| value.to_str().ok())
+                    .and_then(|value| value.parse::<u64>().ok())
+                    .map(Duration::from_secs);
+                let status = response.status().as_u16();
+                if attempt >= config.max_retries {
+                    return Err(RunError::Failed(format!(
+                        "the provider answered {status} {} times",
+                        attempt + 1
+                    )));
+                }
+                wait
+            }
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let detail: String = response
+                    .text()
+                    .await
+                    .unwrap_or_default()
+                    .chars()
+                    .take(200)
+                    .collect();
+                return Err(RunError::Fatal(format!(
+                    "the provider refused the request ({status}): {detail}"
+                )));
+            }
+            Err(error) if attempt >= config.max_retries => {
+                return Err(RunError::Failed(format!(
+                    "the provider could not be reached: {error}"
+                )));
+            }
+            Err(_) => None,
+        };
+        let backoff = Duration::from_millis(250) * 2u32.pow(attempt.min(8));
+        tokio::time::sleep(retry_after.unwrap_or(backoff).min(MAX_BACKOFF)).await;
+        attempt += 1;
+    }
+}
+
+/// Tokens counted and charged so far. Charges go out in whole cents as they accrue, so the
+/// total charged equals the run's cost rounded up once.
+struct Meter<'a> {
+    model: &'a str,
+    input: u64,
+    output: u64,
+    charged_tokens: u64,
+    charged_cents: i64,
+}
+
+impl<'a> Meter<'a> {
+    fn new(model: &'a str) -> Self {
+        Self {
+            model,
+            input: 0,
+            output: 0,
+            charged_tokens: 0,
+            charged_cents: 0,
+        }
+    }
+
+    /// Charges what accrued since the last charge: whole cents so far mid-run, the rest
+    /// (rounded up) when the run settles.
+    async fn charge(&mut self, steps: &mut impl Steps, settle: bool) -> Result<(), RunError> {
+        let micro = steps
+            .tools()
+            .prices
+            .cost_micro_cents(self.model, self.input, self.output);
+        let owed = if settle {
+            micro.div_ceil(1_000_000)
+        } else {
+            micro / 1_000_000
+        };
+        let cents = i64::try_from(owed).unwrap_or(i64::MAX) - self.charged_cents;
+        let tokens = (self.input + self.output).saturating_sub(self.charged_tokens);
+        if cents <= 0 && tokens == 0 {
+            return Ok(());
+        }
+        let service = format!("llm:{}", self.model);
+        steps
+            .record_usage(&service, i64::try_from(tokens).unwrap_or(i64::MAX), cents.max(0))
+            .await?;
+        self.charged_cents += cents.max(0);
+        self.charged_tokens += tokens;
+        Ok(())
+    }
+
+    async fn settle(&mut self, steps: &mut impl Steps) -> Result<(), RunError> {
+        self.charge(steps, true).await
+    }
+}
+
+/// Reads server-sent events: each `data:` line is a chunk with a token delta; the last
+/// chunk carries the exact usage.
+async fn read_stream(
+    response: reqwest::Response,
+    steps: &mut impl Steps,
+    meter: &mut Meter<'_>,
+) -> Result<String, RunError> {
+    let mut body = response.bytes_stream();
+    let mut pending = String::new();
+    let mut text = String::new();
+    let mut unsent = String::new();
+    let mut usage: Option<(u64, u64)> = None;
+    while let Some(bytes) = body.next().await {
+        let bytes = bytes.map_err(|error| RunError::Failed(format!("the stream broke: {error}")))?;
+        pending.push_str(&String::from_utf8_lossy(&bytes));
+        while let Some(end) = pending.find('\n') {
+            let line = pending[..end].trim().to_owned();
+            pending.drain(..=end);
+            let Some(data) = line.strip_prefix("data:").map(str::trim) else {
+                continue;
+            };
+            if data == "[DONE]" {
+                continue;
+            }
+            let chunk: Value = serde_json::from_str(data)
+                .map_err(|_| RunError::Failed("the provider sent a chunk that is not JSON".into()))?;
+            if let Some(reported) = reported_usage(&chunk) {
+                usage = Some(reported);
+            }
+            let Some(delta) = chunk["choices"][0]["delta"]["content"].as_str() else {
+                continue;
+            };
+            text.push_str(delta);
+            unsent.push_str(delta);
+            meter.output += 1;
+            if meter.output.is_multiple_of(TOKENS_PER_EVENT) {
+                flush(steps, meter, &mut unsent).await?;
+            }
+        }
+    }
+    if !unsent.is_empty() {
+        flush(steps, meter, &mut unsent).await?;
+    }
+    if let Some((input, output)) = usage {
+        meter.input = input;
+        meter.output = output;
+    }
+    Ok(text)
+}
+
+/// A progress event with the text since the last one, and the charge for its tokens.
+async fn flush(steps: &mut impl Steps, meter: &mut Meter<'_>, unsent: &mut String) -> Result<(), RunError> {
+    meter.charge(steps, false).await?;
+    let progress = i32::try_from(meter.output.min(95)).unwrap_or(95);
+    steps.progress(progress, std::mem::take(unsent)).await?;
+    Ok(())
+}
+
+async fn read_whole(response: reqwest::Response, meter: &mut Meter<'_>) -> Result<String, RunError> {
+    let body: Value = response
+        .json()
+        .await
+        .map_err(|error| RunError::Failed(format!("the provider's answer is not JSON: {error}")))?;
+    let text = body["choices"][0]["message"]["content"]
+        .as_str()
+        .ok_or_else(|| RunError::Failed("the provider's answer has no message".into()))?
+        .to_owned();
+    if let Some((input, output)) = reported_usage(&body) {
+        meter.input = input;
+        meter.output = output;
+    }
+    Ok(text)
+}
+
+fn reported_usage(body: &Value) -> Option<(u64, u64)> {
+    let usage = body.get("usage")?;
+    Some((
+        usage.get("prompt_tokens")?.as_u64()?,
+        usage.get("completion_tokens")?.as_u64()?,
+    ))
+}
