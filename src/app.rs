@@ -19,6 +19,7 @@ use crate::graphql::{self, AppSchema};
 use crate::http;
 use crate::integrations::crypto::Keyring;
 use crate::integrations::keys;
+use crate::integrations::oauth::OAuth;
 use crate::jobs::{Jobs, Toolbox, replicas};
 use crate::settings::Config;
 use crate::tenancy::Db;
@@ -61,6 +62,11 @@ impl App {
             jobs: jobs.clone(),
             rate_limits: RateLimits::new(&config.rate_limits, shared_limits),
             persisted: Arc::new(PersistedQueries::new(db.clone(), manifest)),
+            oauth: Arc::new(OAuth::new(
+                config.oauth_providers.clone(),
+                &config.public_url,
+                keyring.clone(),
+            )?),
             keyring,
         };
         let schema = graphql::build_schema(services, config.query_limits);

@@ -12,6 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::governance::rate_limits::RateLimitConfig;
 use crate::graphql::limits::QueryLimits;
 use crate::integrations::crypto::Keyring;
+use crate::integrations::oauth::{ProviderConfig, parse_providers};
 use crate::jobs::WorkerConfig;
 use crate::jobs::runners::Prices;
 
@@ -144,6 +145,24 @@ pub struct Settings {
     /// with `*` for models not listed.
     #[arg(long, env = "LLM_PRICES", default_value = Prices::DEFAULT, global = true)]
     pub llm_prices: String,
+    /// OAuth2 providers as a JSON array of {name, authorizeUrl, tokenUrl, clientId,
+    /// clientSecret, scopes}.
+    #[arg(
+        long,
+        env = "OAUTH_PROVIDERS",
+        default_value = "",
+        global = true,
+        hide_env_values = true
+    )]
+    pub oauth_providers: String,
+    /// The server's address as browsers reach it (OAuth callbacks); by default
+    /// http://LISTEN_ADDR.
+    #[arg(long, env = "PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+    /// Where the browser goes after an OAuth connection, with `status`, `provider` (and
+    /// `message`) added to the query; without it the server shows a small page.
+    #[arg(long, env = "OAUTH_RETURN_URL", global = true)]
+    pub oauth_return_url: Option<String>,
     /// Pairing codes a bot's API key may try per minute.
     #[arg(
         long,
@@ -187,6 +206,9 @@ pub struct Config {
     pub redis_url: Option<SecretString>,
     pub encryption_keys: SecretString,
     pub llm_prices: Prices,
+    pub oauth_providers: Vec<ProviderConfig>,
+    pub public_url: String,
+    pub oauth_return_url: Option<String>,
 }
 
 const MIN_JWT_SECRET_BYTES: usize = 32;
@@ -310,6 +332,11 @@ impl Settings {
             redis_url: self.redis_url,
             encryption_keys,
             llm_prices: Prices::parse(&self.llm_prices)?,
+            oauth_providers: parse_providers(&self.oauth_providers)?,
+            public_url: self
+                .public_url
+                .unwrap_or_else(|| format!("http://{}", self.listen_addr)),
+            oauth_return_url: self.oauth_return_url,
         })
     }
 }

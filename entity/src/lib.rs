@@ -8,6 +8,8 @@ pub mod api_key;
 pub mod audit_entry;
 pub mod chat_pairing;
 pub mod enums;
+pub mod integration;
+pub mod oauth_state;
 pub mod organization;
 pub mod organization_member;
 pub mod pairing_code;

@@ -9,6 +9,7 @@ mod m20261125_000003_audit_log;
 mod m20261125_000004_persisted_queries;
 mod m20261125_000005_usage_records;
 mod m20261125_000006_integrations;
+mod m20261125_000007_oauth;
 mod rls;
 
 pub use rls::APP_ROLE;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000004_persisted_queries::Migration),
             Box::new(m20261125_000005_usage_records::Migration),
             Box::new(m20261125_000006_integrations::Migration),
+            Box::new(m20261125_000007_oauth::Migration),
         ]
     }
 }

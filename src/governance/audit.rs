@@ -52,7 +52,7 @@ impl Change {
 }
 
 /// Column names whose values never reach the trail.
-const SECRET_MARKERS: &[&str] = &["password", "secret", "hash", "token", "ciphertext"];
+const SECRET_MARKERS: &[&str] = &["password", "secret", "hash", "token", "ciphertext", "verifier"];
 const REDACTED: &str = "[REDACTED]";
 
 /// The row as JSON, with secret-bearing fields replaced.

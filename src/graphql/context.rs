@@ -13,6 +13,7 @@ use crate::governance::audit::{ClientInfo, Origin};
 use crate::governance::persisted::{PersistedQueries, Requested};
 use crate::governance::rate_limits::{Caller, RateLimits};
 use crate::integrations::crypto::Keyring;
+use crate::integrations::oauth::OAuth;
 use crate::jobs::Jobs;
 use crate::jobs::stream::Liveness;
 use crate::tenancy::resolve::{OrganizationHints, resolve_tenant};
@@ -27,6 +28,7 @@ pub struct Services {
     pub rate_limits: Arc<RateLimits>,
     pub persisted: Arc<PersistedQueries>,
     pub keyring: Arc<Keyring>,
+    pub oauth: Arc<OAuth>,
 }
 
 /// Resolved once per request (or once per websocket connection), before any resolver.

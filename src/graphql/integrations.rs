@@ -2,14 +2,14 @@
 
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
-use entity::{chat_pairing, provider_credential};
+use entity::{chat_pairing, integration, provider_credential};
 
 use crate::error::AppError;
 use crate::graphql::context::ContextExt;
-use crate::graphql::guards::{OrgRoleGuard, OrganizationWideGuard};
+use crate::graphql::guards::{OrgRoleGuard, OrganizationWideGuard, UserGuard};
 use crate::graphql::pagination::parse_id;
 use crate::ids::ProjectId;
-use crate::integrations::{credentials, pairing};
+use crate::integrations::{credentials, oauth, pairing};
 use crate::tenancy::Actor;
 
 pub struct ProviderCredential(provider_credential::Model);
@@ -90,6 +90,49 @@ pub struct PairChatInput {
     pub platform: String,
 }
 
+#[derive(SimpleObject)]
+pub struct OAuthStart {
+    /// Send the browser here; the provider brings it back to this server's callback.
+    pub authorize_url: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A third-party account connected through OAuth2 (its tokens are never shown).
+pub struct Integration(integration::Model);
+
+#[Object]
+impl Integration {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    async fn provider(&self) -> &str {
+        &self.0.provider
+    }
+
+    /// As granted by the provider, space-separated.
+    async fn scopes(&self) -> &str {
+        &self.0.scopes
+    }
+
+    /// When the access token expires (it is refreshed when a job needs it).
+    async fn expires_at(&self) -> Option<DateTime<Utc>> {
+        self.0.expires_at
+    }
+
+    async fn connected_by(&self) -> ID {
+        ID(self.0.connected_by.to_string())
+    }
+
+    async fn connected_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+}
+
 #[derive(Default)]
 pub struct IntegrationQuery;
 
@@ -103,6 +146,16 @@ impl IntegrationQuery {
             .read(async |scoped| credentials::list(scoped).await)
             .await?;
         Ok(list.into_iter().map(ProviderCredential).collect())
+    }
+
+    /// The organization's connected third-party accounts.
+    #[graphql(guard = "OrganizationWideGuard")]
+    async fn integrations(&self, ctx: &Context<'_>) -> Result<Vec<Integration>> {
+        let list = ctx
+            .tenant()?
+            .read(async |scoped| oauth::list(scoped).await)
+            .await?;
+        Ok(list.into_iter().map(Integration).collect())
     }
 
     /// The chats paired with a project.
@@ -141,6 +194,34 @@ impl IntegrationMutation {
         let credential = parse_id("id", &id)?;
         ctx.tenant()?
             .write(async |scoped| credentials::delete(scoped, credential).await)
+            .await?;
+        Ok(id)
+    }
+
+    /// Starts connecting a third-party account: returns the provider's authorize URL (with
+    /// state and PKCE), valid ten minutes and usable once.
+    #[graphql(
+        name = "startOAuth",
+        guard = "OrgRoleGuard(entity::OrgRole::Admin).and(UserGuard)"
+    )]
+    async fn start_oauth(&self, ctx: &Context<'_>, provider: String) -> Result<OAuthStart> {
+        let user = ctx.user()?.id;
+        let oauth = ctx.services().oauth.clone();
+        let (authorize_url, expires_at) = ctx
+            .tenant()?
+            .write(async |scoped| oauth.start(scoped, user, &provider).await)
+            .await?;
+        Ok(OAuthStart {
+            authorize_url,
+            expires_at,
+        })
+    }
+
+    #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Admin)")]
+    async fn disconnect_integration(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
+        let integration = parse_id("id", &id)?;
+        ctx.tenant()?
+            .write(async |scoped| oauth::disconnect(scoped, integration).await)
             .await?;
         Ok(id)
     }

@@ -2,6 +2,7 @@ pub mod client;
 pub mod graphiql;
 pub mod graphql;
 pub mod health;
+pub mod oauth;
 pub mod request_id;
 pub mod websocket;
 
@@ -26,6 +27,7 @@ pub struct HttpState {
     pub trust_forwarded_for: bool,
     /// Operations in one batched POST; 0 refuses batches.
     pub max_batch_size: usize,
+    pub oauth_return_url: Option<String>,
 }
 
 impl HttpState {
@@ -49,12 +51,14 @@ pub fn routes(
         cors_origins: config.cors_origins.clone(),
         trust_forwarded_for: config.trust_forwarded_for,
         max_batch_size: config.query_limits.max_batch_size,
+        oauth_return_url: config.oauth_return_url.clone(),
     });
     let cors = cors(&config.cors_origins);
     Route::new()
         .at("/", get(graphiql::page))
         .nest("/graphiql", graphiql::assets())
         .at("/graphql", get(graphql::get).post(graphql::post))
+        .at("/oauth/:provider/callback", get(oauth::callback))
         .at("/healthz", get(health::healthz))
         .at("/readyz", get(health::readyz))
         .data(state)

@@ -21,6 +21,8 @@ pub const TENANT_TABLES: &[(&str, &str)] = &[
     ("provider_credentials", "organization_id"),
     ("pairing_codes", "organization_id"),
     ("chat_pairings", "organization_id"),
+    ("oauth_states", "organization_id"),
+    ("integrations", "organization_id"),
 ];
 
 /// A sea-orm entity whose rows belong to one organization.
@@ -100,3 +102,5 @@ tenant_entity!(
     tenant = OrganizationId,
     project = ProjectId
 );
+tenant_entity!(oauth_state, "OAuthState", tenant = OrganizationId);
+tenant_entity!(integration, "Integration", tenant = OrganizationId);

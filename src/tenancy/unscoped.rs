@@ -11,8 +11,8 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use entity::{
-    JobStatus, OrgRole, agent_job, agent_job_event, api_key, audit_entry, organization, organization_member,
-    persisted_query, provider_credential, session, user,
+    JobStatus, OrgRole, agent_job, agent_job_event, api_key, audit_entry, oauth_state, organization,
+    organization_member, persisted_query, provider_credential, session, user,
 };
 use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
@@ -383,6 +383,30 @@ pub async fn reseal_credential(db: &Db, id: Uuid, was: &str, now_sealed: String)
         .exec(&db.conn)
         .await?;
     Ok(updated.rows_affected == 1)
+}
+
+/// Spends a pending OAuth authorization: the row, if it existed for this provider, was
+/// unused and unexpired; it can never be claimed again. The state alone names the tenant
+/// here (the provider's redirect carries no credential), hence a cross-tenant step.
+pub async fn claim_oauth_state(
+    db: &Db,
+    state_hash: &str,
+    provider: &str,
+    now: DateTime<Utc>,
+) -> AppResult<Option<oauth_state::Model>> {
+    let claimed = oauth_state::Entity::update_many()
+        .col_expr(oauth_state::Column::UsedAt, sea_orm::sea_query::Expr::value(now))
+        .col_expr(
+            oauth_state::Column::UpdatedAt,
+            sea_orm::sea_query::Expr::value(now),
+        )
+        .filter(oauth_state::Column::StateHash.eq(state_hash))
+        .filter(oauth_state::Column::Provider.eq(provider))
+        .filter(oauth_state::Column::UsedAt.is_null())
+        .filter(oauth_state::Column::ExpiresAt.gt(now))
+        .exec_with_returning(&db.conn)
+        .await?;
+    Ok(claimed.into_iter().next())
 }
 
 /// The text registered under an APQ hash, if any replica registered it.

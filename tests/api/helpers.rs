@@ -120,6 +120,9 @@ impl TestApp {
             redis_url: None,
             encryption_keys: SecretString::from(ENCRYPTION_KEYS),
             llm_prices: Prices::parse(Prices::DEFAULT).expect("valid prices"),
+            oauth_providers: Vec::new(),
+            public_url: "http://tenantql.test".into(),
+            oauth_return_url: None,
             // Tests make many requests from one address and one organization; those that
             // are about rate limits set their own.
             rate_limits: RateLimitConfig::default()

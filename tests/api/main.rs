@@ -18,6 +18,7 @@ mod integrations;
 mod jobs;
 mod limits;
 mod llm;
+mod oauth;
 mod persisted;
 mod rate_limits;
 mod rls;

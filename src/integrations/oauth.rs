@@ -1,0 +1,323 @@
+//! OAuth2 connections of third-party accounts (authorization code with PKCE S256). An admin
+//! starts one and gets the provider's authorize URL; the state is stored hashed with the
+//! organization, the user and a ten-minute expiry, the PKCE verifier encrypted. The
+//! provider sends the browser back to `/oauth/{provider}/callback`, where the state is
+//! claimed once, the code exchanged, and the tokens stored encrypted in `integrations`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, Duration, Utc};
+use entity::{OrgRole, integration, oauth_state};
+use oauth2::basic::BasicClient;
+use oauth2::{
+    AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
+    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse, TokenUrl,
+};
+use sea_orm::{ActiveValue::Set, ColumnTrait, IntoActiveModel, QueryFilter};
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::crypto::{Binding, Keyring};
+use crate::auth::secret_token::sha256_hex;
+use crate::error::{AppError, AppResult};
+use crate::governance::audit::Origin;
+use crate::ids::{OrgId, UserId};
+use crate::tenancy::{Actor, Db, Scoped, Tenant, TenantContext, unscoped};
+
+const STATE_LIFETIME_MINUTES: i64 = 10;
+
+/// One provider, as configured (`OAUTH_PROVIDERS`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProviderConfig {
+    pub name: String,
+    pub authorize_url: String,
+    pub token_url: String,
+    pub client_id: String,
+    pub client_secret: Option<String>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+/// `OAUTH_PROVIDERS`: a JSON array of providers.
+pub fn parse_providers(json: &str) -> anyhow::Result<Vec<ProviderConfig>> {
+    if json.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let providers: Vec<ProviderConfig> =
+        serde_json::from_str(json).context("OAUTH_PROVIDERS is not a JSON array of providers")?;
+    for provider in &providers {
+        AuthUrl::new(provider.authorize_url.clone())
+            .with_context(|| format!("OAUTH_PROVIDERS: {} has a bad authorizeUrl", provider.name))?;
+        TokenUrl::new(provider.token_url.clone())
+            .with_context(|| format!("OAUTH_PROVIDERS: {} has a bad tokenUrl", provider.name))?;
+        if provider.name.is_empty()
+            || !provider
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            bail!(
+                "OAUTH_PROVIDERS: provider names are lowercase letters, digits and - (got {:?})",
+                provider.name
+            );
+        }
+    }
+    Ok(providers)
+}
+
+type Client = BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
+
+pub struct OAuth {
+    providers: HashMap<String, ProviderConfig>,
+    /// Where this server is reached from browsers, for the callback URL.
+    public_url: String,
+    keyring: Arc<Keyring>,
+    http: oauth2::reqwest::Client,
+}
+
+/// What the provider sent back to the callback.
+#[derive(Debug, Default, Deserialize)]
+pub struct Callback {
+    pub code: Option<String>,
+    pub state: Option<String>,
+    pub error: Option<String>,
+}
+
+impl OAuth {
+    pub fn new(
+        providers: Vec<ProviderConfig>,
+        public_url: &str,
+        keyring: Arc<Keyring>,
+    ) -> anyhow::Result<Self> {
+        let http = oauth2::reqwest::ClientBuilder::new()
+            .redirect(oauth2::reqwest::redirect::Policy::none())
+            .timeout(std::time::Duration::from_secs(15))
+            .build()
+            .context("cannot build the OAuth HTTP client")?;
+        Ok(Self {
+            providers: providers
+                .into_iter()
+                .map(|provider| (provider.name.clone(), provider))
+                .collect(),
+            public_url: public_url.trim_end_matches('/').to_owned(),
+            keyring,
+            http,
+        })
+    }
+
+    pub fn has_provider(&self, name: &str) -> bool {
+        self.providers.contains_key(name)
+    }
+
+    fn client(&self, name: &str) -> AppResult<(Client, &ProviderConfig)> {
+        let provider = self
+            .providers
+            .get(name)
+            .ok_or_else(|| AppError::bad_input("provider", "no such OAuth provider is configured"))?;
+        let redirect = RedirectUrl::new(format!("{}/oauth/{name}/callback", self.public_url))
+            .map_err(AppError::internal)?;
+        let mut client = BasicClient::new(ClientId::new(provider.client_id.clone()))
+            .set_auth_uri(AuthUrl::new(provider.authorize_url.clone()).map_err(AppError::internal)?)
+            .set_token_uri(TokenUrl::new(provider.token_url.clone()).map_err(AppError::internal)?)
+            .set_redirect_uri(redirect);
+        if let Some(secret) = &provider.client_secret {
+            client = client.set_client_secret(ClientSecret::new(secret.clone()));
+        }
+        Ok((client, provider))
+    }
+
+    /// The authorize URL for the organization's admin `user`, valid ten minutes.
+    pub async fn start(
+        &self,
+        scoped: &Scoped,
+        user: UserId,
+        name: &str,
+    ) -> AppResult<(String, DateTime<Utc>)> {
+        let (client, provider) = self.client(name)?;
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let (url, state) = client
+            .authorize_url(CsrfToken::new_random)
+            .add_scopes(provider.scopes.iter().cloned().map(Scope::new))
+            .set_pkce_challenge(challenge)
+            .url();
+        let org = scoped.context().org.0;
+        let now = Utc::now();
+        let expires_at = now + Duration::minutes(STATE_LIFETIME_MINUTES);
+        let row = oauth_state::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            organization_id: Set(org),
+            user_id: Set(user.0),
+            provider: Set(name.to_owned()),
+            state_hash: Set(sha256_hex(state.secret())),
+            pkce_verifier: Set(self.keyring.encrypt(verifier.secret(), verifier_binding(org))?),
+            expires_at: Set(expires_at),
+            used_at: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        };
+        scoped.insert(row).await?;
+        Ok((url.to_string(), expires_at))
+    }
+
+    /// Completes a connection from the provider's callback. The state is spent first, so a
+    /// replayed callback finds nothing; nothing is stored unless the exchange succeeds.
+    pub async fn finish(
+        &self,
+        db: &Db,
+        name: &str,
+        callback: Callback,
+        origin: Origin,
+    ) -> AppResult<integration::Model> {
+        let (client, _) = self.client(name)?;
+        let unknown =
+            || AppError::bad_input("state", "this authorization is unknown, expired or already used");
+        let state = callback.state.ok_or_else(unknown)?;
+        let pending = unscoped::claim_oauth_state(db, &sha256_hex(&state), name, Utc::now())
+            .await?
+            .ok_or_else(unknown)?;
+        if let Some(error) = callback.error {
+            let error: String = error.chars().take(100).collect();
+            return Err(AppError::bad_input(
+                "error",
+                format!("the provider did not authorize: {error}"),
+            ));
+        }
+        let code = callback
+            .code
+            .ok_or_else(|| AppError::bad_input("code", "the provider sent no authorization code"))?;
+        let org = pending.organization_id;
+        let verifier = self
+            .keyring
+            .decrypt(&pending.pkce_verifier, verifier_binding(org))?;
+        let token = client
+            .exchange_code(AuthorizationCode::new(code))
+            .set_pkce_verifier(PkceCodeVerifier::new(verifier.expose_secret().to_owned()))
+            .request_async(&self.http)
+            .await
+            .map_err(|error| {
+                tracing::warn!(provider = name, error = %error, "OAuth code exchange failed");
+                AppError::bad_input("code", "the provider did not accept the authorization")
+            })?;
+        // Whoever started it must still be an admin of the organization.
+        let role = unscoped::memberships_of(db, UserId(pending.user_id))
+            .await?
+            .into_iter()
+            .find(|(member_of, _)| member_of.id == org)
+            .map(|(_, role)| role)
+            .filter(|role| *role >= OrgRole::Admin)
+            .ok_or_else(|| AppError::forbidden("you are no longer an admin of the organization"))?;
+        let tenant = Tenant::new(
+            db.clone(),
+            Arc::new(TenantContext {
+                actor: Actor::User(UserId(pending.user_id)),
+                org: OrgId(org),
+                role,
+                only_project: None,
+            }),
+        )
+        .audited(origin);
+        let tokens = Tokens {
+            access: self
+                .keyring
+                .encrypt(token.access_token().secret(), token_binding(org, "access_token"))?,
+            refresh: token
+                .refresh_token()
+                .map(|refresh| {
+                    self.keyring
+                        .encrypt(refresh.secret(), token_binding(org, "refresh_token"))
+                })
+                .transpose()?,
+            expires_at: token
+                .expires_in()
+                .and_then(|lifetime| Duration::from_std(lifetime).ok())
+                .map(|lifetime| Utc::now() + lifetime),
+            scopes: token
+                .scopes()
+                .map(|scopes| {
+                    scopes
+                        .iter()
+                        .map(|scope| scope.to_string())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .unwrap_or_default(),
+        };
+        tenant
+            .write(async |scoped| save(scoped, name, pending.user_id, tokens).await)
+            .await
+    }
+}
+
+fn verifier_binding(organization: Uuid) -> Binding<'static> {
+    Binding {
+        organization,
+        table: "oauth_states",
+        column: "pkce_verifier",
+    }
+}
+
+fn token_binding(organization: Uuid, column: &'static str) -> Binding<'static> {
+    Binding {
+        organization,
+        table: "integrations",
+        column,
+    }
+}
+
+struct Tokens {
+    access: String,
+    refresh: Option<String>,
+    expires_at: Option<DateTime<Utc>>,
+    scopes: String,
+}
+
+/// Connects the provider's account, replacing an earlier connection to the same provider.
+async fn save(scoped: &Scoped, provider: &str, user: Uuid, tokens: Tokens) -> AppResult<integration::Model> {
+    let now = Utc::now();
+    let existing = scoped
+        .one(
+            scoped
+                .select::<integration::Entity>()
+                .filter(integration::Column::Provider.eq(provider)),
+        )
+        .await?;
+    match existing {
+        Some(existing) => {
+            let mut row = existing.into_active_model();
+            row.access_token = Set(tokens.access);
+            row.refresh_token = Set(tokens.refresh);
+            row.expires_at = Set(tokens.expires_at);
+            row.scopes = Set(tokens.scopes);
+            row.connected_by = Set(user);
+            row.updated_at = Set(now);
+            scoped.update(row, "integration").await
+        }
+        None => {
+            let row = integration::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                organization_id: Set(scoped.context().org.0),
+                provider: Set(provider.to_owned()),
+                access_token: Set(tokens.access),
+                refresh_token: Set(tokens.refresh),
+                expires_at: Set(tokens.expires_at),
+                scopes: Set(tokens.scopes),
+                connected_by: Set(user),
+                created_at: Set(now),
+                updated_at: Set(now),
+            };
+            scoped.insert(row).await
+        }
+    }
+}
+
+pub async fn list(scoped: &Scoped) -> AppResult<Vec<integration::Model>> {
+    scoped.all(scoped.select::<integration::Entity>()).await
+}
+
+pub async fn disconnect(scoped: &Scoped, id: Uuid) -> AppResult<()> {
+    scoped.delete::<integration::Entity>(id, "integration").await
+}

@@ -1,0 +1,325 @@
+//! OAuth2 connections against a fake provider on loopback: the authorize URL carries state
+//! and a PKCE S256 challenge; the callback exchanges the code over real HTTP, once.
+
+use std::sync::{Arc, Mutex};
+
+use base64::Engine;
+use poem::listener::{Acceptor, Listener, TcpListener};
+use poem::web::{Data, Form, Json};
+use poem::{EndpointExt, IntoResponse, Request, Response, Route, Server, handler, post};
+use sea_orm::{ConnectionTrait, Statement};
+use secrecy::ExposeSecret;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use tenantql::integrations::crypto::{Binding, Keyring};
+use tenantql::integrations::oauth::ProviderConfig;
+use uuid::Uuid;
+
+use crate::helpers::{Backend, ENCRYPTION_KEYS, TestApp};
+
+/// The code and PKCE challenge the fake provider will accept next.
+#[derive(Default)]
+struct FakeProvider {
+    expected: Mutex<Option<(String, String)>>,
+}
+
+#[handler]
+async fn token(
+    req: &Request,
+    Form(form): Form<Vec<(String, String)>>,
+    Data(fake): Data<&Arc<FakeProvider>>,
+) -> Response {
+    let field = |name: &str| {
+        form.iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.clone())
+    };
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("client-1:shh")
+    );
+    let client_ok = req.headers().get("authorization").and_then(|v| v.to_str().ok()) == Some(basic.as_str());
+    let expected = fake.expected.lock().unwrap().take();
+    let verifier_ok = match (&expected, field("code_verifier")) {
+        (Some((_, challenge)), Some(verifier)) => {
+            let digest = Sha256::digest(verifier.as_bytes());
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest) == *challenge
+        }
+        _ => false,
+    };
+    let code_ok = expected.as_ref().map(|(code, _)| code.clone()) == field("code");
+    let redirect_ok =
+        field("redirect_uri").as_deref() == Some("http://tenantql.test/oauth/fakebook/callback");
+    if !(client_ok
+        && verifier_ok
+        && code_ok
+        && redirect_ok
+        && field("grant_type").as_deref() == Some("authorization_code"))
+    {
+        return poem::http::StatusCode::BAD_REQUEST
+            .with_body(r#"{"error":"invalid_grant"}"#)
+            .with_content_type("application/json")
+            .into_response();
+    }
+    Json(json!({
+        "access_token": "at-secret-1",
+        "token_type": "bearer",
+        "expires_in": 3600,
+        "refresh_token": "rt-secret-1",
+        "scope": "posts.write"
+    }))
+    .into_response()
+}
+
+async fn fake_provider() -> (ProviderConfig, Arc<FakeProvider>) {
+    let fake = Arc::new(FakeProvider::default());
+    let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();
+    let addr = acceptor.local_addr()[0].as_socket_addr().copied().unwrap();
+    let app = Route::new().at("/token", post(token)).data(fake.clone());
+    tokio::spawn(Server::new_with_acceptor(acceptor).run(app));
+    let config = ProviderConfig {
+        name: "fakebook".into(),
+        authorize_url: format!("http://{addr}/authorize"),
+        token_url: format!("http://{addr}/token"),
+        client_id: "client-1".into(),
+        client_secret: Some("shh".into()),
+        scopes: vec!["posts.write".into()],
+    };
+    (config, fake)
+}
+
+const START: &str = "mutation { startOAuth(provider: \"fakebook\") { authorizeUrl expiresAt } }";
+const INTEGRATIONS: &str = "{ integrations { id provider scopes expiresAt } }";
+
+/// Starts a connection; the authorize URL's query parameters.
+async fn start(client: &crate::helpers::Client) -> Vec<(String, String)> {
+    let started = client.gql(START, json!({})).await;
+    let url = reqwest::Url::parse(started.data("startOAuth")["authorizeUrl"].as_str().unwrap()).unwrap();
+    url.query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+fn param(params: &[(String, String)], name: &str) -> String {
+    params
+        .iter()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.clone())
+        .unwrap()
+}
+
+/// What a browser does when the provider redirects it back.
+async fn callback(app: &TestApp, query: &[(&str, &str)]) -> (u16, String) {
+    let response = app
+        .http
+        .get(format!("{}/oauth/fakebook/callback", app.base_url))
+        .query(query)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+async fn stored_tokens(app: &TestApp) -> Vec<(Uuid, String)> {
+    let db = app.owner_connection().await;
+    db.query_all_raw(Statement::from_string(
+        app.db.backend(),
+        "SELECT organization_id, access_token FROM integrations",
+    ))
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|row| (row.try_get_by_index(0).unwrap(), row.try_get_by_index(1).unwrap()))
+    .collect()
+}
+
+async fn an_account_connects_once_with_state_and_pkce(app: TestApp, fake: Arc<FakeProvider>) {
+    let acme = app.org("Acme").await;
+    let globex = app.org("Globex").await;
+    let params = start(&acme.owner).await;
+    assert_eq!(param(&params, "response_type"), "code");
+    assert_eq!(param(&params, "client_id"), "client-1");
+    assert_eq!(param(&params, "code_challenge_method"), "S256");
+    assert_eq!(param(&params, "scope"), "posts.write");
+    assert_eq!(
+        param(&params, "redirect_uri"),
+        "http://tenantql.test/oauth/fakebook/callback"
+    );
+    let state = param(&params, "state");
+    *fake.expected.lock().unwrap() = Some(("c0de".into(), param(&params, "code_challenge")));
+
+    let (status, page) = callback(&app, &[("code", "c0de"), ("state", &state)]).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("connected"));
+    let listed = acme.owner.gql(INTEGRATIONS, json!({})).await;
+    let integrations = listed.data("integrations").as_array().unwrap().clone();
+    assert_eq!(integrations.len(), 1);
+    assert_eq!(integrations[0]["provider"], "fakebook");
+    assert_eq!(integrations[0]["scopes"], "posts.write");
+    assert!(integrations[0]["expiresAt"].is_string());
+    assert!(!listed.body.to_string().contains("at-secret"));
+
+    // Stored encrypted, bound to Acme.
+    let rows = stored_tokens(&app).await;
+    assert_eq!(rows.len(), 1);
+    let acme_id = Uuid::parse_str(&acme.id).unwrap();
+    let binding = Binding {
+        organization: acme_id,
+        table: "integrations",
+        column: "access_token",
+    };
+    let keyring = Keyring::parse(ENCRYPTION_KEYS).unwrap();
+    assert_eq!(
+        keyring.decrypt(&rows[0].1, binding).unwrap().expose_secret(),
+        "at-secret-1"
+    );
+
+    // The same callback again, an unknown state: refused, nothing more stored.
+    let (status, page) = callback(&app, &[("code", "c0de"), ("state", &state)]).await;
+    assert_eq!(status, 400);
+    assert!(page.contains("already used"), "{page}");
+    let (status, _) = callback(&app, &[("code", "c0de"), ("state", "made-up")]).await;
+    assert_eq!(status, 400);
+
+    // Another tenant sees none of it and cannot remove it; only admins, and only people, start.
+    assert_eq!(
+        globex
+            .owner
+            .gql(INTEGRATIONS, json!({}))
+            .await
+            .data("integrations"),
+        &json!([])
+    );
+    let id = integrations[0]["id"].as_str().unwrap();
+    let disconnect = "mutation($id: ID!) { disconnectIntegration(id: $id) }";
+    assert_eq!(
+        globex
+            .owner
+            .gql(disconnect, json!({ "id": id }))
+            .await
+            .error_code(),
+        "NOT_FOUND"
+    );
+    let member = acme.member(&app, "MEMBER").await;
+    assert_eq!(
+        member.client.gql(START, json!({})).await.error_code(),
+        "FORBIDDEN"
+    );
+    let bot = acme.api_key(&app, "ADMIN", None).await;
+    assert_eq!(bot.gql(START, json!({})).await.error_code(), "FORBIDDEN");
+
+    let trail = acme
+        .owner
+        .gql(
+            "{ auditLog(filter: { action: \"connectIntegration\" }) { edges { node { actorId after } } } }",
+            json!({}),
+        )
+        .await;
+    let entry = &trail.data("auditLog")["edges"][0]["node"];
+    assert_eq!(entry["actorId"], acme.owner_user_id.as_str());
+    assert_eq!(entry["after"]["access_token"], "[REDACTED]");
+
+    assert_eq!(
+        acme.owner
+            .gql(disconnect, json!({ "id": id }))
+            .await
+            .data("disconnectIntegration"),
+        id
+    );
+    assert_eq!(
+        acme.owner.gql(INTEGRATIONS, json!({})).await.data("integrations"),
+        &json!([])
+    );
+    let actions = acme
+        .owner
+        .gql(
+            "{ auditLog(filter: { resourceType: \"Integration\" }) { edges { node { action } } } }",
+            json!({}),
+        )
+        .await;
+    let actions: Vec<&str> = actions.data("auditLog")["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|edge| edge["node"]["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["disconnectIntegration", "connectIntegration"]);
+    let starts = acme
+        .owner
+        .gql(
+            "{ auditLog(filter: { action: \"startOAuth\" }) { edges { node { resourceType } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        starts.data("auditLog")["edges"][0]["node"]["resourceType"],
+        "OAuthState"
+    );
+}
+
+async fn failed_authorizations_store_nothing(app: TestApp, fake: Arc<FakeProvider>) {
+    let acme = app.org("Acme").await;
+    // The person declined at the provider.
+    let state = param(&start(&acme.owner).await, "state");
+    let (status, page) = callback(&app, &[("error", "access_denied"), ("state", &state)]).await;
+    assert_eq!(status, 400);
+    assert!(page.contains("did not authorize"), "{page}");
+    // The provider refuses the code (a wrong verifier or code).
+    let params = start(&acme.owner).await;
+    *fake.expected.lock().unwrap() = Some(("other".into(), param(&params, "code_challenge")));
+    let (status, page) = callback(&app, &[("code", "c0de"), ("state", &param(&params, "state"))]).await;
+    assert_eq!(status, 400);
+    assert!(page.contains("did not accept"), "{page}");
+    // Ten minutes passed.
+    let params = start(&acme.owner).await;
+    *fake.expected.lock().unwrap() = Some(("c0de".into(), param(&params, "code_challenge")));
+    app.owner_connection()
+        .await
+        .execute_unprepared("UPDATE oauth_states SET expires_at = created_at")
+        .await
+        .unwrap();
+    let (status, _) = callback(&app, &[("code", "c0de"), ("state", &param(&params, "state"))]).await;
+    assert_eq!(status, 400);
+    assert!(stored_tokens(&app).await.is_empty());
+}
+
+/// The server with the fake provider configured; `None` when PostgreSQL is skipped.
+async fn app_with_provider(backend: Backend) -> Option<(TestApp, Arc<FakeProvider>)> {
+    let (provider, fake) = fake_provider().await;
+    let app = TestApp::spawn_with(backend, |config| config.oauth_providers = vec![provider]).await?;
+    Some((app, fake))
+}
+
+mod connects {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        let (app, fake) = app_with_provider(Backend::Sqlite).await.unwrap();
+        an_account_connects_once_with_state_and_pkce(app, fake).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        if let Some((app, fake)) = app_with_provider(Backend::Postgres).await {
+            an_account_connects_once_with_state_and_pkce(app, fake).await;
+        }
+    }
+}
+
+mod failures {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        let (app, fake) = app_with_provider(Backend::Sqlite).await.unwrap();
+        failed_authorizations_store_nothing(app, fake).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        if let Some((app, fake)) = app_with_provider(Backend::Postgres).await {
+            failed_authorizations_store_nothing(app, fake).await;
+        }
+    }
+}
