@@ -10,6 +10,7 @@ mod m20261125_000004_persisted_queries;
 mod m20261125_000005_usage_records;
 mod m20261125_000006_integrations;
 mod m20261125_000007_oauth;
+mod m20261125_000008_content;
 mod rls;
 
 pub use rls::APP_ROLE;
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000005_usage_records::Migration),
             Box::new(m20261125_000006_integrations::Migration),
             Box::new(m20261125_000007_oauth::Migration),
+            Box::new(m20261125_000008_content::Migration),
         ]
     }
 }

@@ -2,6 +2,7 @@ pub mod accounts;
 pub mod agents;
 pub mod api_keys;
 pub mod audit;
+pub mod content;
 pub mod context;
 pub mod errors;
 pub mod guards;
@@ -35,6 +36,7 @@ pub struct QueryRoot(
     usage::UsageQuery,
     platform::PlatformQuery,
     integrations::IntegrationQuery,
+    content::ContentQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -48,6 +50,7 @@ pub struct MutationRoot(
     trusted_documents::TrustedDocumentMutation,
     platform::PlatformMutation,
     integrations::IntegrationMutation,
+    content::ContentMutation,
 );
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, jobs::SubscriptionRoot>;

@@ -7,15 +7,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use entity::{JobStatus, OrgRole, agent_job};
+use entity::{JobStatus, OrgRole, PostStatus, agent_job};
 use secrecy::SecretString;
 use tokio::sync::{Notify, watch};
 use uuid::Uuid;
 
 use super::bus::EventBus;
 use super::runners::{self, RunError, Steps, Stop, Toolbox};
+use crate::domain::content::{self, NewPost};
 use crate::domain::jobs::{Change, Holder};
 use crate::domain::{agents, jobs as job_rules};
+use crate::governance::audit::Origin;
 use crate::governance::budgets::{self, Charge};
 use crate::ids::{AgentId, JobId, OrgId, ProjectId, UserId};
 use crate::integrations::credentials;
@@ -131,6 +133,29 @@ impl Steps for JobRun<'_> {
                 tracing::warn!(job.id = %self.job, error = format!("{error:#}"), "reading a credential failed");
                 RunError::Fatal(format!("the organization's {provider} credential cannot be read"))
             })
+    }
+
+    async fn save_draft_post(&mut self, title: &str, body: &str) -> Result<Uuid, RunError> {
+        let draft = NewPost {
+            project: self.project,
+            campaign: None,
+            title,
+            body,
+            status: PostStatus::Draft,
+            job: Some(self.job),
+        };
+        // A job's own writes to tenant content are audited, with the job as the actor.
+        let origin = Origin {
+            action: "saveDraftPost".into(),
+            client: Default::default(),
+        };
+        self.tenant
+            .clone()
+            .audited(origin)
+            .write(async |scoped| content::create_post(scoped, draft).await)
+            .await
+            .map(|post| post.id)
+            .map_err(|error| RunError::Failed(format!("the draft post could not be saved: {error}")))
     }
 
     async fn record_usage(&mut self, service: &str, tokens: i64, cost_cents: i64) -> Result<(), Stop> {

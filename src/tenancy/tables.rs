@@ -23,6 +23,8 @@ pub const TENANT_TABLES: &[(&str, &str)] = &[
     ("chat_pairings", "organization_id"),
     ("oauth_states", "organization_id"),
     ("integrations", "organization_id"),
+    ("campaigns", "organization_id"),
+    ("posts", "organization_id"),
 ];
 
 /// A sea-orm entity whose rows belong to one organization.
@@ -104,3 +106,5 @@ tenant_entity!(
 );
 tenant_entity!(oauth_state, "OAuthState", tenant = OrganizationId);
 tenant_entity!(integration, "Integration", tenant = OrganizationId);
+tenant_entity!(campaign, "Campaign", tenant = OrganizationId, project = ProjectId);
+tenant_entity!(post, "Post", tenant = OrganizationId, project = ProjectId);

@@ -397,6 +397,44 @@ async fn each_mutation_of_the_schema_is_audited_once(app: TestApp) {
         json!({ "id": document["registerTrustedDocument"]["id"] }),
     )
     .await;
+    let campaign = run(
+        owner,
+        "mutation($p: ID!) { createCampaign(input: { projectId: $p, name: \"C\" }) { id } }",
+        json!({ "p": project }),
+    )
+    .await;
+    let campaign = campaign["createCampaign"]["id"].clone();
+    run(
+        owner,
+        "mutation($id: ID!) { updateCampaign(id: $id, input: { name: \"D\" }) { id } }",
+        json!({ "id": campaign }),
+    )
+    .await;
+    let post = run(
+        owner,
+        "mutation($p: ID!) { createPost(input: { projectId: $p, title: \"T\" }) { id } }",
+        json!({ "p": project }),
+    )
+    .await;
+    let post = post["createPost"]["id"].clone();
+    run(
+        owner,
+        "mutation($id: ID!) { updatePost(id: $id, input: { body: \"B\" }) { id } }",
+        json!({ "id": post }),
+    )
+    .await;
+    run(
+        owner,
+        "mutation($id: ID!) { deletePost(id: $id) }",
+        json!({ "id": post }),
+    )
+    .await;
+    run(
+        owner,
+        "mutation($id: ID!) { deleteCampaign(id: $id) }",
+        json!({ "id": campaign }),
+    )
+    .await;
     run(owner, DELETE_PROJECT, json!({ "id": project })).await;
     let credential = run(
         owner,

@@ -165,6 +165,36 @@ async fn streamed_tokens_become_progress_and_usage(app: TestApp) {
 
     // 10 × 300 + 40 × 1,200 millionths of a cent at the default `*` price: 1 cent.
     assert_eq!(usage(&acme.owner).await, json!({ "costCents": 1, "tokens": 50 }));
+
+    // With `draftPost`, the answer becomes a draft post of the job's project, written by
+    // the job (and audited as such).
+    let config = json!({ "baseUrl": base_url, "model": "gpt-test", "stream": false, "draftPost": true });
+    let job = llm_job(&acme.owner, &project, config, 3).await;
+    let done = wait_for(&acme.owner, &job, terminal).await;
+    let post_id = done["output"]["postId"].as_str().unwrap();
+    let post = acme
+        .owner
+        .gql(
+            "query($id: ID!) { post(id: $id) { title body status jobId projectId } }",
+            json!({ "id": post_id }),
+        )
+        .await;
+    assert_eq!(
+        post.data("post"),
+        &json!({ "title": "Hello from the model", "body": "Hello from the model", "status": "DRAFT",
+                 "jobId": job, "projectId": project })
+    );
+    let trail = acme
+        .owner
+        .gql(
+            "{ auditLog(filter: { action: \"saveDraftPost\" }) { edges { node { actorKind actorId } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        trail.data("auditLog")["edges"][0]["node"],
+        json!({ "actorKind": "JOB", "actorId": job })
+    );
 }
 
 async fn rate_limited_answers_are_retried_and_refused_keys_fail_at_once(app: TestApp) {

@@ -12,6 +12,7 @@ mod agents;
 mod audit;
 mod auth;
 mod budgets;
+mod content;
 mod cross_tenant;
 mod http;
 mod integrations;

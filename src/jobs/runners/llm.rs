@@ -4,7 +4,8 @@
 //! 60000, "maxRetries": 3}`; input `{"prompt": "…"}` or `{"messages": [{"role", "content"}]}`.
 //! Streamed tokens become progress events; tokens and their cost (the price list) are
 //! charged to the organization as they arrive, and the run stops when its budget runs out.
-//! 429 and 5xx answers are retried with backoff; a refused credential fails at once.
+//! 429 and 5xx answers are retried with backoff; a refused credential fails at once. With
+//! `"draftPost": true` the answer is saved as a draft post of the job's project.
 
 use std::time::Duration;
 
@@ -35,6 +36,9 @@ struct Config {
     timeout_ms: u64,
     #[serde(default = "default_max_retries")]
     max_retries: u32,
+    /// Save the answer as a draft post of the job's project.
+    #[serde(default)]
+    draft_post: bool,
 }
 
 fn default_provider() -> String {
@@ -99,12 +103,33 @@ impl Runner for Llm {
             read_whole(response, &mut meter).await?
         };
         meter.settle(steps).await?;
+        let post = if config.draft_post {
+            Some(steps.save_draft_post(&draft_title(&text), &text).await?)
+        } else {
+            None
+        };
         Ok(json!({
             "text": text,
             "model": config.model,
             "usage": { "promptTokens": meter.input, "completionTokens": meter.output },
+            "postId": post,
         }))
     }
+}
+
+/// A draft's title: the answer's first line, shortened.
+fn draft_title(text: &str) -> String {
+    let first = text
+        .lines()
+        .map(str::trim)
+        .find(|line| !line.is_empty())
+        .unwrap_or("Draft");
+    let first = first.trim_start_matches('#').trim();
+    let mut title: String = first.chars().take(80).collect();
+    if title.is_empty() {
+        title = "Draft".into();
+    }
+    title
 }
 
 fn messages(config: &Config, input: &Value) -> Result<Vec<Value>, RunError> {

@@ -112,6 +112,12 @@ pub trait Steps: Send {
         &mut self,
         provider: &str,
     ) -> impl Future<Output = Result<Option<SecretString>, RunError>> + Send;
+    /// Saves what the run wrote as a draft post of the job's project; returns its id.
+    fn save_draft_post(
+        &mut self,
+        title: &str,
+        body: &str,
+    ) -> impl Future<Output = Result<uuid::Uuid, RunError>> + Send;
     /// Charges what the run used to its organization's monthly usage; stops the run once the
     /// month's budget is spent.
     fn record_usage(

@@ -1,0 +1,285 @@
+//! Campaigns and posts of a project.
+
+use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Result};
+use chrono::{DateTime, Utc};
+use entity::{campaign, post};
+
+use crate::domain::content::{self, NewPost, PostChanges};
+use crate::graphql::context::ContextExt;
+use crate::graphql::pagination::{Conn, DEFAULT_PAGE_SIZE, connection, list_cost, page_request, parse_id};
+use crate::ids::ProjectId;
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "entity::PostStatus")]
+pub enum PostStatus {
+    Draft,
+    Approved,
+    Published,
+}
+
+pub struct Campaign(campaign::Model);
+
+#[Object]
+impl Campaign {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    async fn organization_id(&self) -> ID {
+        ID(self.0.organization_id.to_string())
+    }
+
+    async fn project_id(&self) -> ID {
+        ID(self.0.project_id.to_string())
+    }
+
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    async fn description(&self) -> Option<&str> {
+        self.0.description.as_deref()
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+}
+
+pub struct Post(post::Model);
+
+#[Object]
+impl Post {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    async fn organization_id(&self) -> ID {
+        ID(self.0.organization_id.to_string())
+    }
+
+    async fn project_id(&self) -> ID {
+        ID(self.0.project_id.to_string())
+    }
+
+    async fn campaign_id(&self) -> Option<ID> {
+        self.0.campaign_id.map(|id| ID(id.to_string()))
+    }
+
+    async fn title(&self) -> &str {
+        &self.0.title
+    }
+
+    async fn body(&self) -> &str {
+        &self.0.body
+    }
+
+    async fn status(&self) -> PostStatus {
+        self.0.status.into()
+    }
+
+    /// The agent job that drafted it, if one did.
+    async fn job_id(&self) -> Option<ID> {
+        self.0.job_id.map(|id| ID(id.to_string()))
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+}
+
+#[derive(InputObject)]
+pub struct CreateCampaignInput {
+    pub project_id: ID,
+    pub name: String,
+    pub description: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct UpdateCampaignInput {
+    pub name: Option<String>,
+    /// `null` clears it; leaving it out keeps it.
+    pub description: MaybeUndefined<String>,
+}
+
+#[derive(InputObject)]
+pub struct CreatePostInput {
+    pub project_id: ID,
+    pub campaign_id: Option<ID>,
+    pub title: String,
+    #[graphql(default)]
+    pub body: String,
+    #[graphql(default_with = "PostStatus::Draft")]
+    pub status: PostStatus,
+}
+
+#[derive(InputObject)]
+pub struct UpdatePostInput {
+    pub title: Option<String>,
+    pub body: Option<String>,
+    pub status: Option<PostStatus>,
+}
+
+#[derive(Default)]
+pub struct ContentQuery;
+
+#[Object]
+impl ContentQuery {
+    /// A project's campaigns, newest first.
+    #[graphql(complexity = "list_cost(first, DEFAULT_PAGE_SIZE, child_complexity)")]
+    async fn campaigns(
+        &self,
+        ctx: &Context<'_>,
+        project_id: ID,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Conn<Campaign>> {
+        let project = ProjectId(parse_id("projectId", &project_id)?);
+        let page = page_request(first, after.as_deref())?;
+        let page = ctx
+            .tenant()?
+            .read(async |scoped| content::campaigns(scoped, project, page).await)
+            .await?;
+        Ok(connection(page, after.is_some(), |row| row.id, Campaign))
+    }
+
+    async fn campaign(&self, ctx: &Context<'_>, id: ID) -> Result<Campaign> {
+        let id = parse_id("id", &id)?;
+        let row = ctx
+            .tenant()?
+            .read(async |scoped| content::campaign(scoped, id).await)
+            .await?;
+        Ok(Campaign(row))
+    }
+
+    /// A project's posts (of one campaign, if given), newest first.
+    #[graphql(complexity = "list_cost(first, DEFAULT_PAGE_SIZE, child_complexity)")]
+    async fn posts(
+        &self,
+        ctx: &Context<'_>,
+        project_id: ID,
+        campaign_id: Option<ID>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Conn<Post>> {
+        let project = ProjectId(parse_id("projectId", &project_id)?);
+        let campaign = campaign_id
+            .as_ref()
+            .map(|id| parse_id("campaignId", id))
+            .transpose()?;
+        let page = page_request(first, after.as_deref())?;
+        let page = ctx
+            .tenant()?
+            .read(async |scoped| content::posts(scoped, project, campaign, page).await)
+            .await?;
+        Ok(connection(page, after.is_some(), |row| row.id, Post))
+    }
+
+    async fn post(&self, ctx: &Context<'_>, id: ID) -> Result<Post> {
+        let id = parse_id("id", &id)?;
+        let row = ctx
+            .tenant()?
+            .read(async |scoped| content::post(scoped, id).await)
+            .await?;
+        Ok(Post(row))
+    }
+}
+
+#[derive(Default)]
+pub struct ContentMutation;
+
+#[Object]
+impl ContentMutation {
+    async fn create_campaign(&self, ctx: &Context<'_>, input: CreateCampaignInput) -> Result<Campaign> {
+        let project = ProjectId(parse_id("projectId", &input.project_id)?);
+        let row = ctx
+            .tenant()?
+            .write(async |scoped| {
+                content::create_campaign(scoped, project, &input.name, input.description.as_deref()).await
+            })
+            .await?;
+        Ok(Campaign(row))
+    }
+
+    async fn update_campaign(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateCampaignInput,
+    ) -> Result<Campaign> {
+        let id = parse_id("id", &id)?;
+        let description = match &input.description {
+            MaybeUndefined::Undefined => None,
+            MaybeUndefined::Null => Some(None),
+            MaybeUndefined::Value(text) => Some(Some(text.as_str())),
+        };
+        let row = ctx
+            .tenant()?
+            .write(async |scoped| {
+                content::update_campaign(scoped, id, input.name.as_deref(), description).await
+            })
+            .await?;
+        Ok(Campaign(row))
+    }
+
+    /// Deletes a campaign and its posts. Returns its id.
+    async fn delete_campaign(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
+        let campaign = parse_id("id", &id)?;
+        ctx.tenant()?
+            .write(async |scoped| content::delete_campaign(scoped, campaign).await)
+            .await?;
+        Ok(id)
+    }
+
+    async fn create_post(&self, ctx: &Context<'_>, input: CreatePostInput) -> Result<Post> {
+        let project = ProjectId(parse_id("projectId", &input.project_id)?);
+        let campaign = input
+            .campaign_id
+            .as_ref()
+            .map(|id| parse_id("campaignId", id))
+            .transpose()?;
+        let new = NewPost {
+            project,
+            campaign,
+            title: &input.title,
+            body: &input.body,
+            status: input.status.into(),
+            job: None,
+        };
+        let row = ctx
+            .tenant()?
+            .write(async |scoped| content::create_post(scoped, new).await)
+            .await?;
+        Ok(Post(row))
+    }
+
+    async fn update_post(&self, ctx: &Context<'_>, id: ID, input: UpdatePostInput) -> Result<Post> {
+        let id = parse_id("id", &id)?;
+        let changes = PostChanges {
+            title: input.title.as_deref(),
+            body: input.body.as_deref(),
+            status: input.status.map(Into::into),
+        };
+        let row = ctx
+            .tenant()?
+            .write(async |scoped| content::update_post(scoped, id, changes).await)
+            .await?;
+        Ok(Post(row))
+    }
+
+    async fn delete_post(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
+        let post = parse_id("id", &id)?;
+        ctx.tenant()?
+            .write(async |scoped| content::delete_post(scoped, post).await)
+            .await?;
+        Ok(id)
+    }
+}
