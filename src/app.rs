@@ -20,6 +20,7 @@ use crate::http;
 use crate::integrations::crypto::Keyring;
 use crate::integrations::keys;
 use crate::integrations::oauth::OAuth;
+use crate::integrations::workspaces::Workspaces;
 use crate::jobs::{Jobs, Toolbox, replicas};
 use crate::settings::Config;
 use crate::tenancy::Db;
@@ -68,6 +69,7 @@ impl App {
                 keyring.clone(),
             )?),
             keyring,
+            workspaces: Workspaces::new(config.workspaces_dir.clone()),
         };
         let schema = graphql::build_schema(services, config.query_limits);
         let acceptor = TcpListener::bind(config.listen_addr)
@@ -170,6 +172,7 @@ fn toolbox(config: &Config, keyring: Arc<Keyring>) -> anyhow::Result<Arc<Toolbox
         .context("cannot build the HTTP client")?;
     Ok(Arc::new(Toolbox {
         keyring,
+        workspaces: Workspaces::new(config.workspaces_dir.clone()),
         http,
         prices: config.llm_prices.clone(),
     }))

@@ -178,6 +178,10 @@ pub struct Settings {
     /// every organization.
     #[arg(long, env = "PERSISTED_QUERY_MANIFEST", global = true)]
     pub persisted_query_manifest: Option<PathBuf>,
+    /// Where organizations' workspaces (agent artifacts) live, one directory each; by default
+    /// DATA_DIR/workspaces.
+    #[arg(long, env = "WORKSPACES_DIR", global = true)]
+    pub workspaces_dir: Option<PathBuf>,
     /// Where the embedded default keeps its SQLite file and generated secrets.
     #[arg(long, env = "DATA_DIR", default_value = "./data", global = true)]
     pub data_dir: PathBuf,
@@ -209,6 +213,7 @@ pub struct Config {
     pub oauth_providers: Vec<ProviderConfig>,
     pub public_url: String,
     pub oauth_return_url: Option<String>,
+    pub workspaces_dir: PathBuf,
 }
 
 const MIN_JWT_SECRET_BYTES: usize = 32;
@@ -337,6 +342,9 @@ impl Settings {
                 .public_url
                 .unwrap_or_else(|| format!("http://{}", self.listen_addr)),
             oauth_return_url: self.oauth_return_url,
+            workspaces_dir: self
+                .workspaces_dir
+                .unwrap_or_else(|| self.data_dir.join("workspaces")),
         })
     }
 }

@@ -14,6 +14,7 @@ use crate::governance::persisted::{PersistedQueries, Requested};
 use crate::governance::rate_limits::{Caller, RateLimits};
 use crate::integrations::crypto::Keyring;
 use crate::integrations::oauth::OAuth;
+use crate::integrations::workspaces::Workspaces;
 use crate::jobs::Jobs;
 use crate::jobs::stream::Liveness;
 use crate::tenancy::resolve::{OrganizationHints, resolve_tenant};
@@ -29,6 +30,7 @@ pub struct Services {
     pub persisted: Arc<PersistedQueries>,
     pub keyring: Arc<Keyring>,
     pub oauth: Arc<OAuth>,
+    pub workspaces: Workspaces,
 }
 
 /// Resolved once per request (or once per websocket connection), before any resolver.

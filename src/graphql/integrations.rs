@@ -133,6 +133,15 @@ impl Integration {
     }
 }
 
+/// A file of the organization's workspace.
+#[derive(SimpleObject)]
+pub struct WorkspaceFile {
+    /// Relative to the workspace, e.g. `jobs/<job id>/output.json`.
+    pub path: String,
+    pub size: u64,
+    pub modified_at: Option<DateTime<Utc>>,
+}
+
 #[derive(Default)]
 pub struct IntegrationQuery;
 
@@ -156,6 +165,34 @@ impl IntegrationQuery {
             .read(async |scoped| oauth::list(scoped).await)
             .await?;
         Ok(list.into_iter().map(Integration).collect())
+    }
+
+    /// Files of the organization's workspace under `prefix` (all by default), by path.
+    #[graphql(guard = "OrganizationWideGuard")]
+    async fn workspace_files(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default)] prefix: String,
+    ) -> Result<Vec<WorkspaceFile>> {
+        let org = ctx.tenant()?.context().org.0;
+        let files = ctx.services().workspaces.list(org, &prefix).await?;
+        Ok(files
+            .into_iter()
+            .map(|file| WorkspaceFile {
+                path: file.path,
+                size: file.size,
+                modified_at: file.modified_at,
+            })
+            .collect())
+    }
+
+    /// A workspace file's contents, base64-encoded.
+    #[graphql(guard = "OrganizationWideGuard")]
+    async fn workspace_file_base64(&self, ctx: &Context<'_>, path: String) -> Result<String> {
+        use base64::Engine;
+        let org = ctx.tenant()?.context().org.0;
+        let contents = ctx.services().workspaces.read(org, &path).await?;
+        Ok(base64::engine::general_purpose::STANDARD.encode(contents))
     }
 
     /// The chats paired with a project.

@@ -272,7 +272,13 @@ impl OrganizationMutation {
         tenant
             .write(async |scoped| organizations::delete(scoped).await)
             .await?;
-        ctx.services().jobs.bus.access_changed(tenant.context().org.0);
+        let org = tenant.context().org.0;
+        ctx.services().jobs.bus.access_changed(org);
+        // After the rows: a workspace left behind by a failed removal is only files of an
+        // organization that no longer exists, and removing again finishes it.
+        if let Err(error) = ctx.services().workspaces.remove(org).await {
+            tracing::warn!(org.id = %org, error = format!("{error:#}"), "removing a workspace failed");
+        }
         Ok(ID(tenant.context().org.to_string()))
     }
 

@@ -17,6 +17,7 @@ use super::runners::{self, RunError, Steps, Stop, Toolbox};
 use crate::domain::content::{self, NewPost};
 use crate::domain::jobs::{Change, Holder};
 use crate::domain::{agents, jobs as job_rules};
+use crate::error::AppError;
 use crate::governance::audit::Origin;
 use crate::governance::budgets::{self, Charge};
 use crate::ids::{AgentId, JobId, OrgId, ProjectId, UserId};
@@ -133,6 +134,19 @@ impl Steps for JobRun<'_> {
                 tracing::warn!(job.id = %self.job, error = format!("{error:#}"), "reading a credential failed");
                 RunError::Fatal(format!("the organization's {provider} credential cannot be read"))
             })
+    }
+
+    async fn save_artifact(&mut self, name: &str, contents: &[u8]) -> Result<String, RunError> {
+        let path = format!("jobs/{}/{name}", self.job);
+        self.toolbox
+            .workspaces
+            .write(self.tenant.context().org.0, &path, contents)
+            .await
+            .map_err(|error| match error {
+                AppError::BadUserInput { message, .. } => RunError::Fatal(message.into_owned()),
+                other => RunError::Failed(format!("the artifact could not be saved: {other}")),
+            })?;
+        Ok(path)
     }
 
     async fn save_draft_post(&mut self, title: &str, body: &str) -> Result<Uuid, RunError> {

@@ -64,6 +64,8 @@ pub struct TestApp {
     pub database_url: String,
     shutdown: Option<oneshot::Sender<()>>,
     cleanup: Cleanup,
+    /// Organizations' file areas for this test's server.
+    pub workspaces_dir: PathBuf,
 }
 
 enum Cleanup {
@@ -95,6 +97,8 @@ impl TestApp {
                 )
             }
         };
+        let workspaces_dir =
+            std::env::temp_dir().join(format!("tenantql-workspaces-{}", uuid::Uuid::new_v4()));
         let mut config = Config {
             database_url: SecretString::from(database_url.clone()),
             db_max_connections: 4,
@@ -123,6 +127,7 @@ impl TestApp {
             oauth_providers: Vec::new(),
             public_url: "http://tenantql.test".into(),
             oauth_return_url: None,
+            workspaces_dir: workspaces_dir.clone(),
             // Tests make many requests from one address and one organization; those that
             // are about rate limits set their own.
             rate_limits: RateLimitConfig::default()
@@ -133,6 +138,7 @@ impl TestApp {
         config.rate_limits.auth_attempts_per_minute = 1_000_000;
         config.rate_limits.pairing_attempts_per_minute = 1_000_000;
         adjust(&mut config);
+        let workspaces_dir = config.workspaces_dir.clone();
         let app = App::build(config).await.expect("the server starts");
         let base_url = format!("http://{}", app.local_addr());
         let db = app.db().clone();
@@ -147,6 +153,7 @@ impl TestApp {
             database_url,
             shutdown: Some(shutdown),
             cleanup,
+            workspaces_dir,
         })
     }
 
@@ -235,6 +242,7 @@ impl Drop for TestApp {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
+        let _ = std::fs::remove_dir_all(&self.workspaces_dir);
         match &self.cleanup {
             Cleanup::SqliteDir(dir) => {
                 let _ = std::fs::remove_dir_all(dir);

@@ -28,3 +28,4 @@ mod schema;
 mod tenancy;
 mod validation;
 mod websocket;
+mod workspaces;

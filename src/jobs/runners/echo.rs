@@ -2,7 +2,8 @@
 //! `{"steps": 3, "delayMs": 0, "output": …, "failAttempts": 0, "costCentsPerStep": 0}`:
 //! `steps` progress events `delayMs` apart, then `output` (default `{"echo": input}`); the
 //! first `failAttempts` attempts fail after their first step, to show retries; each step
-//! charges `costCentsPerStep` to the organization, to show budgets.
+//! charges `costCentsPerStep` to the organization, to show budgets; with `artifact` the
+//! output is also saved under that name in the job's folder of the workspace.
 
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{RunError, Runner, Steps};
+use crate::integrations::workspaces::checked_path;
 
 const MAX_STEPS: u32 = 1_000;
 const MAX_DELAY_MS: u64 = 60_000;
@@ -26,6 +28,7 @@ struct Config {
     fail_attempts: i32,
     #[serde(default)]
     cost_cents_per_step: i64,
+    artifact: Option<String>,
 }
 
 fn default_steps() -> u32 {
@@ -42,6 +45,11 @@ fn parse(config: &Value) -> Result<Config, String> {
     }
     if config.cost_cents_per_step < 0 {
         return Err("echo: costCentsPerStep cannot be negative".into());
+    }
+    if let Some(name) = &config.artifact
+        && (name.contains('/') || checked_path(name).is_err())
+    {
+        return Err("echo: artifact must be a plain file name".into());
     }
     Ok(config)
 }
@@ -86,6 +94,10 @@ impl Runner for Echo {
                 steps.attempt()
             )));
         }
-        Ok(config.output.unwrap_or_else(|| json!({ "echo": input })))
+        let output = config.output.unwrap_or_else(|| json!({ "echo": input }));
+        if let Some(name) = &config.artifact {
+            steps.save_artifact(name, output.to_string().as_bytes()).await?;
+        }
+        Ok(output)
     }
 }

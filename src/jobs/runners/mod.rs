@@ -13,6 +13,7 @@ use secrecy::SecretString;
 use serde_json::Value;
 
 use crate::integrations::crypto::Keyring;
+use crate::integrations::workspaces::Workspaces;
 
 /// Every agent kind there is a runner for.
 pub const KINDS: &[&str] = &["echo", "llm"];
@@ -21,6 +22,7 @@ pub const KINDS: &[&str] = &["echo", "llm"];
 /// an HTTP client, and the price list their usage is billed by.
 pub struct Toolbox {
     pub keyring: Arc<Keyring>,
+    pub workspaces: Workspaces,
     pub http: reqwest::Client,
     pub prices: Prices,
 }
@@ -112,6 +114,13 @@ pub trait Steps: Send {
         &mut self,
         provider: &str,
     ) -> impl Future<Output = Result<Option<SecretString>, RunError>> + Send;
+    /// Saves a file under the job's folder of its organization's workspace
+    /// (`jobs/<job id>/<name>`); returns its workspace path.
+    fn save_artifact(
+        &mut self,
+        name: &str,
+        contents: &[u8],
+    ) -> impl Future<Output = Result<String, RunError>> + Send;
     /// Saves what the run wrote as a draft post of the job's project; returns its id.
     fn save_draft_post(
         &mut self,
