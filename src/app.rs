@@ -63,11 +63,7 @@ impl App {
             jobs: jobs.clone(),
             rate_limits: RateLimits::new(&config.rate_limits, shared_limits),
             persisted: Arc::new(PersistedQueries::new(db.clone(), manifest)),
-            oauth: Arc::new(OAuth::new(
-                config.oauth_providers.clone(),
-                &config.public_url,
-                keyring.clone(),
-            )?),
+            oauth: jobs.toolbox.oauth.clone(),
             keyring,
             workspaces: Workspaces::new(config.workspaces_dir.clone()),
         };
@@ -170,8 +166,14 @@ fn toolbox(config: &Config, keyring: Arc<Keyring>) -> anyhow::Result<Arc<Toolbox
         .user_agent(concat!("tenantql/", env!("CARGO_PKG_VERSION")))
         .build()
         .context("cannot build the HTTP client")?;
+    let oauth = Arc::new(OAuth::new(
+        config.oauth_providers.clone(),
+        &config.public_url,
+        keyring.clone(),
+    )?);
     Ok(Arc::new(Toolbox {
         keyring,
+        oauth,
         workspaces: Workspaces::new(config.workspaces_dir.clone()),
         http,
         prices: config.llm_prices.clone(),

@@ -13,10 +13,10 @@ use entity::{OrgRole, integration, oauth_state};
 use oauth2::basic::BasicClient;
 use oauth2::{
     AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
-    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse, TokenUrl,
+    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken, Scope, TokenResponse, TokenUrl,
 };
 use sea_orm::{ActiveValue::Set, ColumnTrait, IntoActiveModel, QueryFilter};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -278,14 +278,7 @@ struct Tokens {
 /// Connects the provider's account, replacing an earlier connection to the same provider.
 async fn save(scoped: &Scoped, provider: &str, user: Uuid, tokens: Tokens) -> AppResult<integration::Model> {
     let now = Utc::now();
-    let existing = scoped
-        .one(
-            scoped
-                .select::<integration::Entity>()
-                .filter(integration::Column::Provider.eq(provider)),
-        )
-        .await?;
-    match existing {
+    match find(scoped, provider).await? {
         Some(existing) => {
             let mut row = existing.into_active_model();
             row.access_token = Set(tokens.access);
@@ -312,6 +305,71 @@ async fn save(scoped: &Scoped, provider: &str, user: Uuid, tokens: Tokens) -> Ap
             scoped.insert(row).await
         }
     }
+}
+
+impl OAuth {
+    /// A connected account's access token for a job, refreshed first when it expires within
+    /// a minute (the new tokens are stored, encrypted, in the same transaction).
+    pub async fn access_token(&self, scoped: &Scoped, provider: &str) -> AppResult<Option<SecretString>> {
+        let Some(row) = find(scoped, provider).await? else {
+            return Ok(None);
+        };
+        let org = row.organization_id;
+        let expiring = row
+            .expires_at
+            .is_some_and(|expires_at| expires_at <= Utc::now() + Duration::seconds(60));
+        let refresh = match (&row.refresh_token, expiring) {
+            (Some(refresh), true) => self
+                .keyring
+                .decrypt(refresh, token_binding(org, "refresh_token"))?,
+            _ => {
+                return self
+                    .keyring
+                    .decrypt(&row.access_token, token_binding(org, "access_token"))
+                    .map(Some);
+            }
+        };
+        let (client, _) = self.client(provider)?;
+        let token = client
+            .exchange_refresh_token(&RefreshToken::new(refresh.expose_secret().to_owned()))
+            .request_async(&self.http)
+            .await
+            .map_err(|error| {
+                tracing::warn!(provider, error = %error, "refreshing an OAuth token failed");
+                AppError::bad_input(
+                    "provider",
+                    "the provider did not renew the connection; connect it again",
+                )
+            })?;
+        let access = token.access_token().secret().clone();
+        let mut updated = row.into_active_model();
+        updated.access_token = Set(self
+            .keyring
+            .encrypt(&access, token_binding(org, "access_token"))?);
+        if let Some(refresh) = token.refresh_token() {
+            updated.refresh_token = Set(Some(
+                self.keyring
+                    .encrypt(refresh.secret(), token_binding(org, "refresh_token"))?,
+            ));
+        }
+        updated.expires_at = Set(token
+            .expires_in()
+            .and_then(|lifetime| Duration::from_std(lifetime).ok())
+            .map(|lifetime| Utc::now() + lifetime));
+        updated.updated_at = Set(Utc::now());
+        scoped.update(updated, "integration").await?;
+        Ok(Some(SecretString::from(access)))
+    }
+}
+
+async fn find(scoped: &Scoped, provider: &str) -> AppResult<Option<integration::Model>> {
+    scoped
+        .one(
+            scoped
+                .select::<integration::Entity>()
+                .filter(integration::Column::Provider.eq(provider)),
+        )
+        .await
 }
 
 pub async fn list(scoped: &Scoped) -> AppResult<Vec<integration::Model>> {

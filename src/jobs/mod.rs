@@ -21,7 +21,7 @@ pub use worker::WorkerConfig;
 pub struct Jobs {
     pub bus: Arc<EventBus>,
     wake: Arc<Notify>,
-    toolbox: Arc<Toolbox>,
+    pub toolbox: Arc<Toolbox>,
     pub config: WorkerConfig,
 }
 

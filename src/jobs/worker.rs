@@ -136,6 +136,19 @@ impl Steps for JobRun<'_> {
             })
     }
 
+    async fn account_token(&mut self, provider: &str) -> Result<Option<SecretString>, RunError> {
+        let oauth = &self.toolbox.oauth;
+        self.tenant
+            .write(async |scoped| oauth.access_token(scoped, provider).await)
+            .await
+            .map_err(|error| match error {
+                AppError::BadUserInput { message, .. } => RunError::Fatal(message.into_owned()),
+                other => RunError::Failed(format!(
+                    "the {provider} account's token could not be read: {other}"
+                )),
+            })
+    }
+
     async fn save_artifact(&mut self, name: &str, contents: &[u8]) -> Result<String, RunError> {
         let path = format!("jobs/{}/{name}", self.job);
         self.toolbox

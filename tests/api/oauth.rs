@@ -39,6 +39,21 @@ async fn token(
         base64::engine::general_purpose::STANDARD.encode("client-1:shh")
     );
     let client_ok = req.headers().get("authorization").and_then(|v| v.to_str().ok()) == Some(basic.as_str());
+    if field("grant_type").as_deref() == Some("refresh_token") {
+        if !(client_ok && field("refresh_token").as_deref() == Some("rt-secret-1")) {
+            return poem::http::StatusCode::BAD_REQUEST
+                .with_body(r#"{"error":"invalid_grant"}"#)
+                .with_content_type("application/json")
+                .into_response();
+        }
+        return Json(json!({
+            "access_token": "at-secret-2",
+            "token_type": "bearer",
+            "expires_in": 3600,
+            "refresh_token": "rt-secret-2"
+        }))
+        .into_response();
+    }
     let expected = fake.expected.lock().unwrap().take();
     let verifier_ok = match (&expected, field("code_verifier")) {
         (Some((_, challenge)), Some(verifier)) => {
@@ -71,11 +86,23 @@ async fn token(
     .into_response()
 }
 
+/// The provider's own API: accepts posts with the refreshed token only.
+#[handler]
+async fn publish(req: &Request, Json(body): Json<serde_json::Value>) -> Response {
+    if req.headers().get("authorization").and_then(|v| v.to_str().ok()) != Some("Bearer at-secret-2") {
+        return poem::http::StatusCode::UNAUTHORIZED.into_response();
+    }
+    Json(json!({ "id": "p-1", "text": body["text"] })).into_response()
+}
+
 async fn fake_provider() -> (ProviderConfig, Arc<FakeProvider>) {
     let fake = Arc::new(FakeProvider::default());
     let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();
     let addr = acceptor.local_addr()[0].as_socket_addr().copied().unwrap();
-    let app = Route::new().at("/token", post(token)).data(fake.clone());
+    let app = Route::new()
+        .at("/token", post(token))
+        .at("/publish", post(publish))
+        .data(fake.clone());
     tokio::spawn(Server::new_with_acceptor(acceptor).run(app));
     let config = ProviderConfig {
         name: "fakebook".into(),
@@ -283,11 +310,66 @@ async fn failed_authorizations_store_nothing(app: TestApp, fake: Arc<FakeProvide
     assert!(stored_tokens(&app).await.is_empty());
 }
 
+async fn expiring_tokens_are_refreshed_before_a_job_uses_them(
+    app: TestApp,
+    fake: Arc<FakeProvider>,
+    token_url: String,
+) {
+    let acme = app.org("Acme").await;
+    let params = start(&acme.owner).await;
+    *fake.expected.lock().unwrap() = Some(("c0de".into(), param(&params, "code_challenge")));
+    let (status, _) = callback(&app, &[("code", "c0de"), ("state", &param(&params, "state"))]).await;
+    assert_eq!(status, 200);
+    // The access token is about to expire.
+    app.owner_connection()
+        .await
+        .execute_unprepared("UPDATE integrations SET expires_at = created_at")
+        .await
+        .unwrap();
+    let project = acme.project("Social").await;
+    let publish_url = token_url.replace("/token", "/publish");
+    let created = acme
+        .owner
+        .gql(
+            "mutation($input: CreateAgentInput!) { createAgent(input: $input) { id } }",
+            json!({ "input": { "name": "Poster", "kind": "publish", "config": { "provider": "fakebook", "url": publish_url } } }),
+        )
+        .await;
+    let agent = created.data("createAgent")["id"].as_str().unwrap().to_owned();
+    let job = crate::jobs::start_job(&acme.owner, &agent, &project, json!({ "text": "Hello" })).await;
+    let done = crate::jobs::wait_for(&acme.owner, &job, crate::jobs::terminal).await;
+    assert_eq!(done["status"], "SUCCEEDED", "{done:#}");
+    assert_eq!(
+        done["output"]["published"],
+        json!({ "id": "p-1", "text": "Hello" })
+    );
+    // The renewed tokens are stored, encrypted.
+    let rows = stored_tokens(&app).await;
+    let binding = Binding {
+        organization: Uuid::parse_str(&acme.id).unwrap(),
+        table: "integrations",
+        column: "access_token",
+    };
+    let keyring = Keyring::parse(ENCRYPTION_KEYS).unwrap();
+    assert_eq!(
+        keyring.decrypt(&rows[0].1, binding).unwrap().expose_secret(),
+        "at-secret-2"
+    );
+    let listed = acme.owner.gql(INTEGRATIONS, json!({})).await;
+    let expires: chrono::DateTime<chrono::Utc> = listed.data("integrations")[0]["expiresAt"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(expires > chrono::Utc::now() + chrono::Duration::minutes(30));
+}
+
 /// The server with the fake provider configured; `None` when PostgreSQL is skipped.
-async fn app_with_provider(backend: Backend) -> Option<(TestApp, Arc<FakeProvider>)> {
+async fn app_with_provider(backend: Backend) -> Option<(TestApp, Arc<FakeProvider>, String)> {
     let (provider, fake) = fake_provider().await;
+    let token_url = provider.token_url.clone();
     let app = TestApp::spawn_with(backend, |config| config.oauth_providers = vec![provider]).await?;
-    Some((app, fake))
+    Some((app, fake, token_url))
 }
 
 mod connects {
@@ -295,13 +377,13 @@ mod connects {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sqlite() {
-        let (app, fake) = app_with_provider(Backend::Sqlite).await.unwrap();
+        let (app, fake, _) = app_with_provider(Backend::Sqlite).await.unwrap();
         an_account_connects_once_with_state_and_pkce(app, fake).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres() {
-        if let Some((app, fake)) = app_with_provider(Backend::Postgres).await {
+        if let Some((app, fake, _)) = app_with_provider(Backend::Postgres).await {
             an_account_connects_once_with_state_and_pkce(app, fake).await;
         }
     }
@@ -312,14 +394,31 @@ mod failures {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sqlite() {
-        let (app, fake) = app_with_provider(Backend::Sqlite).await.unwrap();
+        let (app, fake, _) = app_with_provider(Backend::Sqlite).await.unwrap();
         failed_authorizations_store_nothing(app, fake).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres() {
-        if let Some((app, fake)) = app_with_provider(Backend::Postgres).await {
+        if let Some((app, fake, _)) = app_with_provider(Backend::Postgres).await {
             failed_authorizations_store_nothing(app, fake).await;
+        }
+    }
+}
+
+mod refresh {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        let (app, fake, token_url) = app_with_provider(Backend::Sqlite).await.unwrap();
+        expiring_tokens_are_refreshed_before_a_job_uses_them(app, fake, token_url).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        if let Some((app, fake, token_url)) = app_with_provider(Backend::Postgres).await {
+            expiring_tokens_are_refreshed_before_a_job_uses_them(app, fake, token_url).await;
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod echo;
 pub mod llm;
+pub mod publish;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -13,15 +14,17 @@ use secrecy::SecretString;
 use serde_json::Value;
 
 use crate::integrations::crypto::Keyring;
+use crate::integrations::oauth::OAuth;
 use crate::integrations::workspaces::Workspaces;
 
 /// Every agent kind there is a runner for.
-pub const KINDS: &[&str] = &["echo", "llm"];
+pub const KINDS: &[&str] = &["echo", "llm", "publish"];
 
 /// What runners reach outside the database: the keys to the organization's credentials,
 /// an HTTP client, and the price list their usage is billed by.
 pub struct Toolbox {
     pub keyring: Arc<Keyring>,
+    pub oauth: Arc<OAuth>,
     pub workspaces: Workspaces,
     pub http: reqwest::Client,
     pub prices: Prices,
@@ -114,6 +117,12 @@ pub trait Steps: Send {
         &mut self,
         provider: &str,
     ) -> impl Future<Output = Result<Option<SecretString>, RunError>> + Send;
+    /// The access token of the organization's connected `provider` account, refreshed if
+    /// it is about to expire.
+    fn account_token(
+        &mut self,
+        provider: &str,
+    ) -> impl Future<Output = Result<Option<SecretString>, RunError>> + Send;
     /// Saves a file under the job's folder of its organization's workspace
     /// (`jobs/<job id>/<name>`); returns its workspace path.
     fn save_artifact(
@@ -155,6 +164,7 @@ pub fn check_config(kind: &str, config: &Value) -> Result<(), String> {
     match kind {
         "echo" => echo::Echo::check_config(config),
         "llm" => llm::Llm::check_config(config),
+        "publish" => publish::Publish::check_config(config),
         other => Err(format!("no runner for kind {other:?}")),
     }
 }
@@ -176,6 +186,7 @@ pub async fn run(
     match kind {
         "echo" => echo::Echo::run(config, input, steps).await,
         "llm" => llm::Llm::run(config, input, steps).await,
+        "publish" => publish::Publish::run(config, input, steps).await,
         other => Err(RunError::Failed(format!("no runner for kind {other:?}"))),
     }
 }
