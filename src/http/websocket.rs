@@ -223,13 +223,7 @@ impl Connection {
             })
             .or_else(|| payload_str(payload, &["authToken", "X-Api-Key", "x-api-key"]))
             .or_else(|| self.upgrade.credential.clone());
-        let context = RequestContext::resolve(
-            self.state.services(),
-            credential.as_deref(),
-            &hints,
-            self.upgrade.client.clone(),
-        )
-        .await;
+        let context = resolve_caller(&self.state, &self.upgrade.client, credential.as_deref(), &hints).await;
         if credential.is_some() && context.principal().is_err() {
             return Outcome::Close(4403, "forbidden");
         }
@@ -244,13 +238,7 @@ impl Connection {
         credential: Option<String>,
         hints: OrganizationHints,
     ) {
-        let context = RequestContext::resolve(
-            self.state.services(),
-            credential.as_deref(),
-            &hints,
-            self.upgrade.client.clone(),
-        )
-        .await;
+        let context = resolve_caller(&self.state, &self.upgrade.client, credential.as_deref(), &hints).await;
         let services = self.state.services();
         let responses = match resolve_document(services, &context, params).await {
             Ok((document, params)) => {
@@ -318,6 +306,16 @@ impl Connection {
             Protocol::LegacyWs => text(json!({ "type": "ka" })),
         }
     }
+}
+
+/// Who the caller is, as this connection's client.
+async fn resolve_caller(
+    state: &HttpState,
+    client: &ClientInfo,
+    credential: Option<&str>,
+    hints: &OrganizationHints,
+) -> RequestContext {
+    RequestContext::resolve(state.services(), credential, hints, client.clone()).await
 }
 
 fn payload_str(payload: &Value, keys: &[&str]) -> Option<String> {

@@ -182,14 +182,7 @@ pub async fn start_session(db: &Db, user: UserId, session: NewSession, origin: &
     let txn = db.begin(Access::Write).await?;
     let family = session.family;
     insert_session_in(&txn, user, session).await?;
-    append_audit_entry(
-        &txn,
-        origin,
-        None,
-        Actor::User(user),
-        Some(session_change(family)),
-    )
-    .await?;
+    audit_session_event(&txn, origin, user, family).await?;
     txn.commit().await?;
     Ok(())
 }
@@ -211,14 +204,21 @@ async fn insert_session_in(txn: &DatabaseTransaction, user: UserId, session: New
     Ok(())
 }
 
-/// Account events name the sign-in (the session family), never a token.
-fn session_change(family: SessionFamilyId) -> Change {
-    Change {
+/// Account events belong to a person, not a tenant, and name the sign-in (the session
+/// family), never a token.
+async fn audit_session_event(
+    txn: &DatabaseTransaction,
+    origin: &Origin,
+    user: UserId,
+    family: SessionFamilyId,
+) -> AppResult<()> {
+    let change = Change {
         resource_type: "Session",
         resource_id: family.0,
         before: None,
         after: None,
-    }
+    };
+    append_audit_entry(txn, origin, None, Actor::User(user), Some(change)).await
 }
 
 /// Exchanges a refresh token (by hash) for a new one in the same family. A token that was
@@ -255,14 +255,7 @@ pub async fn rotate_session(
         .await?
         .rows_affected;
     // Either way the family changes (rotated, or revoked for reuse), and the trail says so.
-    append_audit_entry(
-        &txn,
-        origin,
-        None,
-        Actor::User(user),
-        Some(session_change(family)),
-    )
-    .await?;
+    audit_session_event(&txn, origin, user, family).await?;
     if claimed == 0 {
         revoke_family_in(&txn, family).await?;
         txn.commit().await?;
@@ -282,14 +275,7 @@ pub async fn rotate_session(
 pub async fn end_session(db: &Db, user: UserId, family: SessionFamilyId, origin: &Origin) -> AppResult<()> {
     let txn = db.begin(Access::Write).await?;
     revoke_family_in(&txn, family).await?;
-    append_audit_entry(
-        &txn,
-        origin,
-        None,
-        Actor::User(user),
-        Some(session_change(family)),
-    )
-    .await?;
+    audit_session_event(&txn, origin, user, family).await?;
     txn.commit().await?;
     Ok(())
 }

@@ -398,11 +398,17 @@ impl Client {
     }
 
     pub async fn gql(&self, query: &str, variables: Value) -> GqlResponse {
+        self.post_json(&json!({ "query": query, "variables": variables }))
+            .await
+    }
+
+    /// POSTs any JSON body (a batch, a persisted query's extensions, …) as this client.
+    pub async fn post_json(&self, body: &Value) -> GqlResponse {
         let response = self
             .http
             .post(&self.url)
             .headers(self.headers.clone())
-            .json(&json!({ "query": query, "variables": variables }))
+            .json(body)
             .send()
             .await
             .expect("request sent");
@@ -413,15 +419,21 @@ impl Client {
 #[derive(Debug)]
 pub struct GqlResponse {
     pub status: u16,
+    pub headers: HeaderMap,
     pub body: Value,
 }
 
 impl GqlResponse {
     pub async fn read(response: reqwest::Response) -> Self {
         let status = response.status().as_u16();
+        let headers = response.headers().clone();
         let text = response.text().await.expect("body");
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Self { status, body }
+        Self {
+            status,
+            headers,
+            body,
+        }
     }
 
     /// The named root field, asserting the response had no errors.

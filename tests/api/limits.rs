@@ -10,15 +10,10 @@ async fn sqlite_app() -> TestApp {
 }
 
 async fn post_raw(app: &TestApp, body: &Value) -> GqlResponse {
-    let response = app
-        .http
-        .post(app.graphql_url())
+    app.anonymous()
         .header("accept", "application/graphql-response+json")
-        .json(body)
-        .send()
+        .post_json(body)
         .await
-        .unwrap();
-    GqlResponse::read(response).await
 }
 
 fn refused_as_too_complex(response: &GqlResponse, mentioning: &str) {
@@ -85,17 +80,7 @@ async fn batches_are_refused_unless_enabled_and_then_bounded_and_charged_each() 
     let acme = app.org("Acme").await;
     let send = |body: Value| {
         let client = acme.owner.clone();
-        async move {
-            let response = client
-                .http
-                .post(&client.url)
-                .headers(client.headers.clone())
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            GqlResponse::read(response).await
-        }
+        async move { client.post_json(&body).await }
     };
     let too_long = send(json!([
         { "query": "{ __typename }" }, { "query": "{ __typename }" }, { "query": "{ __typename }" }

@@ -19,15 +19,7 @@ fn persisted(hash: &str) -> Value {
 }
 
 async fn post(client: &Client, body: Value) -> GqlResponse {
-    let response = client
-        .http
-        .post(&client.url)
-        .headers(client.headers.clone())
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    GqlResponse::read(response).await
+    client.post_json(&body).await
 }
 
 async fn get(client: &Client, params: &[(&str, String)]) -> GqlResponse {

@@ -15,16 +15,9 @@ async fn app_with_plan(free: &str) -> TestApp {
 
 /// The response and its headers.
 async fn send(client: &Client, query: &str) -> (GqlResponse, reqwest::header::HeaderMap) {
-    let response = client
-        .http
-        .post(&client.url)
-        .headers(client.headers.clone())
-        .json(&json!({ "query": query }))
-        .send()
-        .await
-        .unwrap();
-    let headers = response.headers().clone();
-    (GqlResponse::read(response).await, headers)
+    let response = client.post_json(&json!({ "query": query })).await;
+    let headers = response.headers.clone();
+    (response, headers)
 }
 
 fn header(headers: &reqwest::header::HeaderMap, name: &str) -> u64 {
