@@ -108,10 +108,11 @@ impl Tenant {
         let scoped = Scoped {
             txn,
             ctx: self.ctx.clone(),
+            audited: access == Access::Write && self.origin.is_some(),
             first_change: Mutex::new(None),
         };
         let mut result = work(&scoped).await;
-        if let (Ok(_), Access::Write, Some(origin)) = (&result, access, &self.origin)
+        if let (Ok(_), true, Some(origin)) = (&result, scoped.audited, &self.origin)
             && let Err(error) = scoped.append_audit_entry(origin).await
         {
             result = Err(error);
@@ -157,6 +158,8 @@ pub struct Page<T> {
 pub struct Scoped {
     txn: DatabaseTransaction,
     ctx: Arc<TenantContext>,
+    /// Whether this transaction ends with an audit row (job bookkeeping does not).
+    audited: bool,
     /// What the audit row names: the first row this transaction inserted, updated or deleted.
     first_change: Mutex<Option<Change>>,
 }
@@ -167,6 +170,9 @@ impl Scoped {
     }
 
     fn record(&self, change: impl FnOnce() -> Change) {
+        if !self.audited {
+            return;
+        }
         let mut first = self.first_change.lock().unwrap_or_else(PoisonError::into_inner);
         if first.is_none() {
             *first = Some(change());
@@ -267,7 +273,12 @@ impl Scoped {
             .into_value()
             .and_then(as_uuid)
             .ok_or(AppError::NotFound(what))?;
-        let before = self.get::<E>(id, what).await?;
+        // The row as it was, for the audit trail (an unaudited write skips the read).
+        let before = if self.audited {
+            Some(self.get::<E>(id, what).await?)
+        } else {
+            None
+        };
         model.set(E::tenant_column(), self.ctx.org.0.into());
         let update = self.scope::<E, _>(E::update(model).validate()?);
         let after = update
@@ -277,20 +288,24 @@ impl Scoped {
                 AppError::NotFound(_) => AppError::NotFound(what),
                 other => other,
             })?;
-        self.record(|| Change::new(E::RESOURCE, id, Some(&before), Some(&after)));
+        self.record(|| Change::new(E::RESOURCE, id, before.as_ref(), Some(&after)));
         Ok(after)
     }
 
     /// Deletes the row with this id if it is inside the tenant; `NOT_FOUND` otherwise.
     pub async fn delete<E: TenantEntity>(&self, id: Uuid, what: &'static str) -> AppResult<()> {
-        let before = self.get::<E>(id, what).await?;
+        let before = if self.audited {
+            Some(self.get::<E>(id, what).await?)
+        } else {
+            None
+        };
         let deleted = self
             .delete_where::<E>(self.delete_many::<E>().filter(E::id_column().eq(id)))
             .await?;
         if deleted == 0 {
             return Err(AppError::NotFound(what));
         }
-        self.record(|| Change::new(E::RESOURCE, id, Some(&before), None));
+        self.record(|| Change::new(E::RESOURCE, id, before.as_ref(), None));
         Ok(())
     }
 
