@@ -65,7 +65,7 @@ impl App {
             persisted: Arc::new(PersistedQueries::new(db.clone(), manifest)),
             oauth: jobs.toolbox.oauth.clone(),
             keyring,
-            workspaces: Workspaces::new(config.workspaces_dir.clone()),
+            workspaces: jobs.toolbox.workspaces.clone(),
         };
         let schema = graphql::build_schema(services, config.query_limits);
         let acceptor = TcpListener::bind(config.listen_addr)

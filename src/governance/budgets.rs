@@ -86,9 +86,8 @@ pub async fn usage(scoped: &Scoped, period: Period) -> AppResult<Usage> {
 /// Refuses work estimated at `estimate_cents` when it would take this month's cost over the
 /// budget, or when the budget is already spent.
 pub async fn ensure_within_budget(scoped: &Scoped, estimate_cents: i64) -> AppResult<()> {
-    let (spent_cents, _) = spent(scoped, Period::current()).await?;
-    let budget_cents = budget(scoped).await?;
-    if spent_cents >= budget_cents || spent_cents.saturating_add(estimate_cents) > budget_cents {
+    let left = left_this_month(scoped).await?;
+    if left <= 0 || estimate_cents > left {
         return Err(AppError::BudgetExceeded);
     }
     Ok(())
@@ -96,8 +95,13 @@ pub async fn ensure_within_budget(scoped: &Scoped, estimate_cents: i64) -> AppRe
 
 /// Whether this month's spending has reached the budget.
 pub async fn exhausted(scoped: &Scoped) -> AppResult<bool> {
+    Ok(left_this_month(scoped).await? <= 0)
+}
+
+/// Cents of this month's budget not yet spent (negative once overrun).
+async fn left_this_month(scoped: &Scoped) -> AppResult<i64> {
     let (spent_cents, _) = spent(scoped, Period::current()).await?;
-    Ok(spent_cents >= budget(scoped).await?)
+    Ok(budget(scoped).await?.saturating_sub(spent_cents))
 }
 
 /// What a job used, charged to its organization.

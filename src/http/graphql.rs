@@ -335,10 +335,7 @@ async fn execute(
         Ok(response) => response,
         Err(refused) => return refused,
     };
-    // Parse and validation failures leave no data and no error path: the request never ran.
-    let request_error = response.data == async_graphql::Value::Null
-        && !response.errors.is_empty()
-        && response.errors.iter().all(|error| error.path.is_empty());
+    let request_error = never_ran(&response);
     let retry_after = refused_for_rate(&response);
     let status = if retry_after.is_some() {
         StatusCode::TOO_MANY_REQUESTS
@@ -373,11 +370,7 @@ async fn execute_batch(
     }
     let bodies: Vec<_> = responses
         .iter()
-        .map(|response| {
-            let request_error = response.data == async_graphql::Value::Null
-                && response.errors.iter().all(|error| error.path.is_empty());
-            ResponseBody::of(response, request_error && !response.errors.is_empty())
-        })
+        .map(|response| ResponseBody::of(response, never_ran(response)))
         .collect();
     let body = serde_json::to_string(&bodies)
         .unwrap_or_else(|_| r#"{"errors":[{"message":"internal error"}]}"#.into());
@@ -475,23 +468,26 @@ fn mutation_by_get(media: MediaType) -> Response {
     response
 }
 
+/// Parse, validation and limit failures leave no data and no error path: the request
+/// never ran.
+fn never_ran(response: &async_graphql::Response) -> bool {
+    response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|error| error.path.is_empty())
+}
+
 /// Seconds to wait, when the whole request was refused by a rate limit.
 fn refused_for_rate(response: &async_graphql::Response) -> Option<u64> {
     if response.data != async_graphql::Value::Null {
         return None;
     }
-    response.errors.iter().find_map(|error| {
-        let extensions = error.extensions.as_ref()?;
-        match extensions.get("code") {
-            Some(async_graphql::Value::String(code)) if code == "RATE_LIMITED" => {
-                match extensions.get("retryAfterSeconds") {
-                    Some(async_graphql::Value::Number(seconds)) => seconds.as_u64(),
-                    _ => Some(1),
-                }
-            }
+    response
+        .errors
+        .iter()
+        .find_map(|error| match error.source.as_ref()?.downcast_ref::<AppError>()? {
+            AppError::RateLimited { retry_after_seconds } => Some(*retry_after_seconds),
             _ => None,
-        }
-    })
+        })
 }
 
 /// `RateLimit-*` from what the operation was charged (see `graphql::limits`), and

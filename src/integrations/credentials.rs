@@ -40,16 +40,7 @@ fn provider_name(provider: &str) -> AppResult<String> {
 }
 
 pub async fn list(scoped: &Scoped) -> AppResult<Vec<provider_credential::Model>> {
-    let page = scoped
-        .page(
-            scoped.select::<provider_credential::Entity>(),
-            crate::tenancy::PageRequest {
-                first: 200,
-                after: None,
-            },
-        )
-        .await?;
-    Ok(page.items)
+    scoped.all(scoped.select::<provider_credential::Entity>()).await
 }
 
 /// Stores (or replaces) the organization's secret for `provider`.

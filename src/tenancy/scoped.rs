@@ -139,6 +139,23 @@ fn as_uuid(value: sea_orm::Value) -> Option<Uuid> {
     <Uuid as sea_orm::sea_query::ValueType>::try_from(value).ok()
 }
 
+/// One page of `query`, newest first by the time-ordered id, after `page.after`; also for
+/// the platform's cross-tenant lists in `unscoped`.
+pub(super) async fn keyset_page<E: TenantEntity>(
+    query: Select<E>,
+    page: PageRequest,
+    conn: &impl ConnectionTrait,
+) -> AppResult<Page<E::Model>> {
+    let mut query = query.order_by_desc(E::id_column()).limit(page.first + 1);
+    if let Some(after) = page.after {
+        query = query.filter(E::id_column().lt(after));
+    }
+    let mut items = query.all(conn).await?;
+    let has_next_page = items.len() as u64 > page.first;
+    items.truncate(page.first as usize);
+    Ok(Page { items, has_next_page })
+}
+
 /// A page request for keyset pagination, newest first.
 #[derive(Debug, Clone, Copy)]
 pub struct PageRequest {
@@ -238,14 +255,7 @@ impl Scoped {
         query: Select<E>,
         page: PageRequest,
     ) -> AppResult<Page<E::Model>> {
-        let mut query = query.order_by_desc(E::id_column()).limit(page.first + 1);
-        if let Some(after) = page.after {
-            query = query.filter(E::id_column().lt(after));
-        }
-        let mut items = query.all(&self.txn).await?;
-        let has_next_page = items.len() as u64 > page.first;
-        items.truncate(page.first as usize);
-        Ok(Page { items, has_next_page })
+        keyset_page(query, page, &self.txn).await
     }
 
     /// Inserts a row stamped with the tenant's organization, whatever the model said.

@@ -294,17 +294,7 @@ async fn revoke_family_in(txn: &DatabaseTransaction, family: SessionFamilyId) ->
 
 /// Every organization, newest first, for platform admins.
 pub async fn all_organizations(db: &Db, page: PageRequest) -> AppResult<Page<organization::Model>> {
-    use sea_orm::QuerySelect;
-    let mut query = organization::Entity::find()
-        .order_by_desc(organization::Column::Id)
-        .limit(page.first + 1);
-    if let Some(after) = page.after {
-        query = query.filter(organization::Column::Id.lt(after));
-    }
-    let mut items = query.all(&db.conn).await?;
-    let has_next_page = items.len() as u64 > page.first;
-    items.truncate(page.first as usize);
-    Ok(Page { items, has_next_page })
+    super::scoped::keyset_page(organization::Entity::find(), page, &db.conn).await
 }
 
 /// A platform admin's change of an organization's plan and budget, audited in that

@@ -70,11 +70,6 @@ impl Prices {
             .unwrap_or_default();
         input.saturating_mul(per_input) + output.saturating_mul(per_output)
     }
-
-    /// The same in whole cents, rounded up.
-    pub fn cost_cents(&self, model: &str, input: u64, output: u64) -> i64 {
-        i64::try_from(self.cost_micro_cents(model, input, output).div_ceil(1_000_000)).unwrap_or(i64::MAX)
-    }
 }
 
 /// Why a run stopped before its end without failing.
@@ -196,11 +191,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn prices_round_up_to_whole_cents_and_fall_back_to_the_star() {
+    fn prices_are_per_million_tokens_and_fall_back_to_the_star() {
         let prices = Prices::parse("small=100/200,*=1000/1000").unwrap();
-        assert_eq!(prices.cost_cents("small", 1_000, 1_000), 1);
-        assert_eq!(prices.cost_cents("small", 10_000, 5_000), 2);
-        assert_eq!(prices.cost_cents("other", 1_000_000, 0), 1_000);
+        let cents = |model, input, output| prices.cost_micro_cents(model, input, output).div_ceil(1_000_000);
+        assert_eq!(cents("small", 1_000, 1_000), 1);
+        assert_eq!(cents("small", 10_000, 5_000), 2);
+        assert_eq!(cents("other", 1_000_000, 0), 1_000);
         assert!(Prices::parse("small=1/2").is_err());
         assert!(Prices::parse("*=x/2").is_err());
         assert!(Prices::parse(Prices::DEFAULT).is_ok());
