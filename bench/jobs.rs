@@ -45,7 +45,7 @@ impl Options {
         let args = Args::from_env();
         Self {
             jobs: args.get("--jobs", 3_000, 20),
-            workers: args.get("--workers", 4, 4),
+            workers: args.get("--workers", 16, 4),
             subscribers: args.list("--subscribers", vec![1_000, 10_000], vec![10]),
             burst: args.get("--burst", 20, 2),
             replica_jobs: args.get("--replica-jobs", 250, 5),

@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::auth::jwt::JwtKeys;
+use crate::governance::erasure;
 use crate::governance::persisted::{PersistedQueries, load_manifest};
 use crate::governance::rate_limits::RateLimits;
 use crate::governance::shared_limits::SharedLimits;
@@ -22,7 +23,7 @@ use crate::integrations::keys;
 use crate::integrations::oauth::OAuth;
 use crate::integrations::workspaces::Workspaces;
 use crate::jobs::{Jobs, Toolbox, replicas};
-use crate::settings::Config;
+use crate::settings::{Config, Shutdown};
 use crate::tenancy::Db;
 
 pub struct App {
@@ -37,6 +38,8 @@ pub struct App {
 impl App {
     /// Connects and migrates the database and binds the listener; serving starts with [`App::run`].
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        // Before anything records a figure: until then figures go nowhere.
+        crate::telemetry::metrics::handle();
         let db = Db::connect(&config.database_url, config.db_max_connections).await?;
         if config.auto_migrate {
             db.migrate().await?;
@@ -96,40 +99,65 @@ impl App {
         &self.db
     }
 
-    /// Serves (and runs job workers) until `shutdown` completes. Then workers stop claiming,
-    /// websockets close with 1012 so clients reconnect elsewhere, and open requests and
-    /// running job steps get the grace period to finish; jobs still running after it are
-    /// released back to the queue or, if aborted, retried once their lease expires.
+    /// Serves (and runs job workers) until `shutdown` completes. Then, within the shutdown
+    /// deadline: `/readyz` answers 503 at once while the server serves on for the drain
+    /// delay; then it stops accepting connections, websockets close with 1012 so clients
+    /// reconnect elsewhere, workers stop claiming, and open requests and running job steps
+    /// get the rest of the deadline to finish. Jobs still running after it are released back
+    /// to the queue or, if aborted, retried once their lease expires.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let (draining, drain) = watch::channel(false);
         let (stopping, stop) = watch::channel(false);
         let workers = self.jobs.spawn_workers(&self.db, self.config.workers, &stop);
-        let routes = http::routes(self.schema, &self.config, stop);
-        let grace = self.config.shutdown_grace;
-        let signal = async move {
-            shutdown.await;
-            let _ = stopping.send(true);
+        let (db, workspaces) = (self.db.clone(), self.jobs.toolbox.workspaces.clone());
+        tokio::spawn(async move {
+            if let Err(error) = erasure::resume_unfinished(&db, &workspaces).await {
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    "finishing an interrupted erasure failed"
+                );
+            }
+        });
+        let routes = http::routes(self.schema, &self.config, drain, stop);
+        let Shutdown { drain, deadline } = self.config.shutdown;
+        let signalled = Arc::new(std::sync::OnceLock::new());
+        let signal = {
+            let signalled = signalled.clone();
+            async move {
+                shutdown.await;
+                signalled.get_or_init(Instant::now);
+                let _ = draining.send(true);
+                tracing::info!(
+                    drain_ms = drain.as_millis() as u64,
+                    "draining: /readyz answers 503"
+                );
+                tokio::time::sleep(drain).await;
+                let _ = stopping.send(true);
+            }
         };
         poem::Server::new_with_acceptor(self.acceptor)
-            .run_with_graceful_shutdown(routes, signal, Some(grace))
+            .run_with_graceful_shutdown(routes, signal, Some(deadline.saturating_sub(drain)))
             .await
             .context("server error")?;
-        stop_workers(workers, grace).await;
+        let left = signalled
+            .get()
+            .map_or(deadline, |at| deadline.saturating_sub(at.elapsed()));
+        stop_workers(workers, left).await;
         self.db.close().await;
+        tracing::info!("stopped");
         Ok(())
     }
 }
 
 /// Waits up to `grace` for workers to finish their current step and release their jobs.
-pub async fn stop_workers(workers: Vec<JoinHandle<()>>, grace: Duration) {
-    let aborts: Vec<_> = workers.iter().map(JoinHandle::abort_handle).collect();
-    if tokio::time::timeout(grace, futures_util::future::join_all(workers))
-        .await
-        .is_err()
-    {
+pub async fn stop_workers(workers: Option<JoinHandle<()>>, grace: Duration) {
+    let Some(workers) = workers else { return };
+    let abort = workers.abort_handle();
+    if tokio::time::timeout(grace, workers).await.is_err() {
         tracing::warn!(
             "workers did not stop within the grace period; their jobs are retried after their leases"
         );
-        aborts.iter().for_each(tokio::task::AbortHandle::abort);
+        abort.abort();
     }
 }
 
@@ -154,7 +182,7 @@ pub async fn run_workers(
     tracing::info!(workers = config.workers.max(1), "tenantql worker is running");
     shutdown.await;
     let _ = stopping.send(true);
-    stop_workers(workers, config.shutdown_grace).await;
+    stop_workers(workers, config.shutdown.deadline).await;
     db.close().await;
     Ok(())
 }

@@ -1,25 +1,32 @@
+use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
 use secrecy::ExposeSecret;
 use tenantql::app::App;
+use tenantql::governance::audit::Origin;
+use tenantql::governance::erasure::erase_organization;
+use tenantql::ids::OrgId;
 use tenantql::integrations::crypto::Keyring;
 use tenantql::integrations::keys;
-use tenantql::settings::{Cli, Command};
-use tenantql::tenancy::Db;
+use tenantql::integrations::workspaces::Workspaces;
+use tenantql::settings::{Cli, Command, OrgCommand};
+use tenantql::tenancy::{Actor, Db, erasure};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    tenantql::telemetry::init(cli.settings.log_format);
-    match run(cli).await {
+    let telemetry = tenantql::telemetry::init(cli.settings.log_format);
+    let code = match run(cli).await {
         Ok(code) => code,
         Err(error) => {
             tracing::error!("{error:#}");
             ExitCode::FAILURE
         }
-    }
+    };
+    telemetry.shutdown().await;
+    code
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -43,6 +50,28 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 key = keyring.current_key_id(),
                 "stored secrets are under the newest key"
             );
+        }
+        Command::Org { action } => {
+            let config = cli.settings.into_config()?;
+            let db = Db::connect(&config.database_url, 2).await?;
+            match action {
+                OrgCommand::Export { organization_id } => {
+                    let mut out = std::io::BufWriter::new(std::io::stdout());
+                    let rows = erasure::export(&db, OrgId(organization_id), &mut out).await?;
+                    out.flush()?;
+                    tracing::info!(rows, "organization exported");
+                }
+                OrgCommand::Delete { organization_id } => {
+                    let workspaces = Workspaces::new(config.workspaces_dir.clone());
+                    let origin = Origin {
+                        action: "deleteOrganization".into(),
+                        client: Default::default(),
+                    };
+                    let org = OrgId(organization_id);
+                    erase_organization(&db, &workspaces, org, Actor::Operator, &origin).await?;
+                }
+            }
+            db.close().await;
         }
         Command::Worker => {
             let config = cli.settings.into_config()?;

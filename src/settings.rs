@@ -39,6 +39,19 @@ pub enum Command {
     Worker,
     /// Re-encrypt every stored secret under the first key of ENCRYPTION_KEYS (resumable).
     RotateKeys,
+    /// One organization's data: export it, or erase it.
+    Org {
+        #[command(subcommand)]
+        action: OrgCommand,
+    },
+}
+
+#[derive(Debug, Clone, Copy, Subcommand, PartialEq, Eq)]
+pub enum OrgCommand {
+    /// Write every row of the organization to stdout as JSON lines (secrets left out).
+    Export { organization_id: uuid::Uuid },
+    /// Erase every row and file of the organization; run again to finish an interrupted one.
+    Delete { organization_id: uuid::Uuid },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -81,8 +94,9 @@ pub struct Settings {
     /// run `tenantql migrate` as a one-shot step instead.
     #[arg(long, env = "AUTO_MIGRATE", default_value_t = true, action = clap::ArgAction::Set, global = true)]
     pub auto_migrate: bool,
-    /// Job workers in this process (0 for an API-only replica).
-    #[arg(long, env = "WORKERS", default_value_t = 2, global = true)]
+    /// Jobs this process runs at once (0 for an API-only replica). Jobs mostly wait on
+    /// outside services, so this can well exceed the cores.
+    #[arg(long, env = "WORKERS", default_value_t = 8, global = true)]
     pub workers: usize,
     /// Seconds a worker's claim on a job lasts without renewal; a crashed worker's job is
     /// retried after this.
@@ -94,9 +108,14 @@ pub struct Settings {
     /// Seconds a websocket client has to send `connection_init` before it is closed (4408).
     #[arg(long, env = "WS_INIT_TIMEOUT_SECONDS", default_value_t = 10, global = true)]
     pub ws_init_timeout_seconds: u64,
-    /// Seconds running jobs and open connections get to finish when the server stops.
-    #[arg(long, env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 10, global = true)]
-    pub shutdown_grace_seconds: u64,
+    /// Seconds the server keeps serving after SIGTERM while `/readyz` already answers 503,
+    /// so that load balancers stop sending it new clients.
+    #[arg(long, env = "SHUTDOWN_DRAIN_SECONDS", default_value_t = 5, global = true)]
+    pub shutdown_drain_seconds: u64,
+    /// Seconds from SIGTERM to exit: the drain, then open requests and running job steps
+    /// finishing. Set the orchestrator's termination grace period above it.
+    #[arg(long, env = "SHUTDOWN_DEADLINE_SECONDS", default_value_t = 25, global = true)]
+    pub shutdown_deadline_seconds: u64,
     /// Take the client address from the last `X-Forwarded-For` entry, the one the proxy in
     /// front of the server added. Only behind such a proxy: otherwise clients choose it.
     #[arg(long, env = "TRUST_FORWARDED_FOR", default_value_t = false, action = clap::ArgAction::Set, global = true)]
@@ -188,6 +207,15 @@ pub struct Settings {
 }
 
 /// Checked settings: what the rest of the server reads.
+/// How the server stops on SIGTERM or SIGINT.
+#[derive(Debug, Clone, Copy)]
+pub struct Shutdown {
+    /// Serving on while `/readyz` says 503.
+    pub drain: Duration,
+    /// From the signal to exit, drain included.
+    pub deadline: Duration,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub database_url: SecretString,
@@ -202,7 +230,7 @@ pub struct Config {
     pub auto_migrate: bool,
     pub workers: usize,
     pub worker: WorkerConfig,
-    pub shutdown_grace: Duration,
+    pub shutdown: Shutdown,
     pub ws_init_timeout: Duration,
     pub query_limits: QueryLimits,
     pub rate_limits: RateLimitConfig,
@@ -329,7 +357,10 @@ impl Settings {
                 retry_base: Duration::from_millis(self.job_retry_base_ms),
                 poll: Duration::from_millis(250),
             },
-            shutdown_grace: Duration::from_secs(self.shutdown_grace_seconds),
+            shutdown: Shutdown {
+                drain: Duration::from_secs(self.shutdown_drain_seconds.min(self.shutdown_deadline_seconds)),
+                deadline: Duration::from_secs(self.shutdown_deadline_seconds),
+            },
             ws_init_timeout: Duration::from_secs(self.ws_init_timeout_seconds.max(1)),
             query_limits,
             rate_limits,

@@ -138,6 +138,8 @@ pub enum ActorKind {
     ApiKey,
     #[sea_orm(string_value = "JOB")]
     Job,
+    #[sea_orm(string_value = "OPERATOR")]
+    Operator,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]

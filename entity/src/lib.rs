@@ -12,6 +12,7 @@ pub mod enums;
 pub mod integration;
 pub mod oauth_state;
 pub mod organization;
+pub mod organization_erasure;
 pub mod organization_member;
 pub mod pairing_code;
 pub mod persisted_query;

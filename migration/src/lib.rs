@@ -11,6 +11,7 @@ mod m20261125_000005_usage_records;
 mod m20261125_000006_integrations;
 mod m20261125_000007_oauth;
 mod m20261125_000008_content;
+mod m20261125_000009_erasures;
 mod rls;
 
 pub use rls::APP_ROLE;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000006_integrations::Migration),
             Box::new(m20261125_000007_oauth::Migration),
             Box::new(m20261125_000008_content::Migration),
+            Box::new(m20261125_000009_erasures::Migration),
         ]
     }
 }

@@ -21,7 +21,7 @@ const MAX_INPUT_BYTES: usize = 64 * 1024;
 
 pub type Event = agent_job_event::Model;
 
-/// Who may change a job: its current worker, or anyone while it still has a given status.
+/// Who may change a job: the claim holding it (by its lease token), or anyone while it still has a given status.
 #[derive(Debug, Clone, Copy)]
 pub enum Holder {
     Worker(Uuid),
@@ -238,7 +238,7 @@ pub async fn events_after(scoped: &Scoped, job: JobId, after_seq: i64, limit: u6
         .await
 }
 
-/// Extends a running job's lease, if `worker` still holds it.
+/// Extends a running job's lease, if the claim `worker` still holds it.
 pub async fn renew_lease(scoped: &Scoped, job: JobId, worker: Uuid, until: DateTime<Utc>) -> AppResult<bool> {
     let update = scoped
         .update_many::<agent_job::Entity>()

@@ -37,12 +37,6 @@ pub async fn update(scoped: &Scoped, changes: OrganizationChanges<'_>) -> AppRes
 }
 
 /// Deletes the organization; its members, projects and keys go with it (foreign keys cascade).
-pub async fn delete(scoped: &Scoped) -> AppResult<()> {
-    scoped
-        .delete::<organization::Entity>(scoped.context().org.0, "organization")
-        .await
-}
-
 pub async fn members(scoped: &Scoped, page: PageRequest) -> AppResult<Page<organization_member::Model>> {
     scoped
         .page(scoped.select::<organization_member::Entity>(), page)

@@ -45,8 +45,8 @@ impl Change {
         Self {
             resource_type,
             resource_id,
-            before: before.map(snapshot),
-            after: after.map(snapshot),
+            before: before.map(redacted),
+            after: after.map(redacted),
         }
     }
 }
@@ -55,8 +55,8 @@ impl Change {
 const SECRET_MARKERS: &[&str] = &["password", "secret", "hash", "token", "ciphertext", "verifier"];
 const REDACTED: &str = "[REDACTED]";
 
-/// The row as JSON, with secret-bearing fields replaced.
-fn snapshot<M: serde::Serialize>(model: &M) -> Json {
+/// The row as JSON, with secret-bearing fields replaced: for the trail and for exports.
+pub fn redacted<M: serde::Serialize>(model: &M) -> Json {
     let mut json = serde_json::to_value(model).unwrap_or(Json::Null);
     redact(&mut json);
     json
@@ -92,6 +92,7 @@ pub fn entry(
         Actor::User(user) => (ActorKind::User, user.0),
         Actor::ApiKey { id, .. } => (ActorKind::ApiKey, id.0),
         Actor::Job { id, .. } => (ActorKind::Job, id.0),
+        Actor::Operator => (ActorKind::Operator, Uuid::nil()),
         Actor::Relay => {
             return Err(AppError::internal(anyhow::anyhow!(
                 "the event relay never writes"

@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 use entity::{agent_job, organization, usage_record};
-use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, QueryFilter, QuerySelect};
+use sea_orm::sea_query::{Expr, SubQueryStatement};
+use sea_orm::{ActiveValue::Set, ColumnTrait, QueryFilter, QuerySelect, QueryTrait};
 use uuid::Uuid;
 
 use crate::error::{AppError, AppResult};
@@ -98,10 +98,34 @@ pub async fn exhausted(scoped: &Scoped) -> AppResult<bool> {
     Ok(left_this_month(scoped).await? <= 0)
 }
 
-/// Cents of this month's budget not yet spent (negative once overrun).
+/// Cents of this month's budget not yet spent (negative once overrun), in one statement: it
+/// runs before every job is queued.
 async fn left_this_month(scoped: &Scoped) -> AppResult<i64> {
-    let (spent_cents, _) = spent(scoped, Period::current()).await?;
-    Ok(budget(scoped).await?.saturating_sub(spent_cents))
+    use sea_orm::ExprTrait;
+
+    let period = Period::current();
+    let spent = scoped
+        .select::<usage_record::Entity>()
+        .select_only()
+        .column_as(Expr::cust("COALESCE(SUM(cost_cents), 0)"), "cost")
+        .filter(usage_record::Column::CreatedAt.gte(period.start))
+        .filter(usage_record::Column::CreatedAt.lt(period.end))
+        .into_query();
+    // CAST: PostgreSQL sums BIGINT into NUMERIC.
+    let left = Expr::col(organization::Column::MonthlyBudgetCents)
+        .sub(Expr::SubQuery(
+            None,
+            Box::new(SubQueryStatement::SelectStatement(spent)),
+        ))
+        .cast_as("BIGINT");
+    let query = scoped
+        .select::<organization::Entity>()
+        .select_only()
+        .column_as(left, "left");
+    scoped
+        .one_tuple(query)
+        .await?
+        .ok_or(AppError::NotFound("organization"))
 }
 
 /// What a job used, charged to its organization.

@@ -20,6 +20,7 @@ use uuid::Uuid;
 
 use super::shared_limits::SharedLimits;
 use crate::error::AppError;
+use crate::telemetry::metrics;
 
 /// What one plan allows per minute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -263,14 +264,17 @@ impl RateLimits {
         key: &K,
         cost: u32,
     ) -> Result<Allowance, AppError> {
-        let local = rule.take_local(key, cost)?;
-        let Some(shared) = &self.shared else {
-            return Ok(local);
+        let taken = match (rule.take_local(key, cost), &self.shared) {
+            (Ok(local), Some(shared)) => shared
+                .take(rule.name, &key.to_string(), rule.per_minute, cost)
+                .await
+                .unwrap_or(Ok(local)),
+            (taken, _) => taken,
         };
-        shared
-            .take(rule.name, &key.to_string(), rule.per_minute, cost)
-            .await
-            .unwrap_or(Ok(local))
+        if let Err(AppError::RateLimited { .. }) = taken {
+            metrics::rate_limited(rule.name);
+        }
+        taken
     }
 
     fn forget_idle(&self) {

@@ -18,6 +18,8 @@ pub enum ActorKind {
     User,
     ApiKey,
     Job,
+    /// Someone at the server's command line (`tenantql org delete`).
+    Operator,
 }
 
 #[Object]

@@ -1,22 +1,30 @@
 //! What one operation may cost: its shape (depth, complexity, aliases, root fields) and the
 //! caller's rate limits, charged by the operation's complexity. Runs for every operation,
-//! over HTTP and websockets alike.
+//! over HTTP and websockets alike. The same extension also times each operation, for its
+//! span and metrics: async-graphql wraps every resolved field in every extension, so one
+//! extension per operation is cheaper than two.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest, NextValidation,
+    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextRequest, NextValidation,
 };
-use async_graphql::parser::types::{ExecutableDocument, FragmentDefinition, Selection, SelectionSet};
+use async_graphql::parser::types::{
+    ExecutableDocument, FragmentDefinition, OperationType, Selection, SelectionSet,
+};
 use async_graphql::{
     Name, Positioned, Response, ServerError, ServerResult, ValidationResult, Value, Variables,
 };
+
+use tracing::Instrument;
 
 use crate::error::AppError;
 use crate::governance::rate_limits::{Allowance, RateLimits};
 use crate::graphql::RequestContext;
 use crate::graphql::errors::request_error;
+use crate::telemetry::metrics;
 
 /// Bounds on one operation's shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +67,8 @@ impl ExtensionFactory for OperationLimits {
             limits: self.limits,
             rate_limits: self.rate_limits.clone(),
             charged: Mutex::new(None),
+            kinds: Mutex::new(Vec::new()),
+            kind: Mutex::new("unknown"),
         })
     }
 }
@@ -68,12 +78,24 @@ struct OperationGuard {
     rate_limits: Arc<RateLimits>,
     /// What the operation was charged, reported in the response's `extensions.cost`.
     charged: Mutex<Option<(u32, Allowance)>>,
+    /// The document's operations by name, and then the type of the one that ran.
+    kinds: Mutex<Vec<(Option<String>, &'static str)>>,
+    kind: Mutex<&'static str>,
 }
 
 #[async_graphql::async_trait::async_trait]
 impl Extension for OperationGuard {
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
-        let mut response = next.run(ctx).await;
+        let span = tracing::info_span!(
+            "graphql",
+            otel.name = tracing::field::Empty,
+            graphql.operation.name = tracing::field::Empty,
+            graphql.operation.type = tracing::field::Empty,
+        );
+        let started = Instant::now();
+        let mut response = next.run(ctx).instrument(span).await;
+        let kind = *self.kind.lock().unwrap_or_else(PoisonError::into_inner);
+        metrics::graphql_operation(kind, response.errors.is_empty(), started.elapsed());
         let charged = *self.charged.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((cost, allowance)) = charged {
             response
@@ -91,6 +113,11 @@ impl Extension for OperationGuard {
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
         let document = next.run(ctx, query, variables).await?;
+        *self.kinds.lock().unwrap_or_else(PoisonError::into_inner) = document
+            .operations
+            .iter()
+            .map(|(name, operation)| (name.map(|name| name.to_string()), kind_name(operation.node.ty)))
+            .collect();
         let shape = Shape::of(&document);
         if shape.aliases > self.limits.max_aliases {
             return Err(too_complex(format!(
@@ -124,6 +151,36 @@ impl Extension for OperationGuard {
             *self.charged.lock().unwrap_or_else(PoisonError::into_inner) = Some((cost, allowance));
         }
         Ok(result)
+    }
+
+    async fn execute(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: NextExecute<'_>,
+    ) -> Response {
+        let kind = self
+            .kinds
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .find(|(name, _)| operation_name.is_none() || name.as_deref() == operation_name)
+            .map_or("unknown", |(_, kind)| kind);
+        *self.kind.lock().unwrap_or_else(PoisonError::into_inner) = kind;
+        let span = tracing::Span::current();
+        let name = operation_name.unwrap_or("anonymous");
+        span.record("otel.name", format!("{kind} {name}"));
+        span.record("graphql.operation.name", name);
+        span.record("graphql.operation.type", kind);
+        next.run(ctx, operation_name).await
+    }
+}
+
+fn kind_name(kind: OperationType) -> &'static str {
+    match kind {
+        OperationType::Query => "query",
+        OperationType::Mutation => "mutation",
+        OperationType::Subscription => "subscription",
     }
 }
 

@@ -9,6 +9,7 @@ use crate::domain::input::Email;
 use crate::domain::organizations::{self, OrganizationChanges};
 use crate::error::{AppError, AppResult};
 use crate::governance::budgets::Period;
+use crate::governance::erasure;
 use crate::graphql::context::ContextExt;
 use crate::graphql::guards::{OrgRoleGuard, OrganizationWideGuard, UserGuard};
 use crate::graphql::pagination::{Conn, DEFAULT_PAGE_SIZE, connection, list_cost, page_request, parse_id};
@@ -265,21 +266,22 @@ impl OrganizationMutation {
         Ok(Organization(org))
     }
 
-    /// Deletes the active organization with everything in it. Returns its id.
+    /// Erases the active organization: every row and workspace file of it. Its members lose
+    /// access at once; a record of the erasure stays outside it. Returns its id.
     #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Owner)")]
     async fn delete_organization(&self, ctx: &Context<'_>) -> Result<ID> {
-        let tenant = ctx.tenant()?;
-        tenant
-            .write(async |scoped| organizations::delete(scoped).await)
-            .await?;
-        let org = tenant.context().org.0;
-        ctx.services().jobs.bus.access_changed(org);
-        // After the rows: a workspace left behind by a failed removal is only files of an
-        // organization that no longer exists, and removing again finishes it.
-        if let Err(error) = ctx.services().workspaces.remove(org).await {
-            tracing::warn!(org.id = %org, error = format!("{error:#}"), "removing a workspace failed");
-        }
-        Ok(ID(tenant.context().org.to_string()))
+        let tenant = ctx.request()?.tenant_context()?;
+        let services = ctx.services();
+        erasure::erase_organization(
+            &services.db,
+            &services.workspaces,
+            tenant.org,
+            tenant.actor,
+            &ctx.origin(),
+        )
+        .await?;
+        services.jobs.bus.access_changed(tenant.org.0);
+        Ok(ID(tenant.org.to_string()))
     }
 
     #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Admin)")]

@@ -4,7 +4,7 @@
 use poem::Request;
 use poem::http::header;
 
-use super::request_id::RequestId;
+use super::observe::RequestId;
 use crate::governance::audit::ClientInfo;
 
 pub fn client_info(req: &Request, trust_forwarded_for: bool) -> ClientInfo {

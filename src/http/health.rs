@@ -1,4 +1,4 @@
-//! Liveness and readiness probes.
+//! Liveness and readiness probes, and the metrics scrape.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +9,8 @@ use poem::{IntoResponse, Response, handler};
 use serde_json::json;
 
 use super::HttpState;
+use crate::telemetry;
+use crate::tenancy::unscoped;
 
 /// 200 while the process serves; touches nothing else.
 #[handler]
@@ -16,9 +18,15 @@ pub fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// 200 only when the database answers within a second; otherwise 503 naming the failed check.
+/// 200 only when the database answers within a second and the server is not stopping;
+/// otherwise 503 naming the failed check.
 #[handler]
 pub async fn readyz(Data(state): Data<&Arc<HttpState>>) -> Response {
+    if *state.draining.borrow() {
+        return Json(json!({ "status": "stopping" }))
+            .with_status(StatusCode::SERVICE_UNAVAILABLE)
+            .into_response();
+    }
     let ping = tokio::time::timeout(Duration::from_secs(1), state.services().db.ping()).await;
     match ping {
         Ok(Ok(())) => Json(json!({ "status": "ready", "checks": { "database": "ok" } })).into_response(),
@@ -35,4 +43,27 @@ pub async fn readyz(Data(state): Data<&Arc<HttpState>>) -> Response {
             .into_response()
         }
     }
+}
+
+/// Prometheus text format. Queue depth and pool figures are read now, at scrape time.
+#[handler]
+pub async fn metrics(Data(state): Data<&Arc<HttpState>>) -> Response {
+    let db = &state.services().db;
+    let (in_use, idle) = db.pool_connections();
+    telemetry::metrics::db_pool(in_use, idle);
+    match tokio::time::timeout(Duration::from_secs(1), unscoped::jobs_waiting_or_running(db)).await {
+        Ok(Ok(counts)) => {
+            for (status, count) in counts {
+                telemetry::metrics::jobs(status, count);
+            }
+        }
+        Ok(Err(error)) => tracing::warn!(error = format!("{error:#}"), "counting jobs for metrics failed"),
+        Err(_) => tracing::warn!("counting jobs for metrics timed out"),
+    }
+    let handle = telemetry::metrics::handle();
+    handle.run_upkeep();
+    handle
+        .render()
+        .with_content_type("text/plain; version=0.0.4; charset=utf-8")
+        .into_response()
 }

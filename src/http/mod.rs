@@ -3,7 +3,7 @@ pub mod graphiql;
 pub mod graphql;
 pub mod health;
 pub mod oauth;
-pub mod request_id;
+pub mod observe;
 pub mod websocket;
 
 use std::sync::Arc;
@@ -19,7 +19,9 @@ use crate::settings::Config;
 /// What the HTTP layer needs besides the schema.
 pub struct HttpState {
     pub schema: AppSchema,
-    /// Turns true when the server begins to stop; websockets then close with 1012.
+    /// Turns true as soon as the server is told to stop: `/readyz` answers 503.
+    pub draining: watch::Receiver<bool>,
+    /// Turns true when the drain is over; websockets then close with 1012.
     pub stopping: watch::Receiver<bool>,
     pub ws_init_timeout: std::time::Duration,
     pub base_domain: Option<String>,
@@ -41,10 +43,12 @@ impl HttpState {
 pub fn routes(
     schema: AppSchema,
     config: &Config,
+    draining: watch::Receiver<bool>,
     stopping: watch::Receiver<bool>,
 ) -> impl Endpoint + 'static {
     let state = Arc::new(HttpState {
         schema,
+        draining,
         stopping,
         ws_init_timeout: config.ws_init_timeout,
         base_domain: config.base_domain.clone(),
@@ -61,10 +65,11 @@ pub fn routes(
         .at("/oauth/:provider/callback", get(oauth::callback))
         .at("/healthz", get(health::healthz))
         .at("/readyz", get(health::readyz))
+        .at("/metrics", get(health::metrics))
         .data(state)
         .with(security_headers())
         .with_if(cors.is_some(), cors.unwrap_or_default())
-        .around(request_id::with_request_id)
+        .around(observe::observe)
 }
 
 /// The page (GraphiQL) loads only its own scripts and styles, may not be framed, and

@@ -21,6 +21,7 @@ use super::graphql::{Params, refused_response, resolve_document};
 use crate::governance::audit::ClientInfo;
 use crate::graphql::RequestContext;
 use crate::graphql::errors::present_all;
+use crate::telemetry::metrics;
 use crate::tenancy::resolve::OrganizationHints;
 
 /// How often an idle connection is pinged, so proxies keep it open.
@@ -85,6 +86,7 @@ pub async fn serve(
     upgrade: Upgrade,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let _open = metrics::Open::websocket();
     let (mut sink, mut incoming) = socket.split();
     let mut connection = Connection {
         protocol: upgrade.protocol,
@@ -259,8 +261,13 @@ impl Connection {
         let (handle, registration) = AbortHandle::new_pair();
         let tag = id.clone();
         let end = id.clone();
+        // Counted while the stream lives: until it completes, fails or is stopped.
+        let active = metrics::Open::subscription();
         let stream = Abortable::new(responses, registration)
-            .map(move |response| (tag.clone(), Some(response)))
+            .map(move |response| {
+                let _ = &active;
+                (tag.clone(), Some(response))
+            })
             .chain(futures_util::stream::once(async move { (end, None) }));
         self.operations.insert(id, handle);
         self.streams.push(stream.boxed());

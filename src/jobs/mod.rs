@@ -40,23 +40,24 @@ impl Jobs {
         self.wake.notify_one();
     }
 
+    /// Runs up to `slots` jobs at a time in this process until `shutdown`; the handle ends
+    /// once the jobs running then have stopped.
     pub fn spawn_workers(
         &self,
         db: &Db,
-        count: usize,
+        slots: usize,
         shutdown: &watch::Receiver<bool>,
-    ) -> Vec<JoinHandle<()>> {
-        (0..count)
-            .map(|_| {
-                tokio::spawn(worker::run(
-                    db.clone(),
-                    self.bus.clone(),
-                    self.wake.clone(),
-                    self.toolbox.clone(),
-                    self.config,
-                    shutdown.clone(),
-                ))
-            })
-            .collect()
+    ) -> Option<JoinHandle<()>> {
+        (slots > 0).then(|| {
+            tokio::spawn(worker::run(
+                db.clone(),
+                self.bus.clone(),
+                self.wake.clone(),
+                self.toolbox.clone(),
+                self.config,
+                slots,
+                shutdown.clone(),
+            ))
+        })
     }
 }

@@ -4,25 +4,29 @@
 //! conditional on still holding it, so a job finishes exactly once.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use entity::{JobStatus, OrgRole, PostStatus, agent_job};
+use entity::{JobStatus, OrgRole, PostStatus};
 use secrecy::SecretString;
 use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::bus::EventBus;
 use super::runners::{self, RunError, Steps, Stop, Toolbox};
 use crate::domain::content::{self, NewPost};
+use crate::domain::jobs as job_rules;
 use crate::domain::jobs::{Change, Holder};
-use crate::domain::{agents, jobs as job_rules};
 use crate::error::AppError;
 use crate::governance::audit::Origin;
 use crate::governance::budgets::{self, Charge};
-use crate::ids::{AgentId, JobId, OrgId, ProjectId, UserId};
+use crate::ids::{JobId, OrgId, ProjectId, UserId};
 use crate::integrations::credentials;
-use crate::tenancy::{Actor, Db, Tenant, TenantContext, unscoped};
+use crate::telemetry::metrics;
+use crate::tenancy::unscoped::{self, ClaimedJob};
+use crate::tenancy::{Actor, Db, Tenant, TenantContext};
 
 #[derive(Debug, Clone, Copy)]
 pub struct WorkerConfig {
@@ -36,41 +40,65 @@ pub struct WorkerConfig {
 
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
-/// Claims and runs jobs until `shutdown` turns true; a job it is running then stops at its
-/// next step and goes back to the queue.
+/// Claims and runs up to `slots` jobs at a time until `shutdown` turns true; jobs running
+/// then stop at their next step and go back to the queue, and this returns once they have.
+/// One claim serves as many jobs as there are free slots, so a busy process claims in
+/// batches; each claim has its own lease token, so a job this process lost to an expired
+/// lease and claimed again cannot be written by its first run.
 pub async fn run(
     db: Db,
     bus: Arc<EventBus>,
     wake: Arc<Notify>,
     toolbox: Arc<Toolbox>,
     config: WorkerConfig,
+    slots: usize,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let worker = Uuid::now_v7();
-    tracing::debug!(worker = %worker, "worker started");
+    let mut running = JoinSet::new();
     while !*shutdown.borrow() {
-        let lease_until = Utc::now() + config.lease;
-        match unscoped::claim_jobs(&db, worker, 1, lease_until).await {
-            Ok(claimed) if !claimed.is_empty() => {
-                for (job, event) in claimed {
-                    bus.publish(event);
-                    run_job(&db, &bus, &toolbox, worker, job, config, shutdown.clone()).await;
+        while running.try_join_next().is_some() {}
+        let free = slots.saturating_sub(running.len());
+        let mut queue_drained = true;
+        if free > 0 {
+            let lease = Uuid::now_v7();
+            let lease_until = Utc::now() + config.lease;
+            match unscoped::claim_jobs(&db, lease, free as u64, lease_until).await {
+                Ok(claimed) => {
+                    queue_drained = claimed.len() < free;
+                    for claim in claimed {
+                        bus.publish(claim.event.clone());
+                        let span = tracing::info_span!(
+                            "job",
+                            job.id = %claim.job.id,
+                            org.id = %claim.job.organization_id,
+                            job.attempt = claim.job.attempts,
+                        );
+                        let job = run_job(
+                            db.clone(),
+                            bus.clone(),
+                            toolbox.clone(),
+                            lease,
+                            claim,
+                            config,
+                            shutdown.clone(),
+                        );
+                        running.spawn(job.instrument(span));
+                    }
                 }
-            }
-            Ok(_) => {
-                tokio::select! {
-                    () = wake.notified() => {}
-                    () = tokio::time::sleep(config.poll) => {}
-                    _ = shutdown.changed() => {}
-                }
-            }
-            Err(error) => {
-                tracing::warn!(error = format!("{error:#}"), "claiming jobs failed");
-                tokio::time::sleep(config.poll).await;
+                Err(error) => tracing::warn!(error = format!("{error:#}"), "claiming jobs failed"),
             }
         }
+        if !queue_drained && running.len() < slots {
+            continue;
+        }
+        tokio::select! {
+            () = wake.notified(), if running.len() < slots => {}
+            Some(_) = running.join_next(), if !running.is_empty() => {}
+            () = tokio::time::sleep(config.poll) => {}
+            _ = shutdown.changed() => {}
+        }
     }
-    tracing::debug!(worker = %worker, "worker stopped");
+    while running.join_next().await.is_some() {}
 }
 
 /// The runner's view of its job: each step is a conditional write of the job and its event.
@@ -80,7 +108,8 @@ struct JobRun<'a> {
     toolbox: &'a Toolbox,
     job: JobId,
     project: ProjectId,
-    worker: Uuid,
+    /// The token of the claim holding the job; every write is conditional on it.
+    lease: Uuid,
     attempt: i32,
     shutdown: watch::Receiver<bool>,
 }
@@ -95,10 +124,10 @@ impl Steps for JobRun<'_> {
             message: Some(message),
             ..Change::default()
         };
-        let (job, worker) = (self.job, self.worker);
+        let (job, lease) = (self.job, self.lease);
         match self
             .tenant
-            .write(async |scoped| job_rules::advance(scoped, job, Holder::Worker(worker), change).await)
+            .write(async |scoped| job_rules::advance(scoped, job, Holder::Worker(lease), change).await)
             .await
         {
             Ok(Some((job, event))) => {
@@ -218,17 +247,19 @@ fn backoff(config: &WorkerConfig, attempt: i32) -> Duration {
 }
 
 async fn run_job(
-    db: &Db,
-    bus: &EventBus,
-    toolbox: &Toolbox,
-    worker: Uuid,
-    job: agent_job::Model,
+    db: Db,
+    bus: Arc<EventBus>,
+    toolbox: Arc<Toolbox>,
+    lease: Uuid,
+    ClaimedJob { job, agent, .. }: ClaimedJob,
     config: WorkerConfig,
     shutdown: watch::Receiver<bool>,
 ) {
+    let (bus, toolbox) = (&*bus, &*toolbox);
+    let started = Instant::now();
     let id = JobId(job.id);
     let tenant = Tenant::new(
-        db.clone(),
+        db,
         Arc::new(TenantContext {
             actor: Actor::Job {
                 id,
@@ -245,26 +276,19 @@ async fn run_job(
             job.max_attempts
         )))
     } else {
-        let agent = match job.agent_id {
-            Some(agent) => tenant
-                .read(async |scoped| agents::get_readable(scoped, AgentId(agent)).await)
-                .await
-                .ok(),
-            None => None,
-        };
         match agent {
             None => Err(RunError::Failed(
                 "the agent was deleted or is no longer shared".into(),
             )),
             Some(agent) => {
-                let heartbeat = tokio::spawn(renew_lease(tenant.clone(), id, worker, config.lease));
+                let heartbeat = tokio::spawn(renew_lease(tenant.clone(), id, lease, config.lease));
                 let mut steps = JobRun {
                     tenant: &tenant,
                     bus,
                     toolbox,
                     job: id,
                     project: ProjectId(job.project_id),
-                    worker,
+                    lease,
                     attempt: job.attempts,
                     shutdown,
                 };
@@ -274,6 +298,16 @@ async fn run_job(
             }
         }
     };
+    let retry = job.attempts < job.max_attempts;
+    let kind = match &outcome {
+        Ok(_) => "succeeded",
+        Err(RunError::Stop(Stop::LostLease)) => "lost_lease",
+        Err(RunError::Stop(Stop::Cancelled)) => "cancelled",
+        Err(RunError::Stop(Stop::ShuttingDown)) => "released",
+        Err(RunError::Failed(_)) if retry => "retried",
+        Err(_) => "failed",
+    };
+    metrics::job_run(kind, started.elapsed());
     let change = match outcome {
         Ok(output) => Change {
             status: Some(JobStatus::Succeeded),
@@ -300,7 +334,7 @@ async fn run_job(
             message: Some("released by a stopping worker".into()),
             ..Change::default()
         },
-        Err(RunError::Failed(error)) if job.attempts < job.max_attempts => {
+        Err(RunError::Failed(error)) if retry => {
             let wait = backoff(&config, job.attempts);
             Change {
                 status: Some(JobStatus::Queued),
@@ -317,7 +351,7 @@ async fn run_job(
         Err(RunError::Failed(error)) => fail(error),
     };
     match tenant
-        .write(async |scoped| job_rules::advance(scoped, id, Holder::Worker(worker), change).await)
+        .write(async |scoped| job_rules::advance(scoped, id, Holder::Worker(lease), change).await)
         .await
     {
         Ok(Some((_, event))) => bus.publish(event),
@@ -338,12 +372,12 @@ fn fail(error: String) -> Change {
 }
 
 /// Renews the lease at a third of its length until aborted or the job is lost.
-async fn renew_lease(tenant: Tenant, job: JobId, worker: Uuid, lease: Duration) {
+async fn renew_lease(tenant: Tenant, job: JobId, token: Uuid, lease: Duration) {
     loop {
         tokio::time::sleep(lease / 3).await;
         let until = Utc::now() + lease;
         match tenant
-            .write(async |scoped| job_rules::renew_lease(scoped, job, worker, until).await)
+            .write(async |scoped| job_rules::renew_lease(scoped, job, token, until).await)
             .await
         {
             Ok(true) => {}

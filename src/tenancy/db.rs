@@ -12,6 +12,7 @@ use sea_orm::{
 use secrecy::{ExposeSecret, SecretString};
 
 use super::Access;
+use crate::telemetry::metrics;
 
 #[derive(Clone)]
 pub struct Db {
@@ -63,12 +64,29 @@ impl Db {
     /// when another writer commits before its first write.
     pub(super) async fn begin(&self, access: Access) -> Result<DatabaseTransaction, DbErr> {
         let immediate = self.backend() == DbBackend::Sqlite && access == Access::Write;
+        let _waiting = metrics::Open::db_waiter();
         self.conn
             .begin_with_options(TransactionOptions {
                 sqlite_transaction_mode: immediate.then_some(SqliteTransactionMode::Immediate),
                 ..Default::default()
             })
             .await
+    }
+
+    /// Pooled connections `(in use, idle)`.
+    pub fn pool_connections(&self) -> (u32, u32) {
+        let (size, idle) = match self.backend() {
+            DbBackend::Postgres => {
+                let pool = self.conn.get_postgres_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+            _ => {
+                let pool = self.conn.get_sqlite_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+        };
+        let idle = u32::try_from(idle).unwrap_or(u32::MAX);
+        (size.saturating_sub(idle), idle)
     }
 
     /// A round trip to the database, for readiness checks.

@@ -5,6 +5,7 @@
 
 pub mod context;
 pub mod db;
+pub mod erasure;
 pub mod resolve;
 pub mod scoped;
 pub mod tables;

@@ -11,10 +11,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use entity::{AgentSharing, ProjectRole, agent, agent_share, project, project_member};
 use migration::APP_ROLE;
-use sea_orm::sea_query::{Condition, Query};
+use sea_orm::sea_query::{Condition, Expr, Query};
 use sea_orm::{
     ActiveModelBehavior, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend,
-    DeleteMany, EntityTrait, IntoActiveModel, ModelTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    DeleteMany, EntityTrait, ExprTrait, IntoActiveModel, ModelTrait, PaginatorTrait, QueryFilter, QueryOrder,
     QuerySelect, Select, Statement, TryGetableMany, UpdateMany,
 };
 use uuid::Uuid;
@@ -130,8 +130,29 @@ impl Tenant {
     }
 }
 
+/// Agents the organization `org` may use: its own (narrowed by `own`), every GLOBAL one, and
+/// SELECTIVE ones shared with it. `org` is a value for a tenant's reads, or the column of the
+/// row being matched when workers check many jobs' agents at once.
+pub(crate) fn usable_agents(org: Expr, own: Condition) -> Condition {
+    let shared_with_org = Query::select()
+        .column(agent_share::Column::AgentId)
+        .from(agent_share::Entity)
+        .and_where(
+            Expr::col((agent_share::Entity, agent_share::Column::SharedWithOrganizationId)).eq(org.clone()),
+        )
+        .to_owned();
+    Condition::any()
+        .add(own.add(Expr::col((agent::Entity, agent::Column::OrganizationId)).eq(org)))
+        .add(agent::Column::Sharing.eq(AgentSharing::Global))
+        .add(
+            Condition::all()
+                .add(agent::Column::Sharing.eq(AgentSharing::Selective))
+                .add(agent::Column::Id.in_subquery(shared_with_org)),
+        )
+}
+
 /// The id of a row of a tenant entity (every one has a UUID primary key).
-fn row_id<E: TenantEntity>(model: &E::Model) -> Uuid {
+pub(super) fn row_id<E: TenantEntity>(model: &E::Model) -> Uuid {
     as_uuid(model.get(E::id_column())).unwrap_or_default()
 }
 
@@ -333,13 +354,7 @@ impl Scoped {
     /// project. Writes still go through [`Scoped::update`] and [`Scoped::delete`], which match
     /// only the tenant's own (and, for such a key, its project's).
     pub fn select_readable_agents(&self) -> Select<agent::Entity> {
-        let org = self.ctx.org.0;
-        let shared_with_us = Query::select()
-            .column(agent_share::Column::AgentId)
-            .from(agent_share::Entity)
-            .and_where(agent_share::Column::SharedWithOrganizationId.eq(org))
-            .to_owned();
-        let mut own = Condition::all().add(agent::Column::OrganizationId.eq(org));
+        let mut own = Condition::all();
         if let Some(project) = self.ctx.only_project {
             own = own.add(
                 Condition::any()
@@ -347,16 +362,7 @@ impl Scoped {
                     .add(agent::Column::ProjectId.is_null()),
             );
         }
-        agent::Entity::find().filter(
-            Condition::any()
-                .add(own)
-                .add(agent::Column::Sharing.eq(AgentSharing::Global))
-                .add(
-                    Condition::all()
-                        .add(agent::Column::Sharing.eq(AgentSharing::Selective))
-                        .add(agent::Column::Id.in_subquery(shared_with_us)),
-                ),
-        )
+        agent::Entity::find().filter(usable_agents(Expr::value(self.ctx.org.0), own))
     }
 
     pub fn update_many<E: TenantEntity>(&self) -> UpdateMany<E> {

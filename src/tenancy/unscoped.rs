@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use entity::{
-    JobStatus, OrgRole, agent_job, agent_job_event, api_key, audit_entry, oauth_state, organization,
+    JobStatus, OrgRole, agent, agent_job, agent_job_event, api_key, audit_entry, oauth_state, organization,
     organization_member, persisted_query, provider_credential, session, user,
 };
 use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder};
@@ -427,19 +427,29 @@ pub(super) async fn append_audit_entry(
     Ok(())
 }
 
-/// Claims up to `limit` due jobs of any tenant for `worker`: queued ones whose time has come,
-/// and running ones whose worker stopped renewing its lease. Each claimed job is RUNNING,
-/// leased to `worker` until `lease_until`, one attempt further, and gets its RUNNING event in
+/// A job claimed by a worker: the job, its RUNNING event, and its agent if the job's
+/// organization may still use it (it may have been deleted or unshared since the job queued).
+pub struct ClaimedJob {
+    pub job: agent_job::Model,
+    pub event: agent_job_event::Model,
+    pub agent: Option<agent::Model>,
+}
+
+/// Claims up to `limit` due jobs of any tenant under the lease token `lease`: queued ones whose
+/// time has come, and running ones whose holder stopped renewing its lease. Each claimed job
+/// is RUNNING, leased until `lease_until`, one attempt further, and gets its RUNNING event in
 /// the same transaction. On PostgreSQL concurrent claimers skip each other's rows
 /// (`FOR UPDATE SKIP LOCKED`); SQLite has one writer at a time.
 pub async fn claim_jobs(
     db: &Db,
-    worker: Uuid,
+    lease: Uuid,
     limit: u64,
     lease_until: DateTime<Utc>,
-) -> AppResult<Vec<(agent_job::Model, agent_job_event::Model)>> {
+) -> AppResult<Vec<ClaimedJob>> {
     use sea_orm::sea_query::{Expr, Func, LockBehavior, LockType};
-    use sea_orm::{Condition, DbBackend, ExprTrait, QuerySelect};
+    use sea_orm::{
+        Condition, ConnectionTrait, DbBackend, ExprTrait, FromQueryResult, JoinType, QuerySelect, QueryTrait,
+    };
 
     let backend = db.backend();
     let txn = db.begin(Access::Write).await?;
@@ -478,14 +488,14 @@ pub async fn claim_jobs(
             agent_job::Column::LastSeq,
             Expr::col(agent_job::Column::LastSeq).add(1),
         )
-        .col_expr(agent_job::Column::WorkerId, Expr::value(worker))
+        .col_expr(agent_job::Column::WorkerId, Expr::value(lease))
         .col_expr(agent_job::Column::LeaseExpiresAt, Expr::value(lease_until))
         .col_expr(
             agent_job::Column::StartedAt,
             Func::coalesce([Expr::col(agent_job::Column::StartedAt), Expr::value(now)]).into(),
         )
         .col_expr(agent_job::Column::UpdatedAt, Expr::value(now))
-        .filter(agent_job::Column::Id.is_in(ids))
+        .filter(agent_job::Column::Id.is_in(ids.clone()))
         .exec_with_returning(&txn)
         .await?;
     let events: Vec<agent_job_event::ActiveModel> = jobs
@@ -508,11 +518,55 @@ pub async fn claim_jobs(
     let events = agent_job_event::Entity::insert_many(events)
         .exec_with_returning(&txn)
         .await?;
+    // Each job's agent, if its organization may still use it: one statement for the batch.
+    let job_agent = agent_job::Entity::belongs_to(agent::Entity)
+        .from(agent_job::Column::AgentId)
+        .to(agent::Column::Id)
+        .into();
+    let usable = super::scoped::usable_agents(
+        Expr::col((agent_job::Entity, agent_job::Column::OrganizationId)),
+        Condition::all(),
+    );
+    let agents_query = agent::Entity::find()
+        .join_rev(JoinType::InnerJoin, job_agent)
+        .column_as(agent_job::Column::Id, "claimed_job_id")
+        .filter(agent_job::Column::Id.is_in(ids))
+        .filter(usable)
+        .build(backend);
+    let mut agents = HashMap::new();
+    for row in txn.query_all_raw(agents_query).await? {
+        agents.insert(
+            row.try_get::<Uuid>("", "claimed_job_id")?,
+            agent::Model::from_query_result(&row, "")?,
+        );
+    }
     txn.commit().await?;
     let mut events: HashMap<Uuid, agent_job_event::Model> =
         events.into_iter().map(|e| (e.job_id, e)).collect();
     Ok(jobs
         .into_iter()
-        .filter_map(|job| events.remove(&job.id).map(|event| (job, event)))
+        .filter_map(|job| {
+            let event = events.remove(&job.id)?;
+            let agent = agents.remove(&job.id);
+            Some(ClaimedJob { job, event, agent })
+        })
         .collect())
+}
+
+/// How many jobs of all tenants wait and run, for the queue-depth metric. Finished jobs are
+/// not counted: the claim index covers the two live statuses.
+pub async fn jobs_waiting_or_running(db: &Db) -> AppResult<Vec<(&'static str, u64)>> {
+    use sea_orm::{PaginatorTrait, QuerySelect};
+
+    let mut counts = Vec::new();
+    for (status, label) in [(JobStatus::Queued, "QUEUED"), (JobStatus::Running, "RUNNING")] {
+        let count = agent_job::Entity::find()
+            .select_only()
+            .column(agent_job::Column::Id)
+            .filter(agent_job::Column::Status.eq(status))
+            .count(&db.conn)
+            .await?;
+        counts.push((label, count));
+    }
+    Ok(counts)
 }

@@ -14,7 +14,7 @@ use tenantql::app::App;
 use tenantql::governance::rate_limits::RateLimitConfig;
 use tenantql::jobs::WorkerConfig;
 use tenantql::jobs::runners::Prices;
-use tenantql::settings::{Config, Environment, LogFormat};
+use tenantql::settings::{Config, Environment, LogFormat, Shutdown};
 use tenantql::tenancy::Db;
 use tokio::sync::oneshot;
 
@@ -117,7 +117,10 @@ impl TestApp {
                 retry_base: Duration::from_millis(100),
                 poll: Duration::from_millis(50),
             },
-            shutdown_grace: Duration::from_secs(5),
+            shutdown: Shutdown {
+                drain: Duration::ZERO,
+                deadline: Duration::from_secs(5),
+            },
             ws_init_timeout: Duration::from_secs(1),
             query_limits: Default::default(),
             persisted_query_manifest: None,

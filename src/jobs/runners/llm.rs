@@ -170,6 +170,7 @@ async fn send(
     loop {
         let sent = http
             .post(&url)
+            .headers(crate::telemetry::trace_headers())
             .bearer_auth(key.expose_secret())
             .timeout(Duration::from_millis(config.timeout_ms))
             .json(&body)

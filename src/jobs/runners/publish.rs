@@ -51,6 +51,7 @@ impl Runner for Publish {
         let http = steps.tools().http.clone();
         let response = http
             .post(&config.url)
+            .headers(crate::telemetry::trace_headers())
             .bearer_auth(token.expose_secret())
             .timeout(TIMEOUT)
             .json(&json!({ "text": text }))

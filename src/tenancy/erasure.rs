@@ -1,0 +1,273 @@
+//! One organization's rows across every tenant table: exported as JSON lines, or erased in
+//! small transactions that can stop anywhere and resume. Operators reach these through
+//! `tenantql org export|delete`, owners through `deleteOrganization`. Both run as the
+//! connecting role, across RLS, like `unscoped`, and name exactly one organization.
+
+#![expect(clippy::disallowed_methods, reason = "one organization's rows in every table")]
+
+use std::io::Write;
+use std::marker::PhantomData;
+
+use chrono::Utc;
+use entity::{
+    agent, agent_job, agent_job_event, agent_share, api_key, audit_entry, campaign, chat_pairing,
+    integration, oauth_state, organization, organization_erasure, organization_member, pairing_code, post,
+    project, project_member, provider_credential, trusted_document, usage_record,
+};
+use futures_util::future::BoxFuture;
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect};
+use uuid::Uuid;
+
+use super::db::Db;
+use super::scoped::row_id;
+use super::tables::TenantEntity;
+use super::unscoped::append_audit_entry;
+use super::{Access, Actor};
+use crate::error::{AppError, AppResult};
+use crate::governance::audit::{self, Change, Origin};
+use crate::ids::OrgId;
+
+/// Rows per erasure transaction: small enough not to hold locks for long.
+const CHUNK: u64 = 500;
+
+/// What an erasure (or export) does with one tenant table.
+trait TenantTable: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn export<'a>(
+        &'a self,
+        db: &'a Db,
+        org: OrgId,
+        out: &'a mut (dyn Write + Send),
+    ) -> BoxFuture<'a, AppResult<u64>>;
+    /// Deletes one chunk of the organization's rows and adds the count to the erasure's
+    /// progress in the same transaction; 0 once none are left.
+    fn erase_chunk<'a>(&'a self, db: &'a Db, org: OrgId, erasure: Uuid) -> BoxFuture<'a, AppResult<u64>>;
+}
+
+struct Table<E>(PhantomData<E>);
+
+/// Every tenant table, children before their parents: the order rows are erased in. The
+/// audit trail comes last, as its rows may be deleted only once the organization is gone.
+fn tenant_tables() -> Vec<Box<dyn TenantTable>> {
+    fn table<E: TenantEntity>() -> Box<dyn TenantTable>
+    where
+        E::Model: Sync,
+    {
+        Box::new(Table::<E>(PhantomData))
+    }
+    vec![
+        table::<post::Entity>(),
+        table::<campaign::Entity>(),
+        table::<integration::Entity>(),
+        table::<oauth_state::Entity>(),
+        table::<chat_pairing::Entity>(),
+        table::<pairing_code::Entity>(),
+        table::<provider_credential::Entity>(),
+        table::<usage_record::Entity>(),
+        table::<trusted_document::Entity>(),
+        table::<agent_job_event::Entity>(),
+        table::<agent_job::Entity>(),
+        table::<agent_share::Entity>(),
+        table::<agent::Entity>(),
+        table::<api_key::Entity>(),
+        table::<project_member::Entity>(),
+        table::<project::Entity>(),
+        table::<organization_member::Entity>(),
+        table::<organization::Entity>(),
+        table::<audit_entry::Entity>(),
+    ]
+}
+
+impl<E: TenantEntity> TenantTable for Table<E>
+where
+    E::Model: Sync,
+{
+    fn name(&self) -> &'static str {
+        E::default().table_name()
+    }
+
+    fn export<'a>(
+        &'a self,
+        db: &'a Db,
+        org: OrgId,
+        out: &'a mut (dyn Write + Send),
+    ) -> BoxFuture<'a, AppResult<u64>> {
+        Box::pin(async move {
+            let (mut after, mut written) = (None, 0);
+            loop {
+                let mut page = E::find()
+                    .filter(E::tenant_column().eq(org.0))
+                    .order_by_asc(E::id_column())
+                    .limit(CHUNK);
+                if let Some(after) = after {
+                    page = page.filter(E::id_column().gt(after));
+                }
+                let rows = page.all(&db.conn).await?;
+                for row in &rows {
+                    let line = serde_json::json!({ "table": self.name(), "row": audit::redacted(row) });
+                    writeln!(out, "{line}").map_err(AppError::internal)?;
+                }
+                written += rows.len() as u64;
+                match rows.last() {
+                    Some(last) if rows.len() as u64 == CHUNK => after = Some(row_id::<E>(last)),
+                    _ => return Ok(written),
+                }
+            }
+        })
+    }
+
+    fn erase_chunk<'a>(&'a self, db: &'a Db, org: OrgId, erasure: Uuid) -> BoxFuture<'a, AppResult<u64>> {
+        Box::pin(async move {
+            let txn = db.begin(Access::Write).await?;
+            let ids: Vec<Uuid> = E::find()
+                .select_only()
+                .column(E::id_column())
+                .filter(E::tenant_column().eq(org.0))
+                .limit(CHUNK)
+                .into_tuple()
+                .all(&txn)
+                .await?;
+            if ids.is_empty() {
+                return Ok(0);
+            }
+            let deleted = E::delete_many()
+                .filter(E::id_column().is_in(ids))
+                .exec(&txn)
+                .await?
+                .rows_affected;
+            organization_erasure::Entity::update_many()
+                .col_expr(
+                    organization_erasure::Column::RowsDeleted,
+                    Expr::col(organization_erasure::Column::RowsDeleted).add(deleted as i64),
+                )
+                .filter(organization_erasure::Column::Id.eq(erasure))
+                .exec(&txn)
+                .await?;
+            txn.commit().await?;
+            Ok(deleted)
+        })
+    }
+}
+
+/// Writes every row of `org` as a JSON line `{"table": …, "row": …}`, parents first, with
+/// secret-bearing fields (hashes, tokens, ciphertexts) replaced as in the audit trail.
+/// Returns the number of rows.
+pub async fn export(db: &Db, org: OrgId, out: &mut (dyn Write + Send)) -> AppResult<u64> {
+    if organization::Entity::find_by_id(org.0)
+        .one(&db.conn)
+        .await?
+        .is_none()
+    {
+        return Err(AppError::NotFound("organization"));
+    }
+    let mut rows = 0;
+    for table in tenant_tables().iter().rev() {
+        rows += table.export(db, org, out).await?;
+    }
+    Ok(rows)
+}
+
+/// Begins erasing `org`, or finds the erasure already begun. In one transaction it records
+/// the erasure outside the tenant, appends its audit row (with no organization, so it
+/// survives), and removes the organization's members and API keys, so that nobody acts in
+/// it from then on. `NOT_FOUND` if there is no such organization and no erasure of it.
+pub async fn begin(
+    db: &Db,
+    org: OrgId,
+    actor: Actor,
+    origin: &Origin,
+) -> AppResult<organization_erasure::Model> {
+    let txn = db.begin(Access::Write).await?;
+    let started = organization_erasure::Entity::find()
+        .filter(organization_erasure::Column::ErasedOrganizationId.eq(org.0))
+        .one(&txn)
+        .await?;
+    if let Some(erasure) = started {
+        return Ok(erasure);
+    }
+    let organization = organization::Entity::find_by_id(org.0)
+        .one(&txn)
+        .await?
+        .ok_or(AppError::NotFound("organization"))?;
+    let requested_by = match actor {
+        Actor::User(user) => Some(user.0),
+        _ => None,
+    };
+    let erasure = organization_erasure::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        erased_organization_id: Set(org.0),
+        organization_name: Set(organization.name.clone()),
+        requested_by: Set(requested_by),
+        requested_at: Set(Utc::now()),
+        rows_deleted: Set(0),
+        completed_at: Set(None),
+    };
+    let erasure = organization_erasure::Entity::insert(erasure)
+        .exec_with_returning(&txn)
+        .await?;
+    let change = Change::new("Organization", org.0, Some(&organization), None);
+    append_audit_entry(&txn, origin, None, actor, Some(change)).await?;
+    organization_member::Entity::delete_many()
+        .filter(organization_member::Column::OrganizationId.eq(org.0))
+        .exec(&txn)
+        .await?;
+    api_key::Entity::delete_many()
+        .filter(api_key::Column::OrganizationId.eq(org.0))
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(erasure)
+}
+
+/// Deletes every remaining row of the erasure's organization, table by table. Each chunk
+/// commits on its own, so an interrupted run loses nothing and a second run finishes it.
+pub async fn delete_rows(db: &Db, erasure: &organization_erasure::Model) -> AppResult<u64> {
+    let org = OrgId(erasure.erased_organization_id);
+    let mut deleted = 0;
+    for table in tenant_tables() {
+        loop {
+            let chunk = table.erase_chunk(db, org, erasure.id).await?;
+            if chunk == 0 {
+                break;
+            }
+            deleted += chunk;
+        }
+    }
+    Ok(deleted)
+}
+
+/// Marks the erasure complete: its rows and files are gone.
+pub async fn complete(db: &Db, erasure: &organization_erasure::Model) -> AppResult<()> {
+    organization_erasure::Entity::update_many()
+        .col_expr(organization_erasure::Column::CompletedAt, Expr::value(Utc::now()))
+        .filter(organization_erasure::Column::Id.eq(erasure.id))
+        .exec(&db.conn)
+        .await?;
+    Ok(())
+}
+
+/// Erasures begun and not completed (their process stopped midway).
+pub async fn unfinished(db: &Db) -> AppResult<Vec<organization_erasure::Model>> {
+    Ok(organization_erasure::Entity::find()
+        .filter(organization_erasure::Column::CompletedAt.is_null())
+        .all(&db.conn)
+        .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::tenancy::tables::TENANT_TABLES;
+
+    #[test]
+    fn erasure_covers_every_tenant_table_once() {
+        let erased: Vec<_> = tenant_tables().iter().map(|table| table.name()).collect();
+        let unique: BTreeSet<_> = erased.iter().copied().collect();
+        assert_eq!(unique.len(), erased.len(), "a table listed twice");
+        let known: BTreeSet<_> = TENANT_TABLES.iter().map(|(table, _)| *table).collect();
+        assert_eq!(unique, known);
+    }
+}
