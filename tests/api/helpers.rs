@@ -274,9 +274,23 @@ pub struct Replica {
 }
 
 impl Replica {
-    #[allow(dead_code, reason = "the benchmarks read it; the test suite does not")]
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Waits up to `within` for the process to exit on its own (after a signal): its exit
+    /// status, or `None` while it still runs.
+    pub async fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("the replica's status") {
+                return Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     pub fn graphql_url(&self) -> String {
@@ -613,33 +627,44 @@ pub enum WsEnd {
     TimedOut,
 }
 
+/// Opens a websocket with `protocol` to the server whose GraphQL endpoint is `graphql_url`
+/// (`http://…/graphql`: this test's server or a replica), without `connection_init`.
+pub async fn ws_raw_to(graphql_url: &str, protocol: &str) -> Ws {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = graphql_url
+        .replace("http://", "ws://")
+        .into_client_request()
+        .expect("ws request");
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", protocol.parse().expect("protocol"));
+    let (socket, response) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("websocket upgrade");
+    assert_eq!(response.headers()["sec-websocket-protocol"], protocol);
+    Ws { socket }
+}
+
+/// A `graphql-transport-ws` connection to `graphql_url`, acknowledged for `client`'s
+/// credentials (whatever server `client` itself talks to).
+pub async fn ws_to(graphql_url: &str, client: &Client) -> Ws {
+    let mut ws = ws_raw_to(graphql_url, "graphql-transport-ws").await;
+    ws.send(json!({ "type": "connection_init", "payload": client.init_payload() }))
+        .await;
+    let ack = ws.receive().await.expect("connection_ack");
+    assert_eq!(ack["type"], "connection_ack", "{ack}");
+    ws
+}
+
 impl TestApp {
     /// Opens a websocket with `protocol`, without `connection_init`.
     pub async fn ws_raw(&self, protocol: &str) -> Ws {
-        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-        let mut request = self
-            .graphql_url()
-            .replace("http://", "ws://")
-            .into_client_request()
-            .expect("ws request");
-        request
-            .headers_mut()
-            .insert("sec-websocket-protocol", protocol.parse().expect("protocol"));
-        let (socket, response) = tokio_tungstenite::connect_async(request)
-            .await
-            .expect("websocket upgrade");
-        assert_eq!(response.headers()["sec-websocket-protocol"], protocol);
-        Ws { socket }
+        ws_raw_to(&self.graphql_url(), protocol).await
     }
 
     /// A `graphql-transport-ws` connection acknowledged for `client`'s credentials.
     pub async fn ws(&self, client: &Client) -> Ws {
-        let mut ws = self.ws_raw("graphql-transport-ws").await;
-        ws.send(json!({ "type": "connection_init", "payload": client.init_payload() }))
-            .await;
-        let ack = ws.receive().await.expect("connection_ack");
-        assert_eq!(ack["type"], "connection_ack", "{ack}");
-        ws
+        ws_to(&self.graphql_url(), client).await
     }
 
     /// A `tenantql worker` process on this test's database, with a 2-second lease.
@@ -666,6 +691,28 @@ impl TestApp {
 
     /// A replica with more environment (later settings win).
     pub async fn spawn_replica_with(&self, workers: usize, env: &[(&str, &str)]) -> Replica {
+        self.spawn_replica_process(workers, env, std::process::Stdio::inherit())
+            .await
+    }
+
+    /// A replica whose log (its stderr) goes to the file at `log`, for a test to read.
+    pub async fn spawn_replica_logging_to(
+        &self,
+        workers: usize,
+        env: &[(&str, &str)],
+        log: &std::path::Path,
+    ) -> Replica {
+        let file = std::fs::File::create(log).expect("the log file");
+        self.spawn_replica_process(workers, env, std::process::Stdio::from(file))
+            .await
+    }
+
+    async fn spawn_replica_process(
+        &self,
+        workers: usize,
+        env: &[(&str, &str)],
+        stderr: std::process::Stdio,
+    ) -> Replica {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .expect("a free port")
             .local_addr()
@@ -682,6 +729,7 @@ impl TestApp {
             .env("RUST_LOG", "warn")
             .envs(env.iter().copied())
             .stdout(std::process::Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("the server process starts");
         let replica = Replica {

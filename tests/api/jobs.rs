@@ -100,7 +100,7 @@ fn seqs(events: &[Value]) -> Vec<i64> {
         .collect()
 }
 
-fn stored_events(job: &Value) -> Vec<Value> {
+pub fn stored_events(job: &Value) -> Vec<Value> {
     job["events"]["edges"]
         .as_array()
         .unwrap()
@@ -110,7 +110,7 @@ fn stored_events(job: &Value) -> Vec<Value> {
 }
 
 /// Exactly one terminal event, last, and seqs 1..n with no gap.
-fn assert_well_formed(events: &[Value]) {
+pub fn assert_well_formed(events: &[Value]) {
     let seqs: Vec<i64> = events
         .iter()
         .map(|event| event["seq"].as_i64().unwrap())

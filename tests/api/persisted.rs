@@ -7,14 +7,14 @@ use sha2::{Digest, Sha256};
 use crate::backend_tests;
 use crate::helpers::{Backend, Client, GqlResponse, TestApp};
 
-fn sha256(text: &str) -> String {
+pub fn sha256(text: &str) -> String {
     Sha256::digest(text.as_bytes())
         .iter()
         .map(|byte| format!("{byte:02x}"))
         .collect()
 }
 
-fn persisted(hash: &str) -> Value {
+pub fn persisted(hash: &str) -> Value {
     json!({ "persistedQuery": { "version": 1, "sha256Hash": hash } })
 }
 

@@ -188,7 +188,7 @@ mod job_starts {
 }
 
 /// Redis for the shared tier, if it answers (CI starts it; elsewhere the test is skipped).
-fn redis_url() -> Option<&'static str> {
+pub fn redis_url() -> Option<&'static str> {
     let up = std::net::TcpStream::connect_timeout(
         &"127.0.0.1:6379".parse().unwrap(),
         std::time::Duration::from_secs(1),
