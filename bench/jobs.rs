@@ -7,6 +7,8 @@
 //! event's write (`at`) to its receipt by each subscriber.
 //! Cross-replica: a subscriber on an API-only server process, jobs run by a separate worker
 //! process at ~100 events/s: delivery latency of the relayed events.
+//! Shutdown: SIGTERM to a server process with 1,000 open subscriptions and a running job:
+//! time to exit against its deadline, and the sockets closed with 1012.
 //!
 //!     cargo bench --bench jobs                                   # PostgreSQL and SQLite
 //!     cargo bench --bench jobs -- --jobs 5000 --subscribers 1000,10000 --burst 20
@@ -38,8 +40,9 @@ struct Options {
     subscribers: Vec<usize>,
     burst: usize,
     replica_jobs: usize,
+    shutdown_subscribers: usize,
     backends: Vec<Backend>,
-    /// Which of throughput, replicas and fanout to run.
+    /// Which of throughput, replicas, fanout and shutdown to run.
     parts: Vec<String>,
 }
 
@@ -52,10 +55,21 @@ impl Options {
             subscribers: args.list("--subscribers", vec![1_000, 10_000], vec![10]),
             burst: args.get("--burst", 20, 2),
             replica_jobs: args.get("--replica-jobs", 250, 5),
+            shutdown_subscribers: args.get("--shutdown-subscribers", 1_000, 10),
             parts: args.list(
                 "--parts",
-                vec!["throughput".into(), "replicas".into(), "fanout".into()],
-                vec!["throughput".into(), "replicas".into(), "fanout".into()],
+                vec![
+                    "throughput".into(),
+                    "replicas".into(),
+                    "fanout".into(),
+                    "shutdown".into(),
+                ],
+                vec![
+                    "throughput".into(),
+                    "replicas".into(),
+                    "fanout".into(),
+                    "shutdown".into(),
+                ],
             ),
             backends: match args.value("--backend") {
                 Some("sqlite") => vec![Backend::Sqlite],
@@ -186,7 +200,11 @@ struct ServerProcess {
 }
 
 async fn server_process(app: &TestApp, workers: usize) -> ServerProcess {
-    let replica = app.spawn_replica(workers).await;
+    server_process_with(app, workers, &[]).await
+}
+
+async fn server_process_with(app: &TestApp, workers: usize, env: &[(&str, &str)]) -> ServerProcess {
+    let replica = app.spawn_replica_with(workers, env).await;
     let anonymous = Client {
         url: replica.graphql_url(),
         http: reqwest::Client::new(),
@@ -227,6 +245,85 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 fn latency_us(event: &Value) -> u64 {
     let at: chrono::DateTime<chrono::Utc> = event["at"].as_str().unwrap().parse().unwrap();
     (chrono::Utc::now() - at).num_microseconds().unwrap_or(0).max(0) as u64
+}
+
+/// SIGTERM to a server process holding N open subscriptions and a running job: how long until
+/// it exits (drain included), and whether every socket was closed with 1012.
+async fn shutdown(subscribers: usize) {
+    const DRAIN_SECONDS: u64 = 1;
+    const DEADLINE_SECONDS: u64 = 25;
+    let app = TestApp::spawn_with(Backend::Postgres, |config| config.workers = 0)
+        .await
+        .expect("PostgreSQL");
+    let (drain, deadline) = (DRAIN_SECONDS.to_string(), DEADLINE_SECONDS.to_string());
+    let env = [
+        ("SHUTDOWN_DRAIN_SECONDS", drain.as_str()),
+        ("SHUTDOWN_DEADLINE_SECONDS", deadline.as_str()),
+    ];
+    let mut server = server_process_with(&app, 1, &env).await;
+    let graphql_url = server.replica.graphql_url();
+    let mut sockets = Vec::with_capacity(subscribers);
+    for chunk in (0..subscribers).collect::<Vec<_>>().chunks(200) {
+        let opened = futures_util::future::join_all(
+            chunk
+                .iter()
+                .map(|_| subscriber(&graphql_url, &server.owner, &server.project)),
+        )
+        .await;
+        sockets.extend(opened);
+    }
+    let slow = server
+        .owner
+        .gql(
+            "mutation { createAgent(input: { name: \"Slow\", kind: \"echo\", config: { steps: 600, delayMs: 100 } }) { id } }",
+            json!({}),
+        )
+        .await;
+    let input = json!({ "input": { "agentId": slow.data("createAgent")["id"], "projectId": server.project, "input": {} } });
+    server.owner.gql(START, input).await.data("startAgentJob");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let closes: Vec<_> = sockets
+        .into_iter()
+        .map(|mut socket| {
+            tokio::spawn(async move {
+                while let Ok(Some(Ok(message))) =
+                    tokio::time::timeout(Duration::from_secs(DEADLINE_SECONDS + 5), socket.next()).await
+                {
+                    if let Message::Close(frame) = message {
+                        return frame.map(|frame| u16::from(frame.code));
+                    }
+                }
+                None
+            })
+        })
+        .collect();
+    let signalled = Instant::now();
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &server.replica.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let exited = server
+        .replica
+        .wait_exit(Duration::from_secs(DEADLINE_SECONDS + 5))
+        .await;
+    let took = signalled.elapsed();
+    let mut restart_closes = 0;
+    for close in closes {
+        if close.await.unwrap() == Some(1012) {
+            restart_closes += 1;
+        }
+    }
+    println!(
+        "PostgreSQL shutdown: SIGTERM with {subscribers} open subscriptions and a running job: exited {} in {:.2} s ({DRAIN_SECONDS} s drain, {DEADLINE_SECONDS} s deadline); {restart_closes}/{subscribers} sockets closed with 1012",
+        match exited {
+            Some(status) if status.success() => "cleanly",
+            Some(_) => "with an error",
+            None => "NOT AT ALL",
+        },
+        took.as_secs_f64(),
+    );
 }
 
 /// A subscriber on an API-only server process; jobs run by a separate `tenantql worker`
@@ -387,6 +484,9 @@ async fn main() {
             for &subscribers in &options.subscribers {
                 fan_out(subscribers, &options).await;
             }
+        }
+        if runs("shutdown") {
+            shutdown(options.shutdown_subscribers).await;
         }
     }
 }
