@@ -392,6 +392,16 @@ async fn sigterm_drains_closes_sockets_releases_jobs_and_flushes_traces(app: Tes
             .any(|window| window == trace_id.as_slice())),
         "no exported span belongs to trace {TRACE_ID}"
     );
+    // Database statements are spans of their own (sea-orm's, named for the call).
+    let contains = |name: &[u8]| {
+        exports
+            .iter()
+            .any(|body| body.windows(name.len()).any(|window| window == name))
+    };
+    assert!(
+        contains(b"query_one") || contains(b"query_all"),
+        "no database statement span was exported"
+    );
 }
 
 /// The first string value of a field named `key` anywhere in `value` (JSON log lines nest the
