@@ -61,6 +61,23 @@ async fn populate(app: &TestApp, org: &Org) {
     }
 }
 
+async fn two_populated_organizations(app: &TestApp) -> (Org, Org) {
+    let acme = app.org("Acme").await;
+    let globex = app.org("Globex").await;
+    populate(app, &acme).await;
+    populate(app, &globex).await;
+    (acme, globex)
+}
+
+async fn assert_nothing_left(app: &TestApp, org: &str) {
+    let left: BTreeMap<_, _> = rows_by_table(app, org)
+        .await
+        .into_iter()
+        .filter(|(_, count)| *count > 0)
+        .collect();
+    assert!(left.is_empty(), "rows left behind: {left:?}");
+}
+
 /// Rows of `org` in each tenant table, straight from the database.
 async fn rows_by_table(app: &TestApp, org: &str) -> BTreeMap<&'static str, i64> {
     let db = app.owner_connection().await;
@@ -98,10 +115,7 @@ fn tenantql(app: &TestApp, args: &[&str]) -> std::process::Output {
 }
 
 async fn export_writes_every_row_of_one_organization_without_secrets(app: TestApp) {
-    let acme = app.org("Acme").await;
-    let globex = app.org("Globex").await;
-    populate(&app, &acme).await;
-    populate(&app, &globex).await;
+    let (acme, globex) = two_populated_organizations(&app).await;
 
     let output = tenantql(&app, &["org", "export", &acme.id]);
     assert!(
@@ -161,22 +175,14 @@ async fn export_writes_every_row_of_one_organization_without_secrets(app: TestAp
 }
 
 async fn deleting_an_organization_erases_all_of_it_and_nothing_else(app: TestApp) {
-    let acme = app.org("Acme").await;
-    let globex = app.org("Globex").await;
-    populate(&app, &acme).await;
-    populate(&app, &globex).await;
+    let (acme, globex) = two_populated_organizations(&app).await;
     let globex_before = rows_by_table(&app, &globex.id).await;
     assert!(app.workspaces_dir.join(&acme.id).exists());
 
     let deleted = acme.owner.gql("mutation { deleteOrganization }", json!({})).await;
     assert_eq!(deleted.data("deleteOrganization"), acme.id.as_str());
 
-    let left: BTreeMap<_, _> = rows_by_table(&app, &acme.id)
-        .await
-        .into_iter()
-        .filter(|(_, count)| *count > 0)
-        .collect();
-    assert!(left.is_empty(), "rows left behind: {left:?}");
+    assert_nothing_left(&app, &acme.id).await;
     assert_eq!(rows_by_table(&app, &globex.id).await, globex_before);
     assert!(!app.workspaces_dir.join(&acme.id).exists());
     assert!(app.workspaces_dir.join(&globex.id).exists());
@@ -247,10 +253,7 @@ async fn erasure_record(app: &TestApp, org: &str) -> (bool, Option<String>, i64)
 }
 
 async fn an_interrupted_erasure_is_finished_by_running_it_again(app: TestApp) {
-    let acme = app.org("Acme").await;
-    let globex = app.org("Globex").await;
-    populate(&app, &acme).await;
-    populate(&app, &globex).await;
+    let (acme, globex) = two_populated_organizations(&app).await;
     let globex_before = rows_by_table(&app, &globex.id).await;
 
     // The database refuses to delete projects, as a lost connection midway would.
@@ -290,12 +293,7 @@ async fn an_interrupted_erasure_is_finished_by_running_it_again(app: TestApp) {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let left: BTreeMap<_, _> = rows_by_table(&app, &acme.id)
-        .await
-        .into_iter()
-        .filter(|(_, count)| *count > 0)
-        .collect();
-    assert!(left.is_empty(), "rows left behind: {left:?}");
+    assert_nothing_left(&app, &acme.id).await;
     assert!(!app.workspaces_dir.join(&acme.id).exists());
     assert_eq!(rows_by_table(&app, &globex.id).await, globex_before);
     let (completed, _, audit_rows) = erasure_record(&app, &acme.id).await;
