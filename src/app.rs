@@ -143,6 +143,7 @@ impl App {
             .get()
             .map_or(deadline, |at| deadline.saturating_sub(at.elapsed()));
         stop_workers(workers, left).await;
+        self.jobs.bus.flush().await;
         self.db.close().await;
         tracing::info!("stopped");
         Ok(())
@@ -183,6 +184,7 @@ pub async fn run_workers(
     shutdown.await;
     let _ = stopping.send(true);
     stop_workers(workers, config.shutdown.deadline).await;
+    jobs.bus.flush().await;
     db.close().await;
     Ok(())
 }

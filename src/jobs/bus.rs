@@ -32,10 +32,18 @@ pub struct EventBus {
 }
 
 /// What this replica tells the others.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Outgoing {
-    Event { org: Uuid, job: Uuid, seq: i64 },
-    AccessChanged { org: Uuid },
+    Event {
+        org: Uuid,
+        job: Uuid,
+        seq: i64,
+    },
+    AccessChanged {
+        org: Uuid,
+    },
+    /// Answered once everything sent before it has been passed on.
+    Flush(tokio::sync::oneshot::Sender<()>),
 }
 
 #[derive(Clone, Copy)]
@@ -160,6 +168,16 @@ impl EventBus {
 
     /// Someone's access to `org` was reduced (member removed or demoted, key revoked): live
     /// streams of that organization re-check their caller.
+    /// Waits (at most a second) until the other replicas were told of everything published
+    /// so far: on shutdown, before the pool closes.
+    pub async fn flush(&self) {
+        let Some(outbox) = &self.outbox else { return };
+        let (done, flushed) = tokio::sync::oneshot::channel();
+        if outbox.send(Outgoing::Flush(done)).is_ok() {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), flushed).await;
+        }
+    }
+
     pub fn access_changed(&self, org: Uuid) {
         if let Some(outbox) = &self.outbox {
             let _ = outbox.send(Outgoing::AccessChanged { org });

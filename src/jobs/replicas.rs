@@ -54,6 +54,7 @@ async fn notify(db: Db, replica: Uuid, mut outgoing: mpsc::UnboundedReceiver<Out
     while let Some(first) = outgoing.recv().await {
         let mut latest: HashMap<Uuid, (Uuid, i64)> = HashMap::new();
         let mut access: HashSet<Uuid> = HashSet::new();
+        let mut flushes = Vec::new();
         let mut take = |message: Outgoing| match message {
             Outgoing::Event { org, job, seq } => {
                 let entry = latest.entry(job).or_insert((org, seq));
@@ -62,6 +63,7 @@ async fn notify(db: Db, replica: Uuid, mut outgoing: mpsc::UnboundedReceiver<Out
             Outgoing::AccessChanged { org } => {
                 access.insert(org);
             }
+            Outgoing::Flush(done) => flushes.push(done),
         };
         take(first);
         tokio::time::sleep(COALESCE).await;
@@ -76,6 +78,9 @@ async fn notify(db: Db, replica: Uuid, mut outgoing: mpsc::UnboundedReceiver<Out
             if let Err(error) = db.notify(CHANNEL, &payload).await {
                 tracing::warn!(error = format!("{error:#}"), "notifying other replicas failed");
             }
+        }
+        for done in flushes {
+            let _ = done.send(());
         }
     }
 }
