@@ -58,13 +58,11 @@ pub async fn run(
     while !*shutdown.borrow() {
         while running.try_join_next().is_some() {}
         let free = slots.saturating_sub(running.len());
-        let mut queue_drained = true;
         if free > 0 {
             let lease = Uuid::now_v7();
             let lease_until = Utc::now() + config.lease;
             match unscoped::claim_jobs(&db, lease, free as u64, lease_until).await {
                 Ok(claimed) => {
-                    queue_drained = claimed.len() < free;
                     for claim in claimed {
                         bus.publish(claim.event.clone());
                         let span = tracing::info_span!(
@@ -88,9 +86,7 @@ pub async fn run(
                 Err(error) => tracing::warn!(error = format!("{error:#}"), "claiming jobs failed"),
             }
         }
-        if !queue_drained && running.len() < slots {
-            continue;
-        }
+        // A free slot waits for a wake-up or the poll; a full house for a job to end.
         tokio::select! {
             () = wake.notified(), if running.len() < slots => {}
             Some(_) = running.join_next(), if !running.is_empty() => {}
