@@ -106,11 +106,17 @@ async fn subscriber(graphql_url: &str, owner: &Client, project: &str) -> Socket 
     let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
     let init = json!({ "type": "connection_init", "payload": owner.init_payload() });
     socket.send(Message::Text(init.to_string().into())).await.unwrap();
-    while let Some(Ok(message)) = socket.next().await {
-        if message.to_text().unwrap_or_default().contains("connection_ack") {
-            break;
+    // A load client that waits forever hides the failure it waits on.
+    let acked = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(Ok(message)) = socket.next().await {
+            if message.to_text().unwrap_or_default().contains("connection_ack") {
+                return true;
+            }
         }
-    }
+        false
+    })
+    .await;
+    assert!(acked == Ok(true), "no connection_ack within 30 s: {acked:?}");
     let subscribe = json!({ "id": "feed", "type": "subscribe", "payload": {
         "query": "subscription($p: ID!) { projectJobEvents(projectId: $p) { jobId seq status at } }",
         "variables": { "p": project } } });
