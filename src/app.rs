@@ -100,15 +100,16 @@ impl App {
     }
 
     /// Serves (and runs job workers) until `shutdown` completes. Then, within the shutdown
-    /// deadline: `/readyz` answers 503 at once while the server serves on for the drain
+    /// deadline: `/readyz` answers 503 at once and workers stop claiming, their running jobs
+    /// going back to the queue at their next step, while the server serves on for the drain
     /// delay; then it stops accepting connections, websockets close with 1012 so clients
-    /// reconnect elsewhere, workers stop claiming, and open requests and running job steps
-    /// get the rest of the deadline to finish. Jobs still running after it are released back
-    /// to the queue or, if aborted, retried once their lease expires.
+    /// reconnect elsewhere, and open requests get the rest of the deadline to finish. Jobs
+    /// still running after it are retried once their lease expires.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let (draining, drain) = watch::channel(false);
         let (stopping, stop) = watch::channel(false);
-        let workers = self.jobs.spawn_workers(&self.db, self.config.workers, &stop);
+        // Jobs are released as the drain begins, so that other replicas take them at once.
+        let workers = self.jobs.spawn_workers(&self.db, self.config.workers, &drain);
         let (db, workspaces) = (self.db.clone(), self.jobs.toolbox.workspaces.clone());
         tokio::spawn(async move {
             if let Err(error) = erasure::resume_unfinished(&db, &workspaces).await {

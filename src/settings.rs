@@ -206,7 +206,6 @@ pub struct Settings {
     pub data_dir: PathBuf,
 }
 
-/// Checked settings: what the rest of the server reads.
 /// How the server stops on SIGTERM or SIGINT.
 #[derive(Debug, Clone, Copy)]
 pub struct Shutdown {
@@ -216,6 +215,7 @@ pub struct Shutdown {
     pub deadline: Duration,
 }
 
+/// Checked settings: what the rest of the server reads.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub database_url: SecretString,

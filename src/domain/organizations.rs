@@ -36,7 +36,6 @@ pub async fn update(scoped: &Scoped, changes: OrganizationChanges<'_>) -> AppRes
         .map_err(duplicate_as("slug", "this slug is already taken"))
 }
 
-/// Deletes the organization; its members, projects and keys go with it (foreign keys cascade).
 pub async fn members(scoped: &Scoped, page: PageRequest) -> AppResult<Page<organization_member::Model>> {
     scoped
         .page(scoped.select::<organization_member::Entity>(), page)

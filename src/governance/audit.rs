@@ -51,7 +51,7 @@ impl Change {
     }
 }
 
-/// Column names whose values never reach the trail.
+/// Words in field names whose values never reach the trail or an export.
 const SECRET_MARKERS: &[&str] = &["password", "secret", "hash", "token", "ciphertext", "verifier"];
 const REDACTED: &str = "[REDACTED]";
 
@@ -66,8 +66,7 @@ fn redact(json: &mut Json) {
     match json {
         Json::Object(fields) => {
             for (name, value) in fields.iter_mut() {
-                let name = name.to_ascii_lowercase();
-                if SECRET_MARKERS.iter().any(|marker| name.contains(marker)) {
+                if names_a_secret(name) {
                     if !value.is_null() {
                         *value = Json::String(REDACTED.into());
                     }
@@ -79,6 +78,23 @@ fn redact(json: &mut Json) {
         Json::Array(items) => items.iter_mut().for_each(redact),
         _ => {}
     }
+}
+
+/// Whether a field name has a secret's word in it: `access_token` and `pkceVerifier` do,
+/// `tokens` and `maxTokens` (counts) do not.
+fn names_a_secret(name: &str) -> bool {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    for c in name.chars() {
+        if c == '_' || c == '-' || c.is_ascii_uppercase() {
+            words.push(std::mem::take(&mut word));
+        }
+        if c.is_ascii_alphanumeric() {
+            word.push(c.to_ascii_lowercase());
+        }
+    }
+    words.push(word);
+    words.iter().any(|word| SECRET_MARKERS.contains(&word.as_str()))
 }
 
 /// The audit row of one mutation.
@@ -171,7 +187,9 @@ mod tests {
             "name": "bot",
             "secret_hash": "abc",
             "nested": { "password_hash": "x", "kept": 1, "refresh_token": null },
-            "list": [{ "access_token": "t" }]
+            "list": [{ "access_token": "t", "clientSecret": "s", "pkceVerifier": "v" }],
+            "tokens": 1200,
+            "config": { "maxTokens": 256, "secret": "s" }
         });
         redact(&mut json);
         assert_eq!(
@@ -180,7 +198,9 @@ mod tests {
                 "name": "bot",
                 "secret_hash": REDACTED,
                 "nested": { "password_hash": REDACTED, "kept": 1, "refresh_token": null },
-                "list": [{ "access_token": REDACTED }]
+                "list": [{ "access_token": REDACTED, "clientSecret": REDACTED, "pkceVerifier": REDACTED }],
+                "tokens": 1200,
+                "config": { "maxTokens": 256, "secret": REDACTED }
             })
         );
     }

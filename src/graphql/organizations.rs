@@ -272,15 +272,17 @@ impl OrganizationMutation {
     async fn delete_organization(&self, ctx: &Context<'_>) -> Result<ID> {
         let tenant = ctx.request()?.tenant_context()?;
         let services = ctx.services();
+        let bus = &services.jobs.bus;
+        let org = tenant.org;
         erasure::erase_organization(
             &services.db,
             &services.workspaces,
-            tenant.org,
+            org,
             tenant.actor,
             &ctx.origin(),
+            || bus.access_changed(org.0),
         )
         .await?;
-        services.jobs.bus.access_changed(tenant.org.0);
         Ok(ID(tenant.org.to_string()))
     }
 

@@ -166,8 +166,6 @@ impl EventBus {
         self.subscribe(Topic::Project, project)
     }
 
-    /// Someone's access to `org` was reduced (member removed or demoted, key revoked): live
-    /// streams of that organization re-check their caller.
     /// Waits (at most a second) until the other replicas were told of everything published
     /// so far: on shutdown, before the pool closes.
     pub async fn flush(&self) {
@@ -178,6 +176,8 @@ impl EventBus {
         }
     }
 
+    /// Someone's access to `org` was reduced (member removed or demoted, key revoked, the
+    /// organization erased): live streams of that organization re-check their caller.
     pub fn access_changed(&self, org: Uuid) {
         if let Some(outbox) = &self.outbox {
             let _ = outbox.send(Outgoing::AccessChanged { org });

@@ -91,7 +91,8 @@ pub async fn run(
             () = wake.notified(), if running.len() < slots => {}
             Some(_) = running.join_next(), if !running.is_empty() => {}
             () = tokio::time::sleep(config.poll) => {}
-            _ = shutdown.changed() => {}
+            // A dropped sender (the server failed) stops the workers as shutdown does.
+            changed = shutdown.changed() => if changed.is_err() { break },
         }
     }
     while running.join_next().await.is_some() {}
@@ -277,7 +278,9 @@ async fn run_job(
                 "the agent was deleted or is no longer shared".into(),
             )),
             Some(agent) => {
-                let heartbeat = tokio::spawn(renew_lease(tenant.clone(), id, lease, config.lease));
+                // Dropped (and so stopped) with this run, also when the run is aborted.
+                let _heartbeat =
+                    AbortOnDrop(tokio::spawn(renew_lease(tenant.clone(), id, lease, config.lease)));
                 let mut steps = JobRun {
                     tenant: &tenant,
                     bus,
@@ -288,9 +291,7 @@ async fn run_job(
                     attempt: job.attempts,
                     shutdown,
                 };
-                let outcome = runners::run(&agent.kind, &agent.config, &job.input, &mut steps).await;
-                heartbeat.abort();
-                outcome
+                runners::run(&agent.kind, &agent.config, &job.input, &mut steps).await
             }
         }
     };
@@ -364,6 +365,14 @@ fn fail(error: String) -> Change {
         error: Some(error),
         finished: true,
         ..Change::default()
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -21,9 +21,10 @@ use tracing_subscriber::{EnvFilter, Layer};
 use crate::settings::LogFormat;
 
 const DEFAULT_FILTER: &str = "info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn,poem=warn";
-/// What reaches the trace exporter: our spans, and one span per database statement.
-const TRACE_FILTER: &str =
-    "info,sea_orm::database=trace,sea_orm::driver=trace,poem=warn,h2=warn,hyper=warn,reqwest=warn";
+/// What reaches the trace exporter: our spans, and sea-orm's span per statement (named for
+/// the call, without its SQL). Not `sea_orm::driver`: its connect span records the options,
+/// password included.
+const TRACE_FILTER: &str = "info,sea_orm::database=trace,poem=warn,h2=warn,hyper=warn,reqwest=warn";
 
 /// Held by `main` until exit; [`Telemetry::shutdown`] flushes traces not yet exported.
 pub struct Telemetry {

@@ -15,8 +15,11 @@ use entity::{
     project, project_member, provider_credential, trusted_document, usage_record,
 };
 use futures_util::future::BoxFuture;
-use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    AccessMode, ActiveValue::Set, ColumnTrait, DatabaseTransaction, DbBackend, EntityTrait, ExprTrait,
+    IsolationLevel, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+};
 use uuid::Uuid;
 
 use super::db::Db;
@@ -36,7 +39,7 @@ trait TenantTable: Send + Sync {
     fn name(&self) -> &'static str;
     fn export<'a>(
         &'a self,
-        db: &'a Db,
+        snapshot: &'a DatabaseTransaction,
         org: OrgId,
         out: &'a mut (dyn Write + Send),
     ) -> BoxFuture<'a, AppResult<u64>>;
@@ -56,7 +59,10 @@ fn tenant_tables() -> Vec<Box<dyn TenantTable>> {
     {
         Box::new(Table::<E>(PhantomData))
     }
+    // Jobs first: a job of the organization still running stops at its next step.
     vec![
+        table::<agent_job_event::Entity>(),
+        table::<agent_job::Entity>(),
         table::<post::Entity>(),
         table::<campaign::Entity>(),
         table::<integration::Entity>(),
@@ -66,8 +72,6 @@ fn tenant_tables() -> Vec<Box<dyn TenantTable>> {
         table::<provider_credential::Entity>(),
         table::<usage_record::Entity>(),
         table::<trusted_document::Entity>(),
-        table::<agent_job_event::Entity>(),
-        table::<agent_job::Entity>(),
         table::<agent_share::Entity>(),
         table::<agent::Entity>(),
         table::<api_key::Entity>(),
@@ -89,7 +93,7 @@ where
 
     fn export<'a>(
         &'a self,
-        db: &'a Db,
+        snapshot: &'a DatabaseTransaction,
         org: OrgId,
         out: &'a mut (dyn Write + Send),
     ) -> BoxFuture<'a, AppResult<u64>> {
@@ -103,7 +107,7 @@ where
                 if let Some(after) = after {
                     page = page.filter(E::id_column().gt(after));
                 }
-                let rows = page.all(&db.conn).await?;
+                let rows = page.all(snapshot).await?;
                 for row in &rows {
                     let line = serde_json::json!({ "table": self.name(), "row": audit::redacted(row) });
                     writeln!(out, "{line}").map_err(AppError::internal)?;
@@ -154,8 +158,17 @@ where
 /// secret-bearing fields (hashes, tokens, ciphertexts) replaced as in the audit trail.
 /// Returns the number of rows.
 pub async fn export(db: &Db, org: OrgId, out: &mut (dyn Write + Send)) -> AppResult<u64> {
+    // One snapshot for every table, so the lines agree with each other.
+    let snapshot = match db.backend() {
+        DbBackend::Postgres => {
+            db.conn
+                .begin_with_config(Some(IsolationLevel::RepeatableRead), Some(AccessMode::ReadOnly))
+                .await?
+        }
+        _ => db.begin(Access::Read).await?,
+    };
     if organization::Entity::find_by_id(org.0)
-        .one(&db.conn)
+        .one(&snapshot)
         .await?
         .is_none()
     {
@@ -163,8 +176,9 @@ pub async fn export(db: &Db, org: OrgId, out: &mut (dyn Write + Send)) -> AppRes
     }
     let mut rows = 0;
     for table in tenant_tables().iter().rev() {
-        rows += table.export(db, org, out).await?;
+        rows += table.export(&snapshot, org, out).await?;
     }
+    snapshot.commit().await?;
     Ok(rows)
 }
 
@@ -194,18 +208,42 @@ pub async fn begin(
         Actor::User(user) => Some(user.0),
         _ => None,
     };
-    let erasure = organization_erasure::ActiveModel {
-        id: Set(Uuid::now_v7()),
+    let erasure = organization_erasure::Model {
+        id: Uuid::now_v7(),
+        erased_organization_id: org.0,
+        organization_name: organization.name.clone(),
+        requested_by,
+        requested_at: Utc::now(),
+        rows_deleted: 0,
+        completed_at: None,
+    };
+    let row = organization_erasure::ActiveModel {
+        id: Set(erasure.id),
         erased_organization_id: Set(org.0),
-        organization_name: Set(organization.name.clone()),
+        organization_name: Set(erasure.organization_name.clone()),
         requested_by: Set(requested_by),
-        requested_at: Set(Utc::now()),
+        requested_at: Set(erasure.requested_at),
         rows_deleted: Set(0),
         completed_at: Set(None),
     };
-    let erasure = organization_erasure::Entity::insert(erasure)
-        .exec_with_returning(&txn)
+    // Two erasures begun at once: the second finds the first's record and works on it.
+    let recorded = organization_erasure::Entity::insert(row)
+        .on_conflict(
+            OnConflict::column(organization_erasure::Column::ErasedOrganizationId)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(&txn)
         .await?;
+    if recorded == 0 {
+        txn.rollback().await?;
+        return organization_erasure::Entity::find()
+            .filter(organization_erasure::Column::ErasedOrganizationId.eq(org.0))
+            .one(&db.conn)
+            .await?
+            .ok_or(AppError::NotFound("organization"));
+    }
+
     let change = Change::new("Organization", org.0, Some(&organization), None);
     append_audit_entry(&txn, origin, None, actor, Some(change)).await?;
     organization_member::Entity::delete_many()

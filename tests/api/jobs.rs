@@ -42,6 +42,21 @@ mod worker_processes {
         }
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn unshared_agent_sqlite() {
+        super::a_job_runs_only_an_agent_its_organization_may_still_use(
+            api_only(Backend::Sqlite).await.unwrap(),
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn unshared_agent_postgres() {
+        if let Some(app) = api_only(Backend::Postgres).await {
+            super::a_job_runs_only_an_agent_its_organization_may_still_use(app).await;
+        }
+    }
+
     /// Only PostgreSQL links replicas (SQLite is a single-server database).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_subscriber_on_one_server_sees_a_job_run_by_another_postgres() {
@@ -388,6 +403,53 @@ async fn a_worker_killed_mid_job_leads_to_one_retry_and_one_terminal_event(app: 
     assert_eq!(finished["status"], "SUCCEEDED");
     assert_eq!(finished["attempts"], 2);
     assert_well_formed(&stored_events(&finished));
+}
+
+/// The worker's claim reads each job's agent across tenants, so it applies the sharing rule
+/// itself: jobs queued while an agent was shared run only if it still is when they are claimed.
+async fn a_job_runs_only_an_agent_its_organization_may_still_use(app: TestApp) {
+    let (acme, project) = setup(&app).await;
+    let globex = app.org("Globex").await;
+    let share =
+        "mutation($id: ID!, $o: [ID!]!) { shareAgent(agentId: $id, organizationIds: $o) { sharing } }";
+    let selective = echo_agent(&globex.owner, json!({ "steps": 1 })).await;
+    let global = globex
+        .owner
+        .gql(
+            "mutation { createAgent(input: { name: \"Everyone's\", kind: \"echo\", config: { steps: 1 }, sharing: GLOBAL }) { id } }",
+            json!({}),
+        )
+        .await
+        .data("createAgent")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    globex
+        .owner
+        .gql(share, json!({ "id": selective, "o": [acme.id] }))
+        .await
+        .data("shareAgent");
+    // Queued while this server runs no workers.
+    let unshared = start_job(&acme.owner, &selective, &project, json!({})).await;
+    let still_global = start_job(&acme.owner, &global, &project, json!({})).await;
+    let initech = app.org("Initech").await;
+    globex
+        .owner
+        .gql(share, json!({ "id": selective, "o": [initech.id] }))
+        .await
+        .data("shareAgent");
+
+    let mut worker = app.spawn_worker_process();
+    let failed = wait_for(&acme.owner, &unshared, terminal).await;
+    let succeeded = wait_for(&acme.owner, &still_global, terminal).await;
+    let _ = worker.kill();
+    let _ = worker.wait();
+    assert_eq!(failed["status"], "FAILED", "{failed}");
+    assert!(
+        failed["error"].as_str().unwrap().contains("no longer shared"),
+        "{failed}"
+    );
+    assert_eq!(succeeded["status"], "SUCCEEDED", "{succeeded}");
 }
 
 async fn streams_end_when_access_ends(app: TestApp) {
