@@ -127,6 +127,18 @@ async fn subscriber(graphql_url: &str, owner: &Client, project: &str) -> Socket 
     socket
 }
 
+/// `error` or `complete`: the subscription is over.
+fn ends_operation(message: &Message) -> bool {
+    let Some(value) = message
+        .to_text()
+        .ok()
+        .and_then(|text| serde_json::from_str::<Value>(text).ok())
+    else {
+        return matches!(message, Message::Close(_));
+    };
+    matches!(value["type"].as_str(), Some("error" | "complete"))
+}
+
 fn event_of(message: &Message) -> Option<Value> {
     let value: Value = serde_json::from_str(message.to_text().ok()?).ok()?;
     (value["type"] == "next").then(|| value["payload"]["data"]["projectJobEvents"].clone())
@@ -415,15 +427,15 @@ async fn fan_out(subscribers: usize, options: &Options) {
     let per_subscription = (after.saturating_sub(before)) as f64 * 1024.0 / subscribers as f64;
 
     let expected = options.burst * 4; // QUEUED, RUNNING, one step, SUCCEEDED
+    // One deadline for all: the server's keepalive pings would renew a per-message timeout.
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(120);
     let receivers: Vec<_> = sockets
         .into_iter()
         .map(|mut socket| {
             tokio::spawn(async move {
                 let mut latencies = Vec::with_capacity(expected);
                 while latencies.len() < expected {
-                    let Ok(Some(Ok(message))) =
-                        tokio::time::timeout(Duration::from_secs(60), socket.next()).await
-                    else {
+                    let Ok(Some(Ok(message))) = tokio::time::timeout_at(give_up, socket.next()).await else {
                         break;
                     };
                     if let Some(event) = event_of(&message) {
@@ -431,6 +443,9 @@ async fn fan_out(subscribers: usize, options: &Options) {
                             event["at"].as_str().unwrap().parse().unwrap();
                         latencies
                             .push((chrono::Utc::now() - at).num_microseconds().unwrap_or(0).max(0) as u64);
+                    } else if ends_operation(&message) {
+                        // A subscriber that fell behind is closed with an error.
+                        break;
                     }
                 }
                 latencies
