@@ -103,13 +103,8 @@ pub async fn exhausted(scoped: &Scoped) -> AppResult<bool> {
 async fn left_this_month(scoped: &Scoped) -> AppResult<i64> {
     use sea_orm::ExprTrait;
 
-    let period = Period::current();
-    let spent = scoped
-        .select::<usage_record::Entity>()
-        .select_only()
+    let spent = usage_in(scoped, Period::current())
         .column_as(Expr::cust("COALESCE(SUM(cost_cents), 0)"), "cost")
-        .filter(usage_record::Column::CreatedAt.gte(period.start))
-        .filter(usage_record::Column::CreatedAt.lt(period.end))
         .into_query();
     // CAST: PostgreSQL sums BIGINT into NUMERIC.
     let left = Expr::col(organization::Column::MonthlyBudgetCents)
@@ -155,14 +150,19 @@ pub async fn record(scoped: &Scoped, charge: Charge<'_>) -> AppResult<()> {
 /// Cents and tokens spent in `period`.
 async fn spent(scoped: &Scoped, period: Period) -> AppResult<(i64, i64)> {
     // CAST: PostgreSQL sums BIGINT into NUMERIC.
-    let totals = scoped
+    let totals = usage_in(scoped, period)
+        .column_as(Expr::cust("CAST(COALESCE(SUM(cost_cents), 0) AS BIGINT)"), "cost")
+        .column_as(Expr::cust("CAST(COALESCE(SUM(tokens), 0) AS BIGINT)"), "tokens");
+    Ok(scoped.one_tuple(totals).await?.unwrap_or((0, 0)))
+}
+
+/// The organization's usage rows of `period`, selecting nothing yet: callers add the sums.
+fn usage_in(scoped: &Scoped, period: Period) -> sea_orm::Select<usage_record::Entity> {
+    scoped
         .select::<usage_record::Entity>()
         .select_only()
-        .column_as(Expr::cust("CAST(COALESCE(SUM(cost_cents), 0) AS BIGINT)"), "cost")
-        .column_as(Expr::cust("CAST(COALESCE(SUM(tokens), 0) AS BIGINT)"), "tokens")
         .filter(usage_record::Column::CreatedAt.gte(period.start))
-        .filter(usage_record::Column::CreatedAt.lt(period.end));
-    Ok(scoped.one_tuple(totals).await?.unwrap_or((0, 0)))
+        .filter(usage_record::Column::CreatedAt.lt(period.end))
 }
 
 async fn budget(scoped: &Scoped) -> AppResult<i64> {

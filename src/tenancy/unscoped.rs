@@ -556,17 +556,23 @@ pub async fn claim_jobs(
 /// How many jobs of all tenants wait and run, for the queue-depth metric. Finished jobs are
 /// not counted: the claim index covers the two live statuses.
 pub async fn jobs_waiting_or_running(db: &Db) -> AppResult<Vec<(&'static str, u64)>> {
-    use sea_orm::{PaginatorTrait, QuerySelect};
+    use sea_orm::QuerySelect;
+    use sea_orm::sea_query::Expr;
 
-    let mut counts = Vec::new();
-    for (status, label) in [(JobStatus::Queued, "QUEUED"), (JobStatus::Running, "RUNNING")] {
-        let count = agent_job::Entity::find()
-            .select_only()
-            .column(agent_job::Column::Id)
-            .filter(agent_job::Column::Status.eq(status))
-            .count(&db.conn)
-            .await?;
-        counts.push((label, count));
-    }
-    Ok(counts)
+    let live = [(JobStatus::Queued, "QUEUED"), (JobStatus::Running, "RUNNING")];
+    let counted: HashMap<JobStatus, i64> = agent_job::Entity::find()
+        .select_only()
+        .column(agent_job::Column::Status)
+        .column_as(Expr::cust("COUNT(*)"), "jobs")
+        .filter(agent_job::Column::Status.is_in(live.map(|(status, _)| status)))
+        .group_by(agent_job::Column::Status)
+        .into_tuple::<(JobStatus, i64)>()
+        .all(&db.conn)
+        .await?
+        .into_iter()
+        .collect();
+    // A status with no jobs has no row, and still reads 0.
+    Ok(live
+        .map(|(status, label)| (label, counted.get(&status).copied().unwrap_or(0).max(0) as u64))
+        .to_vec())
 }
