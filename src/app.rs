@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
+use poem::listener::Acceptor;
 use secrecy::ExposeSecret;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -18,6 +18,7 @@ use crate::governance::rate_limits::RateLimits;
 use crate::governance::shared_limits::SharedLimits;
 use crate::graphql::{self, AppSchema};
 use crate::http;
+use crate::http::listener::NoDelayAcceptor;
 use crate::integrations::crypto::Keyring;
 use crate::integrations::keys;
 use crate::integrations::oauth::OAuth;
@@ -27,7 +28,7 @@ use crate::settings::{Config, Shutdown};
 use crate::tenancy::Db;
 
 pub struct App {
-    acceptor: TcpAcceptor,
+    acceptor: NoDelayAcceptor,
     local_addr: SocketAddr,
     schema: AppSchema,
     config: Config,
@@ -71,8 +72,7 @@ impl App {
             workspaces: jobs.toolbox.workspaces.clone(),
         };
         let schema = graphql::build_schema(services, config.query_limits);
-        let acceptor = TcpListener::bind(config.listen_addr)
-            .into_acceptor()
+        let acceptor = NoDelayAcceptor::bind(config.listen_addr)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen_addr))?;
         let local_addr = acceptor

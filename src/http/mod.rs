@@ -2,6 +2,7 @@ pub mod client;
 pub mod graphiql;
 pub mod graphql;
 pub mod health;
+pub mod listener;
 pub mod oauth;
 pub mod observe;
 pub mod websocket;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use async_graphql::{Data, Response};
 use futures_util::stream::{AbortHandle, Abortable, BoxStream, SelectAll};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use poem::web::websocket::{CloseCode, Message, WebSocketStream};
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -23,6 +23,9 @@ use crate::graphql::RequestContext;
 use crate::graphql::errors::present_all;
 use crate::telemetry::metrics;
 use crate::tenancy::resolve::OrganizationHints;
+
+/// The most messages gathered into one write when several are ready.
+const MAX_MESSAGES_PER_WRITE: usize = 64;
 
 /// How often an idle connection is pinged, so proxies keep it open.
 pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
@@ -115,7 +118,15 @@ pub async fn serve(
                 Some(Err(_)) | None => break None,
             },
             Some((id, response)) = connection.streams.next(), if !connection.streams.is_empty() => {
-                connection.output(id, response)
+                let mut outgoing = connection.output(id, response);
+                // Whatever else is ready goes out in the same write: a backlog of events
+                // costs one system call, not one each.
+                while outgoing.len() < MAX_MESSAGES_PER_WRITE
+                    && let Some(Some((id, response))) = connection.streams.next().now_or_never()
+                {
+                    outgoing.extend(connection.output(id, response));
+                }
+                outgoing
             }
             () = &mut init_deadline, if connection.identity.is_none() => {
                 break Some((4408, "connection initialisation timeout"));
@@ -126,11 +137,18 @@ pub async fn serve(
                 break Some((1012, "server restarting"));
             }
         };
+        let mut closing = false;
         for message in outgoing {
-            let closing = matches!(message, Message::Close(_));
-            if sink.send(message).await.is_err() || closing {
+            closing = matches!(message, Message::Close(_));
+            if sink.feed(message).await.is_err() {
                 return;
             }
+            if closing {
+                break;
+            }
+        }
+        if sink.flush().await.is_err() || closing {
+            return;
         }
     };
     for handle in connection.operations.values() {

@@ -24,11 +24,44 @@ pub struct EventBus {
     access: broadcast::Sender<Uuid>,
     /// Fires when events may have been missed (the replica link reconnected).
     resync: broadcast::Sender<()>,
-    /// The highest `seq` delivered per job, so an event arriving twice (written here and
-    /// relayed back, or relayed twice) reaches subscribers once.
-    delivered: Mutex<HashMap<Uuid, i64>>,
+    /// Which events of each job were delivered, so an event arriving twice (written here and
+    /// relayed back, or relayed twice) reaches subscribers once, and one arriving late (a
+    /// job's QUEUED event published after a worker here already published its RUNNING one)
+    /// still reaches them.
+    delivered: Mutex<HashMap<Uuid, Delivered>>,
     /// Where events and access notices go to reach other replicas (PostgreSQL only).
     outbox: Option<mpsc::UnboundedSender<Outgoing>>,
+}
+
+/// The events of one job delivered so far: the highest `seq`, and which of the 64 below it.
+#[derive(Default, Clone, Copy)]
+struct Delivered {
+    highest: i64,
+    /// Bit `i` stands for `seq == highest - 1 - i`.
+    below: u64,
+}
+
+impl Delivered {
+    /// Records `seq`; whether it is new.
+    fn first_time(&mut self, seq: i64) -> bool {
+        if seq > self.highest {
+            let shift = seq - self.highest;
+            self.below = match u32::try_from(shift) {
+                Ok(shift) if shift < 64 => (self.below << shift) | (1 << (shift - 1)),
+                _ => 0,
+            };
+            self.highest = seq;
+            return true;
+        }
+        let Ok(bit) = u32::try_from(self.highest - seq - 1) else {
+            return false;
+        };
+        if bit >= 64 || self.below & (1 << bit) != 0 {
+            return false;
+        }
+        self.below |= 1 << bit;
+        true
+    }
 }
 
 /// What this replica tells the others.
@@ -118,11 +151,9 @@ impl EventBus {
             if delivered.len() >= REMEMBERED_JOBS {
                 delivered.clear();
             }
-            let last = delivered.entry(event.job_id).or_insert(0);
-            if event.seq <= *last {
+            if !delivered.entry(event.job_id).or_default().first_time(event.seq) {
                 return;
             }
-            *last = event.seq;
         }
         send(&self.jobs, event.job_id, &event);
         send(&self.projects, event.project_id, &event);
@@ -154,8 +185,7 @@ impl EventBus {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(&job)
-            .copied()
-            .unwrap_or(0)
+            .map_or(0, |delivered| delivered.highest)
     }
 
     pub fn subscribe_job(self: &Arc<Self>, job: Uuid) -> Subscription {
@@ -201,5 +231,29 @@ impl EventBus {
 
     pub fn resync_notices(&self) -> broadcast::Receiver<()> {
         self.resync.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Delivered;
+
+    #[test]
+    fn each_seq_is_delivered_once_in_any_order() {
+        let mut delivered = Delivered::default();
+        assert!(delivered.first_time(2));
+        assert!(delivered.first_time(1), "a late event still goes out");
+        assert!(!delivered.first_time(1));
+        assert!(!delivered.first_time(2));
+        assert!(delivered.first_time(3));
+        assert!(delivered.first_time(70));
+        assert!(
+            !delivered.first_time(3),
+            "far behind the highest counts as delivered"
+        );
+        assert!(delivered.first_time(69));
+        assert!(delivered.first_time(7));
+        assert!(!delivered.first_time(7));
+        assert!(!delivered.first_time(70));
     }
 }

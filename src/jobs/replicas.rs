@@ -1,9 +1,10 @@
 //! The link between replicas on PostgreSQL. Writers never notify inside their event
 //! transactions (notifying commits serialize on one lock); instead each replica's notifier
-//! sends, at most every few milliseconds, one notification saying "job J has events up to
-//! seq N" for everything it wrote, and "organization O's access changed". Each replica's
-//! listener reads the events it has not delivered from the table, as the job's tenant, and
-//! hands them to its local bus. After the listener reconnects, streams resync from the table.
+//! says "job J has events up to seq N" for everything it wrote, and "organization O's access
+//! changed": at once after a quiet spell, then at most once every few milliseconds. Each
+//! replica's listener reads the events it has not delivered from the table (one statement,
+//! matching the organization explicitly) and hands them to its local bus. After the
+//! listener reconnects, streams resync from the table.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -14,13 +15,12 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::bus::{EventBus, Outgoing};
-use crate::domain::jobs;
-use crate::ids::{JobId, OrgId};
-use crate::tenancy::{Actor, Db, Tenant, TenantContext};
+use crate::ids::OrgId;
+use crate::tenancy::{Db, unscoped};
 
 const CHANNEL: &str = "tenantql_events";
-/// How long the notifier gathers before it sends.
-const COALESCE: Duration = Duration::from_millis(5);
+/// The least time between two notices of one replica.
+const COALESCE: Duration = Duration::from_millis(2);
 /// PostgreSQL refuses payloads of 8,000 bytes or more.
 const MAX_PAYLOAD: usize = 7_000;
 
@@ -65,8 +65,9 @@ async fn notify(db: Db, replica: Uuid, mut outgoing: mpsc::UnboundedReceiver<Out
             }
             Outgoing::Flush(done) => flushes.push(done),
         };
+        // The first notice after a quiet spell goes at once; the pause after each send is
+        // what gathers a busy spell's events into one notice.
         take(first);
-        tokio::time::sleep(COALESCE).await;
         while let Ok(message) = outgoing.try_recv() {
             take(message);
         }
@@ -82,6 +83,7 @@ async fn notify(db: Db, replica: Uuid, mut outgoing: mpsc::UnboundedReceiver<Out
         for done in flushes {
             let _ = done.send(());
         }
+        tokio::time::sleep(COALESCE).await;
     }
 }
 
@@ -147,20 +149,8 @@ async fn listen(
             if seq <= after {
                 continue;
             }
-            let tenant = Tenant::new(
-                db.clone(),
-                Arc::new(TenantContext {
-                    actor: Actor::Relay,
-                    org: OrgId(org),
-                    role: entity::OrgRole::Viewer,
-                    only_project: None,
-                }),
-            );
             let limit = (seq - after).clamp(1, 1_000) as u64;
-            match tenant
-                .read(async |scoped| jobs::events_after(scoped, JobId(job), after, limit).await)
-                .await
-            {
+            match unscoped::relayed_events(&db, OrgId(org), job, after, limit).await {
                 Ok(events) => {
                     for event in events {
                         bus.deliver(Arc::new(event));

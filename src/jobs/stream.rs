@@ -31,25 +31,17 @@ pub struct Liveness {
     pub recheck: Recheck,
 }
 
-struct Watch {
-    org: Uuid,
-    liveness: Liveness,
-    notices: tokio::sync::broadcast::Receiver<Uuid>,
-}
+/// Resolves, with the error to end the stream with, when the caller's access has ended: the
+/// access token expired, or a notice that the organization's access changed was followed by
+/// a failed re-check. Made once per stream and polled across its events, so a live stream
+/// holds one timer and one receiver instead of making and dropping them for every event.
+type Ended = Pin<Box<dyn Future<Output = AppError> + Send>>;
 
-impl Watch {
-    fn new(bus: &EventBus, org: Uuid, liveness: Liveness) -> Self {
-        Self {
-            org,
-            liveness,
-            notices: bus.access_notices(),
-        }
-    }
-
-    /// Resolves when access has ended, with the error to end the stream with.
-    async fn ended(&mut self) -> AppError {
+fn access_ended(bus: &EventBus, org: Uuid, liveness: Liveness) -> Ended {
+    let mut notices = bus.access_notices();
+    Box::pin(async move {
         let expiry = async {
-            match self.liveness.expires_at {
+            match liveness.expires_at {
                 Some(at) => tokio::time::sleep((at - Utc::now()).to_std().unwrap_or_default()).await,
                 None => std::future::pending().await,
             }
@@ -58,19 +50,32 @@ impl Watch {
         loop {
             tokio::select! {
                 () = &mut expiry => return AppError::Unauthenticated,
-                notice = self.notices.recv() => {
+                notice = notices.recv() => {
                     let concerns_us = match notice {
-                        Ok(org) => org == self.org,
+                        Ok(changed) => changed == org,
                         Err(RecvError::Lagged(_)) => true,
                         Err(RecvError::Closed) => false,
                     };
-                    if concerns_us && let Err(error) = (self.liveness.recheck)().await {
+                    if concerns_us && let Err(error) = (liveness.recheck)().await {
                         return error;
                     }
                 }
             }
         }
-    }
+    })
+}
+
+/// Resolves when events may have been missed (the replica link reconnected); the table has
+/// them. Made once and kept across events, like [`Ended`].
+type Resynced = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+fn resynced(bus: &EventBus) -> Resynced {
+    let mut notices = bus.resync_notices();
+    Box::pin(async move {
+        if let Err(RecvError::Closed) = notices.recv().await {
+            std::future::pending::<()>().await;
+        }
+    })
 }
 
 struct JobStream {
@@ -81,9 +86,10 @@ struct JobStream {
     /// The last read from the table was full: more may be stored.
     more_stored: bool,
     subscription: Subscription,
-    watch: Watch,
-    /// Fires when events may have been missed; the table has them.
-    resync: tokio::sync::broadcast::Receiver<()>,
+    org: Uuid,
+    ended: Ended,
+    resync: Resynced,
+    bus: Arc<EventBus>,
     done: bool,
 }
 
@@ -122,15 +128,18 @@ impl JobStream {
             tokio::select! {
                 received = self.subscription.receiver.recv() => match received {
                     Ok(event) if event.seq <= self.last_seq => {}
-                    Ok(event) if event.seq == self.last_seq + 1 && event.organization_id == self.watch.org => {
+                    Ok(event) if event.seq == self.last_seq + 1 && event.organization_id == self.org => {
                         self.pending.push_back(event);
                     }
                     // A gap (another replica wrote it, or this receiver lagged): read the table.
                     Ok(_) | Err(RecvError::Lagged(_)) => self.more_stored = true,
                     Err(RecvError::Closed) => return None,
                 },
-                _ = self.resync.recv() => self.more_stored = true,
-                error = self.watch.ended() => {
+                () = &mut self.resync => {
+                    self.more_stored = true;
+                    self.resync = resynced(&self.bus);
+                }
+                error = &mut self.ended => {
                     self.done = true;
                     return Some(Err(error));
                 }
@@ -150,8 +159,10 @@ pub fn job_events(
     let org = tenant.context().org.0;
     let state = JobStream {
         subscription: bus.subscribe_job(job.0),
-        resync: bus.resync_notices(),
-        watch: Watch::new(bus, org, liveness),
+        org,
+        ended: access_ended(bus, org, liveness),
+        resync: resynced(bus),
+        bus: bus.clone(),
         tenant,
         job,
         last_seq: after_seq,
@@ -166,8 +177,9 @@ pub fn job_events(
 
 struct ProjectStream {
     subscription: Subscription,
-    watch: Watch,
-    resync: tokio::sync::broadcast::Receiver<()>,
+    org: Uuid,
+    ended: Ended,
+    resync: Resynced,
     done: bool,
 }
 
@@ -181,8 +193,9 @@ pub fn project_events(
 ) -> impl Stream<Item = AppResult<Arc<Event>>> + Send + use<> {
     let state = ProjectStream {
         subscription: bus.subscribe_project(project),
-        watch: Watch::new(bus, org, liveness),
-        resync: bus.resync_notices(),
+        org,
+        ended: access_ended(bus, org, liveness),
+        resync: resynced(bus),
         done: false,
     };
     futures_util::stream::unfold(state, |mut state| async move {
@@ -192,7 +205,7 @@ pub fn project_events(
         loop {
             let item = tokio::select! {
                 received = state.subscription.receiver.recv() => match received {
-                    Ok(event) if event.organization_id == state.watch.org => Ok(event),
+                    Ok(event) if event.organization_id == state.org => Ok(event),
                     Ok(_) => continue,
                     // Skipping events silently would lie; ending lets the client resubscribe
                     // (agentJobProgress replays any one job's events from the table).
@@ -200,8 +213,8 @@ pub fn project_events(
                     Err(RecvError::Closed) => return None,
                 },
                 // Events may have been missed while the replica link reconnected.
-                _ = state.resync.recv() => Err(AppError::RateLimited { retry_after_seconds: 1 }),
-                error = state.watch.ended() => Err(error),
+                () = &mut state.resync => Err(AppError::RateLimited { retry_after_seconds: 1 }),
+                error = &mut state.ended => Err(error),
             };
             state.done = item.is_err();
             return Some((item, state));

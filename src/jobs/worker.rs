@@ -124,7 +124,9 @@ impl Steps for JobRun<'_> {
         let (job, lease) = (self.job, self.lease);
         match self
             .tenant
-            .write(async |scoped| job_rules::advance(scoped, job, Holder::Worker(lease), change).await)
+            .write_progress(async |scoped| {
+                job_rules::advance(scoped, job, Holder::Worker(lease), change).await
+            })
             .await
         {
             Ok(Some((job, event))) => {
@@ -382,7 +384,7 @@ async fn renew_lease(tenant: Tenant, job: JobId, token: Uuid, lease: Duration) {
         tokio::time::sleep(lease / 3).await;
         let until = Utc::now() + lease;
         match tenant
-            .write(async |scoped| job_rules::renew_lease(scoped, job, token, until).await)
+            .write_progress(async |scoped| job_rules::renew_lease(scoped, job, token, until).await)
             .await
         {
             Ok(true) => {}

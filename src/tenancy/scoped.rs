@@ -33,18 +33,38 @@ pub enum Access {
     Write,
 }
 
+/// Whether a commit waits until the database has flushed it to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flush {
+    Wait,
+    /// PostgreSQL's `synchronous_commit = off` for this transaction alone: a database crash
+    /// can lose its last fraction of a second of such commits, never corrupt or reorder them.
+    DontWait,
+}
+
 /// Opens a tenant transaction. On PostgreSQL the first statement switches, for this
 /// transaction only, to the RLS-bound role and sets the organization, so the database
 /// itself refuses other tenants' rows even if an application filter were missing.
 pub async fn begin_tenant_transaction(db: &Db, org: OrgId, access: Access) -> AppResult<DatabaseTransaction> {
+    begin_flushing(db, org, access, Flush::Wait).await
+}
+
+async fn begin_flushing(db: &Db, org: OrgId, access: Access, flush: Flush) -> AppResult<DatabaseTransaction> {
     let backend = db.backend();
     // No `READ ONLY` for reads on PostgreSQL: it costs a round trip of its own, and the
     // app role's grants and policies are the lock that matters.
     let txn = db.begin(access).await?;
     if backend == DbBackend::Postgres {
+        let settings = match flush {
+            Flush::Wait => "SELECT set_config('role', $1, true), set_config('app.organization_id', $2, true)",
+            Flush::DontWait => {
+                "SELECT set_config('role', $1, true), set_config('app.organization_id', $2, true), \
+                 set_config('synchronous_commit', 'off', true)"
+            }
+        };
         txn.execute_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "SELECT set_config('role', $1, true), set_config('app.organization_id', $2, true)",
+            settings,
             [APP_ROLE.into(), org.to_string().into()],
         ))
         .await?;
@@ -88,7 +108,20 @@ impl Tenant {
     where
         F: for<'s> AsyncFnOnce(&'s Scoped) -> AppResult<T>,
     {
-        self.run(Access::Read, work).await
+        self.run(Access::Read, Flush::Wait, work).await
+    }
+
+    /// [`Tenant::write`] for a running job's bookkeeping (its progress, its lease), whose
+    /// commit does not wait for the disk: the flush's tail latency on a busy disk would
+    /// otherwise delay every live event. A database crash can lose the last fraction of a
+    /// second of it, and the queue already survives that as it survives a worker crash: the
+    /// job is claimed again once its lease expires. Starts, ends, usage, secrets and content
+    /// written for a job keep waiting for the flush.
+    pub async fn write_progress<T, F>(&self, work: F) -> AppResult<T>
+    where
+        F: for<'s> AsyncFnOnce(&'s Scoped) -> AppResult<T>,
+    {
+        self.run(Access::Write, Flush::DontWait, work).await
     }
 
     /// Runs `work` in one transaction, committed only if it succeeds: a change, everything
@@ -97,14 +130,14 @@ impl Tenant {
     where
         F: for<'s> AsyncFnOnce(&'s Scoped) -> AppResult<T>,
     {
-        self.run(Access::Write, work).await
+        self.run(Access::Write, Flush::Wait, work).await
     }
 
-    async fn run<T, F>(&self, access: Access, work: F) -> AppResult<T>
+    async fn run<T, F>(&self, access: Access, flush: Flush, work: F) -> AppResult<T>
     where
         F: for<'s> AsyncFnOnce(&'s Scoped) -> AppResult<T>,
     {
-        let txn = begin_tenant_transaction(&self.db, self.ctx.org, access).await?;
+        let txn = begin_flushing(&self.db, self.ctx.org, access, flush).await?;
         let scoped = Scoped {
             txn,
             ctx: self.ctx.clone(),
