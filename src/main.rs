@@ -14,6 +14,9 @@ use tenantql::integrations::workspaces::Workspaces;
 use tenantql::settings::{Cli, Command, OrgCommand};
 use tenantql::tenancy::{Actor, Db, erasure};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -105,6 +105,12 @@ pub async fn serve(
         tokio::time::Instant::now() + KEEPALIVE_INTERVAL,
         KEEPALIVE_INTERVAL,
     );
+    // Made once, not per message: every connection waits on the same channel. A closed
+    // channel means the server is gone too; either way, close.
+    let stopping = async move {
+        let _ = shutdown.wait_for(|stopping| *stopping).await;
+    };
+    tokio::pin!(stopping);
     let close = loop {
         let outgoing = tokio::select! {
             message = incoming.next() => match message {
@@ -132,10 +138,7 @@ pub async fn serve(
                 break Some((4408, "connection initialisation timeout"));
             }
             _ = keepalive.tick() => vec![connection.keepalive()],
-            // A closed channel means the server is gone too; either way, close.
-            _ = async { shutdown.wait_for(|stopping| *stopping).await.is_ok() } => {
-                break Some((1012, "server restarting"));
-            }
+            () = &mut stopping => break Some((1012, "server restarting")),
         };
         let mut closing = false;
         for message in outgoing {
