@@ -450,20 +450,21 @@ async fn fan_out(subscribers: usize, options: &Options) {
         .map(|mut socket| {
             tokio::spawn(async move {
                 let mut latencies = Vec::with_capacity(expected);
-                while latencies.len() < expected {
-                    let Ok(Some(Ok(message))) = tokio::time::timeout_at(give_up, socket.next()).await else {
-                        break;
-                    };
-                    if let Some(event) = event_of(&message) {
-                        let at: chrono::DateTime<chrono::Utc> =
-                            event["at"].as_str().unwrap().parse().unwrap();
-                        latencies
-                            .push((chrono::Utc::now() - at).num_microseconds().unwrap_or(0).max(0) as u64);
-                    } else if ends_operation(&message) {
-                        // A subscriber that fell behind is closed with an error.
-                        break;
+                // One timer for the whole wait, not one per message.
+                let _ = tokio::time::timeout_at(give_up, async {
+                    while latencies.len() < expected {
+                        let Some(Ok(message)) = socket.next().await else {
+                            break;
+                        };
+                        if let Some(event) = event_of(&message) {
+                            latencies.push(latency_us(&event));
+                        } else if ends_operation(&message) {
+                            // A subscriber that fell behind is closed with an error.
+                            break;
+                        }
                     }
-                }
+                })
+                .await;
                 latencies
             })
         })

@@ -167,11 +167,14 @@ impl Extension for OperationGuard {
             .find(|(name, _)| operation_name.is_none() || name.as_deref() == operation_name)
             .map_or("unknown", |(_, kind)| kind);
         *self.kind.lock().unwrap_or_else(PoisonError::into_inner) = kind;
+        // A subscription runs this for every event it sends, where no span is open.
         let span = tracing::Span::current();
-        let name = operation_name.unwrap_or("anonymous");
-        span.record("otel.name", format!("{kind} {name}"));
-        span.record("graphql.operation.name", name);
-        span.record("graphql.operation.type", kind);
+        if !span.is_disabled() {
+            let name = operation_name.unwrap_or("anonymous");
+            span.record("otel.name", format!("{kind} {name}"));
+            span.record("graphql.operation.name", name);
+            span.record("graphql.operation.type", kind);
+        }
         next.run(ctx, operation_name).await
     }
 }

@@ -539,7 +539,7 @@ fn upgrade(req: &Request, websocket: WebSocket, state: Arc<HttpState>) -> Respon
     // Small buffers: an idle subscription should cost kilobytes, not the 2 × 128 KiB default.
     // Frames gather up to 1 KiB before a write; the connection flushes after each batch.
     let config = WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(1024)
         .write_buffer_size(1024)
         .max_message_size(Some(MAX_BODY_BYTES))
         .max_frame_size(Some(MAX_BODY_BYTES));

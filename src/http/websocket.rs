@@ -114,7 +114,10 @@ pub async fn serve(
     let close = loop {
         let outgoing = tokio::select! {
             message = incoming.next() => match message {
-                Some(Ok(Message::Text(text))) => match connection.handle(&text).await {
+                // Boxed: handling a message resolves the caller and the document, a future
+                // many times the size of this loop's state, which every idle connection
+                // would otherwise carry.
+                Some(Ok(Message::Text(text))) => match Box::pin(connection.handle(&text)).await {
                     Ok(replies) => replies,
                     Err((code, reason)) => break Some((code, reason)),
                 },
