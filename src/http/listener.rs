@@ -1,9 +1,10 @@
 //! The TCP acceptor: poem's, with Nagle's algorithm off on every connection.
 
+use std::net::SocketAddr;
+
 use poem::http::uri::Scheme;
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
 use poem::web::{LocalAddr, RemoteAddr};
-use std::net::SocketAddr;
 
 /// Accepts connections with `TCP_NODELAY` set. With Nagle's algorithm on, a small websocket
 /// frame written while the previous one is unacknowledged waits for the client's delayed

@@ -460,27 +460,35 @@ pub async fn claim_jobs(
             .await?;
     }
     let now = Utc::now();
-    let due = Condition::any()
-        .add(
-            Condition::all()
-                .add(agent_job::Column::Status.eq(JobStatus::Queued))
-                .add(agent_job::Column::RunAfter.lte(now)),
-        )
-        .add(
-            Condition::all()
-                .add(agent_job::Column::Status.eq(JobStatus::Running))
-                .add(agent_job::Column::LeaseExpiresAt.lt(now)),
-        );
-    let mut candidates = agent_job::Entity::find()
-        .select_only()
-        .column(agent_job::Column::Id)
-        .filter(due)
-        .order_by_asc(agent_job::Column::RunAfter)
-        .limit(limit);
-    if backend == DbBackend::Postgres {
-        candidates = candidates.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+    // Jobs whose holder stopped renewing its lease first (few, and waiting longest), then
+    // queued ones in order: two index range scans, where one `OR` of both read and sorted
+    // every due job on each claim.
+    let lease_expired = Condition::all()
+        .add(agent_job::Column::Status.eq(JobStatus::Running))
+        .add(agent_job::Column::LeaseExpiresAt.lt(now));
+    let queued = Condition::all()
+        .add(agent_job::Column::Status.eq(JobStatus::Queued))
+        .add(agent_job::Column::RunAfter.lte(now));
+    let mut ids: Vec<Uuid> = Vec::new();
+    for (due, order) in [
+        (lease_expired, agent_job::Column::LeaseExpiresAt),
+        (queued, agent_job::Column::RunAfter),
+    ] {
+        let wanted = limit.saturating_sub(ids.len() as u64);
+        if wanted == 0 {
+            break;
+        }
+        let mut candidates = agent_job::Entity::find()
+            .select_only()
+            .column(agent_job::Column::Id)
+            .filter(due)
+            .order_by_asc(order)
+            .limit(wanted);
+        if backend == DbBackend::Postgres {
+            candidates = candidates.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+        }
+        ids.extend(candidates.into_tuple::<Uuid>().all(&txn).await?);
     }
-    let ids: Vec<Uuid> = candidates.into_tuple().all(&txn).await?;
     if ids.is_empty() {
         return Ok(Vec::new());
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{Backend, TestApp, ws_to};
+use crate::helpers::{Backend, TestApp, WsEnd, ws_to};
 use crate::jobs::{assert_well_formed, echo_agent, start_job, stored_events, terminal, wait_for};
 use crate::persisted::{persisted, sha256};
 use crate::rate_limits::redis_url;
@@ -33,9 +33,16 @@ async fn three_replicas_share_events_queries_limits_and_jobs() {
     let project = acme.project("Launch").await;
     let on_api = api.client_like(&acme.owner);
 
-    // A subscriber on the API-only replica; the job runs on the worker replica.
+    // A subscriber on the API-only replica; the job runs on the worker replica. Another
+    // tenant follows its own project on the same replica.
     let mut feed = ws_to(&api.graphql_url(), &acme.owner).await;
     feed.subscribe("feed", FEED, json!({ "p": project })).await;
+    let initech = app.org("Initech").await;
+    let initech_project = initech.project("Launch").await;
+    let mut initech_feed = ws_to(&api.graphql_url(), &initech.owner).await;
+    initech_feed
+        .subscribe("feed", FEED, json!({ "p": initech_project }))
+        .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let agent = echo_agent(&on_api, json!({ "steps": 40, "delayMs": 100 })).await;
     let job = start_job(&on_api, &agent, &project, json!({})).await;
@@ -68,6 +75,11 @@ async fn three_replicas_share_events_queries_limits_and_jobs() {
         );
     }
     assert_eq!(seqs, (1..=events.len() as i64).collect::<Vec<_>>());
+    // Nothing of Acme's relayed events reached the other tenant's stream.
+    assert!(matches!(
+        initech_feed.next_message(Duration::from_millis(500)).await,
+        Err(WsEnd::TimedOut)
+    ));
 
     // A query registered (APQ) on one replica is served by another.
     let query = "query Names { projects { edges { node { name } } } }";
