@@ -490,20 +490,13 @@ async fn fan_out(subscribers: usize, options: &Options) {
         latencies.extend(received);
     }
     latencies.sort_unstable();
-    let pct = |p: f64| {
-        latencies
-            .get(((latencies.len().max(1) - 1) as f64 * p) as usize)
-            .copied()
-            .unwrap_or(0) as f64
-            / 1000.0
-    };
     println!(
         "PostgreSQL fan-out: {subscribers} subscribers, {} jobs {} ms apart ({expected} events each): delivery p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; {complete}/{subscribers} got every event; server RSS {} → {} KiB ({:.1} KiB per idle subscription)",
         options.burst,
         options.job_interval.as_millis(),
-        pct(0.50),
-        pct(0.99),
-        pct(1.0),
+        percentile(&latencies, 0.50),
+        percentile(&latencies, 0.99),
+        percentile(&latencies, 1.0),
         before,
         after,
         per_subscription / 1024.0,

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use futures_util::Stream;
+use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
@@ -66,15 +67,16 @@ fn access_ended(bus: &EventBus, org: Uuid, liveness: Liveness) -> Ended {
 }
 
 /// Resolves when events may have been missed (the replica link reconnected); the table has
-/// them. Made once and kept across events, like [`Ended`].
-type Resynced = Pin<Box<dyn Future<Output = ()> + Send>>;
+/// them. Made once and kept across events, like [`Ended`]; it hands its receiver back so a
+/// job stream can wait for the next one without missing any in between.
+type Resynced = Pin<Box<dyn Future<Output = broadcast::Receiver<()>> + Send>>;
 
-fn resynced(bus: &EventBus) -> Resynced {
-    let mut notices = bus.resync_notices();
+fn resynced(mut notices: broadcast::Receiver<()>) -> Resynced {
     Box::pin(async move {
         if let Err(RecvError::Closed) = notices.recv().await {
             std::future::pending::<()>().await;
         }
+        notices
     })
 }
 
@@ -86,10 +88,8 @@ struct JobStream {
     /// The last read from the table was full: more may be stored.
     more_stored: bool,
     subscription: Subscription,
-    org: Uuid,
     ended: Ended,
     resync: Resynced,
-    bus: Arc<EventBus>,
     done: bool,
 }
 
@@ -128,16 +128,18 @@ impl JobStream {
             tokio::select! {
                 received = self.subscription.receiver.recv() => match received {
                     Ok(event) if event.seq <= self.last_seq => {}
-                    Ok(event) if event.seq == self.last_seq + 1 && event.organization_id == self.org => {
+                    Ok(event) if event.seq == self.last_seq + 1
+                        && event.organization_id == self.tenant.context().org.0 =>
+                    {
                         self.pending.push_back(event);
                     }
                     // A gap (another replica wrote it, or this receiver lagged): read the table.
                     Ok(_) | Err(RecvError::Lagged(_)) => self.more_stored = true,
                     Err(RecvError::Closed) => return None,
                 },
-                () = &mut self.resync => {
+                notices = &mut self.resync => {
                     self.more_stored = true;
-                    self.resync = resynced(&self.bus);
+                    self.resync = resynced(notices);
                 }
                 error = &mut self.ended => {
                     self.done = true;
@@ -159,10 +161,8 @@ pub fn job_events(
     let org = tenant.context().org.0;
     let state = JobStream {
         subscription: bus.subscribe_job(job.0),
-        org,
         ended: access_ended(bus, org, liveness),
-        resync: resynced(bus),
-        bus: bus.clone(),
+        resync: resynced(bus.resync_notices()),
         tenant,
         job,
         last_seq: after_seq,
@@ -195,7 +195,7 @@ pub fn project_events(
         subscription: bus.subscribe_project(project),
         org,
         ended: access_ended(bus, org, liveness),
-        resync: resynced(bus),
+        resync: resynced(bus.resync_notices()),
         done: false,
     };
     futures_util::stream::unfold(state, |mut state| async move {
@@ -213,7 +213,7 @@ pub fn project_events(
                     Err(RecvError::Closed) => return None,
                 },
                 // Events may have been missed while the replica link reconnected.
-                () = &mut state.resync => Err(AppError::RateLimited { retry_after_seconds: 1 }),
+                _ = &mut state.resync => Err(AppError::RateLimited { retry_after_seconds: 1 }),
                 error = &mut state.ended => Err(error),
             };
             state.done = item.is_err();
