@@ -8,7 +8,7 @@ use sea_orm::{ColumnTrait, QueryFilter};
 use serde_json::Value as Json;
 use uuid::Uuid;
 
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use crate::tenancy::{Actor, Page, PageRequest, Scoped};
 
 /// Where a request came from, as far as the server can tell.
@@ -109,11 +109,6 @@ pub fn entry(
         Actor::ApiKey { id, .. } => (ActorKind::ApiKey, id.0),
         Actor::Job { id, .. } => (ActorKind::Job, id.0),
         Actor::Operator => (ActorKind::Operator, Uuid::nil()),
-        Actor::Relay => {
-            return Err(AppError::internal(anyhow::anyhow!(
-                "the event relay never writes"
-            )));
-        }
     };
     let (resource_type, resource_id, before, after) = match change {
         Some(change) => (

@@ -2,9 +2,9 @@
 //! transactions (notifying commits serialize on one lock); instead each replica's notifier
 //! says "job J has events up to seq N" for everything it wrote, and "organization O's access
 //! changed": at once after a quiet spell, then at most once every few milliseconds. Each
-//! replica's listener reads the events it has not delivered from the table, as the job's
-//! tenant, and hands them to its local bus. After the listener reconnects, streams resync
-//! from the table.
+//! replica's listener reads the events it has not delivered from the table (one statement,
+//! matching the organization explicitly) and hands them to its local bus. After the
+//! listener reconnects, streams resync from the table.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -15,9 +15,8 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::bus::{EventBus, Outgoing};
-use crate::domain::jobs;
-use crate::ids::{JobId, OrgId};
-use crate::tenancy::{Actor, Db, Tenant, TenantContext};
+use crate::ids::OrgId;
+use crate::tenancy::{Db, unscoped};
 
 const CHANNEL: &str = "tenantql_events";
 /// The least time between two notices of one replica.
@@ -150,20 +149,8 @@ async fn listen(
             if seq <= after {
                 continue;
             }
-            let tenant = Tenant::new(
-                db.clone(),
-                Arc::new(TenantContext {
-                    actor: Actor::Relay,
-                    org: OrgId(org),
-                    role: entity::OrgRole::Viewer,
-                    only_project: None,
-                }),
-            );
             let limit = (seq - after).clamp(1, 1_000) as u64;
-            match tenant
-                .read(async |scoped| jobs::events_after(scoped, JobId(job), after, limit).await)
-                .await
-            {
+            match unscoped::relayed_events(&db, OrgId(org), job, after, limit).await {
                 Ok(events) => {
                     for event in events {
                         bus.deliver(Arc::new(event));

@@ -16,9 +16,6 @@ pub enum Actor {
         id: JobId,
         started_by: UserId,
     },
-    /// The server itself reading events written on another replica, to deliver them to this
-    /// replica's subscribers of the same tenant. It never writes.
-    Relay,
     /// Someone at the server's command line; acts on whole organizations, never inside one.
     Operator,
 }
@@ -30,7 +27,7 @@ impl Actor {
             Actor::User(user) => user,
             Actor::ApiKey { created_by, .. } => created_by,
             Actor::Job { started_by, .. } => started_by,
-            Actor::Relay | Actor::Operator => UserId(uuid::Uuid::nil()),
+            Actor::Operator => UserId(uuid::Uuid::nil()),
         }
     }
 }
@@ -54,7 +51,6 @@ impl TenantContext {
         match (self.actor, self.role) {
             (_, OrgRole::Owner | OrgRole::Admin) => Some(ProjectRole::Admin),
             (Actor::ApiKey { .. } | Actor::Job { .. }, OrgRole::Member) => Some(ProjectRole::Editor),
-            (Actor::Relay, _) => Some(ProjectRole::Viewer),
             (Actor::Operator, _) => None,
             (_, OrgRole::Viewer) => Some(ProjectRole::Viewer),
             (Actor::User(_), OrgRole::Member) => None,

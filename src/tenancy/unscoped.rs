@@ -567,6 +567,30 @@ pub async fn claim_jobs(
         .collect())
 }
 
+/// Events of one job after `after_seq`, oldest first, at most `limit`, for the replica link:
+/// another replica announced them by organization, job and seq, and this one delivers them
+/// to its own subscribers, each of whom sees only its organization's events. One statement
+/// instead of a tenant transaction's four round trips, since every relayed event waits on it;
+/// the organization is matched explicitly as RLS would.
+pub async fn relayed_events(
+    db: &Db,
+    org: OrgId,
+    job: Uuid,
+    after_seq: i64,
+    limit: u64,
+) -> AppResult<Vec<agent_job_event::Model>> {
+    use sea_orm::QuerySelect;
+
+    Ok(agent_job_event::Entity::find()
+        .filter(agent_job_event::Column::OrganizationId.eq(org.0))
+        .filter(agent_job_event::Column::JobId.eq(job))
+        .filter(agent_job_event::Column::Seq.gt(after_seq))
+        .order_by_asc(agent_job_event::Column::Seq)
+        .limit(limit)
+        .all(&db.conn)
+        .await?)
+}
+
 /// How many jobs of all tenants wait and run, for the queue-depth metric. Finished jobs are
 /// not counted: the claim index covers the two live statuses.
 pub async fn jobs_waiting_or_running(db: &Db) -> AppResult<Vec<(&'static str, u64)>> {

@@ -13,6 +13,7 @@ backend_tests!(
     a_hundred_subscribers_receive_identical_sequences,
     a_slow_subscriber_neither_delays_others_nor_loses_events,
     subscriptions_to_another_tenant_are_refused_and_silent,
+    the_replica_relay_reads_a_job_s_events_only_under_its_organization,
     cancelling_stops_queued_and_running_jobs,
     failures_are_retried_then_fail_with_the_error,
     streams_end_when_access_ends,
@@ -251,6 +252,36 @@ async fn a_slow_subscriber_neither_delays_others_nor_loses_events(app: TestApp) 
     let (slow_events, end) = stalled.collect("slow", Duration::from_secs(30)).await;
     assert_eq!(end["type"], "complete");
     assert_eq!(seqs(&slow_events), (1..=403).collect::<Vec<_>>());
+}
+
+/// The relay between replicas reads events outside RLS, so its own organization filter is
+/// the lock: the job's events under its organization, nothing under another.
+async fn the_replica_relay_reads_a_job_s_events_only_under_its_organization(app: TestApp) {
+    use tenantql::ids::OrgId;
+    use tenantql::tenancy::unscoped::relayed_events;
+
+    let acme = app.org("Acme").await;
+    let globex = app.org("Globex").await;
+    let project = acme.project("Launch").await;
+    let agent = echo_agent(&acme.owner, json!({ "steps": 1 })).await;
+    let job = start_job(&acme.owner, &agent, &project, json!({})).await;
+    let finished = wait_for(&acme.owner, &job, terminal).await;
+    let stored = stored_events(&finished).len();
+    let job_id: uuid::Uuid = job.parse().unwrap();
+    let org = |org: &Org| OrgId(org.id.parse().unwrap());
+
+    let own = relayed_events(&app.db, org(&acme), job_id, 0, 100).await.unwrap();
+    assert_eq!(own.len(), stored);
+    assert_eq!(
+        relayed_events(&app.db, org(&acme), job_id, 2, 100).await.unwrap()[0].seq,
+        3
+    );
+    assert!(
+        relayed_events(&app.db, org(&globex), job_id, 0, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn subscriptions_to_another_tenant_are_refused_and_silent(app: TestApp) {
