@@ -256,7 +256,9 @@ impl SubscriptionRoot {
     ) -> Result<impl Stream<Item = Result<AgentJobEvent>> + use<>> {
         let job = JobId(parse_id("jobId", &job_id)?);
         let tenant = ctx.tenant()?;
-        tenant.read(async |scoped| jobs::get(scoped, job).await).await?;
+        // Boxed, here and below: a resolver's future stays inside its subscription's stream
+        // for as long as that lives, and a database read's future is several KiB.
+        Box::pin(tenant.read(async |scoped| jobs::get(scoped, job).await)).await?;
         let services = ctx.services();
         let liveness = ctx.request()?.liveness(services.clone())?;
         let events = stream::job_events(
@@ -277,9 +279,7 @@ impl SubscriptionRoot {
     ) -> Result<impl Stream<Item = Result<AgentJobEvent>> + use<>> {
         let project = ProjectId(parse_id("projectId", &project_id)?);
         let tenant = ctx.tenant()?;
-        tenant
-            .read(async |scoped| scoped.project_role(project).await)
-            .await?;
+        Box::pin(tenant.read(async |scoped| scoped.project_role(project).await)).await?;
         let services = ctx.services();
         let liveness = ctx.request()?.liveness(services.clone())?;
         let org = tenant.context().org.0;

@@ -119,7 +119,8 @@ impl JobStream {
                 return None;
             }
             if self.more_stored {
-                if let Err(error) = self.catch_up().await {
+                // Boxed: inline, the read's future would be part of every idle stream.
+                if let Err(error) = Box::pin(self.catch_up()).await {
                     self.done = true;
                     return Some(Err(error));
                 }
