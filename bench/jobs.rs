@@ -9,10 +9,14 @@
 //! process at ~100 events/s: delivery latency of the relayed events.
 //! Shutdown: SIGTERM to a server process with 1,000 open subscriptions and a running job:
 //! time to exit against its deadline, and the sockets closed with 1012.
+//! Floor: the fan-out run against a bare websocket server that renders each event once and
+//! writes it to every socket: the least any design that writes each event to each
+//! subscriber's socket pays on this machine, beside what the server pays.
 //!
 //!     cargo bench --bench jobs                                   # PostgreSQL and SQLite
 //!     cargo bench --bench jobs -- --jobs 5000 --subscribers 1000,10000 --burst 20
 //!     cargo bench --bench jobs -- --parts fanout --subscribers 10000 --job-interval-ms 250
+//!     cargo bench --bench jobs -- --parts fanout,floor --subscribers 10000 --burst 1
 //!     cargo bench --bench jobs -- --parts throughput --backend postgres --workers 32
 //!     cargo test --bench jobs -- --smoke                         # tiny run for CI
 
@@ -34,6 +38,7 @@ use helpers::{Backend, Client, TestApp};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 struct Options {
@@ -46,7 +51,7 @@ struct Options {
     replica_jobs: usize,
     shutdown_subscribers: usize,
     backends: Vec<Backend>,
-    /// Which of throughput, replicas, fanout and shutdown to run.
+    /// Which of throughput, replicas, fanout, shutdown and floor to run.
     parts: Vec<String>,
 }
 
@@ -68,12 +73,14 @@ impl Options {
                     "replicas".into(),
                     "fanout".into(),
                     "shutdown".into(),
+                    "floor".into(),
                 ],
                 vec![
                     "throughput".into(),
                     "replicas".into(),
                     "fanout".into(),
                     "shutdown".into(),
+                    "floor".into(),
                 ],
             ),
             backends: match args.value("--backend") {
@@ -101,6 +108,22 @@ type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStre
 
 /// A `projectJobEvents` subscriber, acknowledged and subscribed.
 async fn subscriber(graphql_url: &str, owner: &Client, project: &str) -> Socket {
+    subscribe(graphql_url, owner.init_payload(), project).await
+}
+
+/// `count` subscribers, connected 200 at a time.
+async fn subscribers_of(count: usize, graphql_url: &str, init_payload: Value, project: &str) -> Vec<Socket> {
+    let mut sockets = Vec::with_capacity(count);
+    for chunk in (0..count).collect::<Vec<_>>().chunks(200) {
+        let opened = chunk
+            .iter()
+            .map(|_| subscribe(graphql_url, init_payload.clone(), project));
+        sockets.extend(futures_util::future::join_all(opened).await);
+    }
+    sockets
+}
+
+async fn subscribe(graphql_url: &str, init_payload: Value, project: &str) -> Socket {
     let mut request = graphql_url
         .replace("http://", "ws://")
         .into_client_request()
@@ -114,7 +137,7 @@ async fn subscriber(graphql_url: &str, owner: &Client, project: &str) -> Socket 
     let (mut socket, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), true)
         .await
         .unwrap();
-    let init = json!({ "type": "connection_init", "payload": owner.init_payload() });
+    let init = json!({ "type": "connection_init", "payload": init_payload });
     socket.send(Message::Text(init.to_string().into())).await.unwrap();
     // A load client that waits forever hides the failure it waits on.
     let acked = tokio::time::timeout(Duration::from_secs(30), async {
@@ -290,16 +313,13 @@ async fn shutdown(subscribers: usize) {
     ];
     let mut server = server_process_with(&app, 1, &env).await;
     let graphql_url = server.replica.graphql_url();
-    let mut sockets = Vec::with_capacity(subscribers);
-    for chunk in (0..subscribers).collect::<Vec<_>>().chunks(200) {
-        let opened = futures_util::future::join_all(
-            chunk
-                .iter()
-                .map(|_| subscriber(&graphql_url, &server.owner, &server.project)),
-        )
-        .await;
-        sockets.extend(opened);
-    }
+    let sockets = subscribers_of(
+        subscribers,
+        &graphql_url,
+        server.owner.init_payload(),
+        &server.project,
+    )
+    .await;
     let slow = server
         .owner
         .gql(
@@ -433,21 +453,46 @@ async fn fan_out(subscribers: usize, options: &Options) {
     let graphql_url = server.replica.graphql_url();
     let (owner, project, agent) = (server.owner.clone(), server.project.clone(), server.agent.clone());
     let before = rss_kib(server.replica.pid());
-    let mut sockets = Vec::with_capacity(subscribers);
-    for chunk in (0..subscribers).collect::<Vec<_>>().chunks(200) {
-        let opened =
-            futures_util::future::join_all(chunk.iter().map(|_| subscriber(&graphql_url, &owner, &project)))
-                .await;
-        sockets.extend(opened);
-    }
+    let sockets = subscribers_of(subscribers, &graphql_url, owner.init_payload(), &project).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let after = rss_kib(server.replica.pid());
     let per_subscription = (after.saturating_sub(before)) as f64 * 1024.0 / subscribers as f64;
 
-    let expected = options.burst * 4; // QUEUED, RUNNING, one step, SUCCEEDED
+    let expected = options.burst * EVENTS_PER_JOB;
+    let receivers = receive_events(sockets, expected);
+    let mut tick = tokio::time::interval(options.job_interval.max(Duration::from_micros(1)));
+    for _ in 0..options.burst {
+        tick.tick().await;
+        owner
+            .gql(
+                START,
+                json!({ "input": { "agentId": agent, "projectId": project, "input": {} } }),
+            )
+            .await
+            .data("startAgentJob");
+    }
+    let (latencies, complete) = collect_latencies(receivers, expected).await;
+    println!(
+        "PostgreSQL fan-out: {subscribers} subscribers, {} jobs {} ms apart ({expected} events each): delivery p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; {complete}/{subscribers} got every event; server RSS {} → {} KiB ({:.1} KiB per idle subscription)",
+        options.burst,
+        options.job_interval.as_millis(),
+        percentile(&latencies, 0.50),
+        percentile(&latencies, 0.99),
+        percentile(&latencies, 1.0),
+        before,
+        after,
+        per_subscription / 1024.0,
+    );
+}
+
+/// QUEUED, RUNNING, one step, SUCCEEDED.
+const EVENTS_PER_JOB: usize = 4;
+
+/// One task per socket, each returning the latencies of the first `expected` events it got.
+fn receive_events(sockets: Vec<Socket>, expected: usize) -> Vec<tokio::task::JoinHandle<Vec<u64>>> {
     // One deadline for all: the server's keepalive pings would renew a per-message timeout.
     let give_up = tokio::time::Instant::now() + Duration::from_secs(120);
-    let receivers: Vec<_> = sockets
+    sockets
         .into_iter()
         .map(|mut socket| {
             tokio::spawn(async move {
@@ -470,18 +515,14 @@ async fn fan_out(subscribers: usize, options: &Options) {
                 latencies
             })
         })
-        .collect();
-    let mut tick = tokio::time::interval(options.job_interval.max(Duration::from_micros(1)));
-    for _ in 0..options.burst {
-        tick.tick().await;
-        owner
-            .gql(
-                START,
-                json!({ "input": { "agentId": agent, "projectId": project, "input": {} } }),
-            )
-            .await
-            .data("startAgentJob");
-    }
+        .collect()
+}
+
+/// Every latency received, sorted, and how many subscribers got all `expected` events.
+async fn collect_latencies(
+    receivers: Vec<tokio::task::JoinHandle<Vec<u64>>>,
+    expected: usize,
+) -> (Vec<u64>, usize) {
     let mut latencies = Vec::new();
     let mut complete = 0;
     for receiver in receivers {
@@ -490,22 +531,144 @@ async fn fan_out(subscribers: usize, options: &Options) {
         latencies.extend(received);
     }
     latencies.sort_unstable();
+    (latencies, complete)
+}
+
+/// The machine's floor under the fan-out figure: the same subscribers, client and messages,
+/// served by a bare websocket server process (this benchmark, run with `--serve-floor`) that
+/// renders each event once and writes it to every socket. No GraphQL, no database, no
+/// authorization: what any server pays that writes each event to each subscriber's socket.
+async fn fan_out_floor(subscribers: usize, options: &Options) {
+    let mut server = std::process::Command::new(std::env::current_exe().unwrap())
+        .arg("--serve-floor")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut address = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stdout.take().unwrap()),
+        &mut address,
+    )
+    .unwrap();
+    let url = format!("http://{}/graphql", address.trim());
+    let sockets = subscribers_of(subscribers, &url, json!({}), "floor").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let expected = options.burst * EVENTS_PER_JOB;
+    let receivers = receive_events(sockets, expected);
+    let mut events = server.stdin.take().unwrap();
+    let mut tick = tokio::time::interval(options.job_interval.max(Duration::from_micros(1)));
+    for job in 0..options.burst {
+        tick.tick().await;
+        for seq in 1..=EVENTS_PER_JOB {
+            let event = json!({ "jobId": job.to_string(), "seq": seq, "status": "RUNNING",
+                "at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true) });
+            let message = json!({ "type": "next", "id": "feed",
+                "payload": { "data": { "projectJobEvents": event } } });
+            // A line of a few hundred bytes fits the pipe: the write does not block.
+            std::io::Write::write_all(&mut events, format!("{message}\n").as_bytes()).unwrap();
+        }
+    }
+    let (latencies, complete) = collect_latencies(receivers, expected).await;
+    let _ = server.kill();
+    let _ = server.wait();
     println!(
-        "PostgreSQL fan-out: {subscribers} subscribers, {} jobs {} ms apart ({expected} events each): delivery p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; {complete}/{subscribers} got every event; server RSS {} → {} KiB ({:.1} KiB per idle subscription)",
+        "Floor fan-out (bare websocket server, one rendering per event): {subscribers} subscribers, {} jobs {} ms apart ({expected} events each): delivery p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; {complete}/{subscribers} got every event",
         options.burst,
         options.job_interval.as_millis(),
         percentile(&latencies, 0.50),
         percentile(&latencies, 0.99),
         percentile(&latencies, 1.0),
-        before,
-        after,
-        per_subscription / 1024.0,
     );
 }
 
-#[tokio::main]
-async fn main() {
-    let options = Options::from_args();
+/// The floor's server process: prints the address it listens on, then sends each line of its
+/// standard input, as a message, to every subscriber.
+fn serve_floor() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        // The load client connects 200 at a time: the default backlog of 128 resets some.
+        let listener = socket.listen(1024).unwrap();
+        println!("{}", listener.local_addr().unwrap());
+        let (events, _) = tokio::sync::broadcast::channel::<std::sync::Arc<str>>(1024);
+        let sender = events.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(std::io::stdin().lock()).map_while(Result::ok) {
+                let _ = sender.send(line.into());
+            }
+        });
+        while let Ok((stream, _)) = listener.accept().await {
+            stream.set_nodelay(true).unwrap();
+            tokio::spawn(bare_subscription(stream, events.subscribe()));
+        }
+    });
+}
+
+/// The client asked for graphql-transport-ws and refuses an upgrade that does not agree.
+#[expect(
+    clippy::result_large_err,
+    reason = "the signature of tungstenite's handshake callback"
+)]
+fn agree_protocol(_: &Request, mut response: Response) -> Result<Response, ErrorResponse> {
+    response
+        .headers_mut()
+        .insert("sec-websocket-protocol", "graphql-transport-ws".parse().unwrap());
+    Ok(response)
+}
+
+/// One subscriber of [`fan_out_floor`]: the handshake, then every event as it comes, with
+/// whatever else is ready gathered into the same write, as the server does.
+async fn bare_subscription(
+    stream: tokio::net::TcpStream,
+    mut events: tokio::sync::broadcast::Receiver<std::sync::Arc<str>>,
+) {
+    let Ok(mut socket) = tokio_tungstenite::accept_hdr_async(stream, agree_protocol).await else {
+        return;
+    };
+    // connection_init, then subscribe.
+    let _ = socket.next().await;
+    let ack = Message::Text(json!({ "type": "connection_ack" }).to_string().into());
+    if socket.send(ack).await.is_err() {
+        return;
+    }
+    let _ = socket.next().await;
+    while let Ok(event) = events.recv().await {
+        let mut batch = vec![event];
+        while let Ok(more) = events.try_recv() {
+            batch.push(more);
+        }
+        for event in batch {
+            if socket
+                .feed(Message::Text(event.to_string().into()))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        if socket.flush().await.is_err() {
+            return;
+        }
+    }
+}
+
+fn main() {
+    if std::env::args().any(|arg| arg == "--serve-floor") {
+        return serve_floor();
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(run(Options::from_args()));
+}
+
+async fn run(options: Options) {
     let runs = |part: &str| options.parts.iter().any(|chosen| chosen == part);
     if runs("throughput") {
         for &backend in &options.backends {
@@ -523,6 +686,11 @@ async fn main() {
         }
         if runs("shutdown") {
             shutdown(options.shutdown_subscribers).await;
+        }
+    }
+    if runs("floor") {
+        for &subscribers in &options.subscribers {
+            fan_out_floor(subscribers, &options).await;
         }
     }
 }
