@@ -398,19 +398,9 @@ async fn cross_replica(options: &Options) {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let jobs = options.replica_jobs;
     let (owner, agent, project) = (server.owner.clone(), server.agent.clone(), server.project.clone());
+    // Four events per job: 25 jobs/s is 100 events/s.
     let starter = tokio::spawn(async move {
-        // Four events per job: 25 jobs/s is 100 events/s.
-        let mut tick = tokio::time::interval(Duration::from_millis(40));
-        for _ in 0..jobs {
-            tick.tick().await;
-            owner
-                .gql(
-                    START,
-                    json!({ "input": { "agentId": agent, "projectId": project, "input": {} } }),
-                )
-                .await
-                .data("startAgentJob");
-        }
+        start_jobs(&owner, &agent, &project, jobs, Duration::from_millis(40)).await;
     });
     // QUEUED events are written by the API process itself; the other three per job are relayed.
     // The first seconds are not counted: both processes open their pooled connections then.
@@ -460,17 +450,7 @@ async fn fan_out(subscribers: usize, options: &Options) {
 
     let expected = options.burst * EVENTS_PER_JOB;
     let receivers = receive_events(sockets, expected);
-    let mut tick = tokio::time::interval(options.job_interval.max(Duration::from_micros(1)));
-    for _ in 0..options.burst {
-        tick.tick().await;
-        owner
-            .gql(
-                START,
-                json!({ "input": { "agentId": agent, "projectId": project, "input": {} } }),
-            )
-            .await
-            .data("startAgentJob");
-    }
+    start_jobs(&owner, &agent, &project, options.burst, options.job_interval).await;
     let (latencies, complete) = collect_latencies(receivers, expected).await;
     println!(
         "PostgreSQL fan-out: {subscribers} subscribers, {} jobs {} ms apart ({expected} events each): delivery p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; {complete}/{subscribers} got every event; server RSS {} → {} KiB ({:.1} KiB per idle subscription)",
@@ -483,6 +463,21 @@ async fn fan_out(subscribers: usize, options: &Options) {
         after,
         per_subscription / 1024.0,
     );
+}
+
+/// Starts `count` jobs of `agent` over HTTP, one every `interval` (back to back when zero).
+async fn start_jobs(owner: &Client, agent: &str, project: &str, count: usize, interval: Duration) {
+    let mut tick = tokio::time::interval(interval.max(Duration::from_micros(1)));
+    for _ in 0..count {
+        tick.tick().await;
+        owner
+            .gql(
+                START,
+                json!({ "input": { "agentId": agent, "projectId": project, "input": {} } }),
+            )
+            .await
+            .data("startAgentJob");
+    }
 }
 
 /// QUEUED, RUNNING, one step, SUCCEEDED.
