@@ -10,8 +10,8 @@
 //! Shutdown: SIGTERM to a server process with 1,000 open subscriptions and a running job:
 //! time to exit against its deadline, and the sockets closed with 1012.
 //! Floor: the fan-out run against a bare websocket server that renders each event once and
-//! writes it to every socket: the least any design that writes each event to each
-//! subscriber's socket pays on this machine, beside what the server pays.
+//! writes it to every socket: the least any server that writes each event to each
+//! subscriber's socket pays on this machine, to compare with the fan-out figures.
 //!
 //!     cargo bench --bench jobs                                   # PostgreSQL and SQLite
 //!     cargo bench --bench jobs -- --jobs 5000 --subscribers 1000,10000 --burst 20
