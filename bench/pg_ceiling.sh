@@ -77,7 +77,7 @@ printf 'SELECT 1;\nSELECT 1;\n' >>"$work/batched.sql"
 for script in job batched; do
   for count in $clients; do
     psql -q "$scratch" -c "TRUNCATE agent_jobs, agent_job_events, audit_log"
-    tps=$(pgbench -n -M prepared -c "$count" -j 2 -T "$seconds" -f "$work/$script.sql" "$scratch" 2>/dev/null |
+    tps=$(pgbench -n -M prepared -c "$count" -j 2 -T "$seconds" -f "$work/$script.sql" "$scratch" |
       sed -n 's/^tps = \([0-9.]*\).*/\1/p')
     case $script in
       job) what="a job's round trips, its claim not shared (24 statements)" ;;
