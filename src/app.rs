@@ -53,7 +53,7 @@ impl App {
             config.worker,
         ));
         let manifest = match &config.persisted_query_manifest {
-            Some(path) => load_manifest(path)?,
+            Some(path) => load_manifest(path, &config.query_limits.document)?,
             None => Default::default(),
         };
         let shared_limits = match &config.redis_url {
@@ -66,7 +66,12 @@ impl App {
             api_keys: Default::default(),
             jobs: jobs.clone(),
             rate_limits: RateLimits::new(&config.rate_limits, shared_limits),
-            persisted: Arc::new(PersistedQueries::new(db.clone(), manifest)),
+            persisted: Arc::new(PersistedQueries::new(
+                db.clone(),
+                config.query_limits.document,
+                config.apq,
+                manifest,
+            )),
             oauth: jobs.toolbox.oauth.clone(),
             keyring,
             workspaces: jobs.toolbox.workspaces.clone(),

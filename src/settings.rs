@@ -9,6 +9,8 @@ use base64::Engine;
 use clap::{Parser, Subcommand, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::governance::intake::DocumentLimits;
+use crate::governance::persisted::ApqConfig;
 use crate::governance::rate_limits::RateLimitConfig;
 use crate::graphql::limits::QueryLimits;
 use crate::integrations::crypto::Keyring;
@@ -130,6 +132,16 @@ pub struct Settings {
     /// Most aliased fields one document may use.
     #[arg(long, env = "MAX_ALIASES", default_value_t = 30, global = true)]
     pub max_aliases: usize,
+    /// Deepest nesting of brackets (`{`, `[`, `(`) a document may have; checked on its text
+    /// before it is parsed.
+    #[arg(long, env = "MAX_NESTING", default_value_t = 64, global = true)]
+    pub max_nesting: usize,
+    /// Most lexical tokens one document may have; checked before it is parsed.
+    #[arg(long, env = "MAX_TOKENS", default_value_t = 15_000, global = true)]
+    pub max_tokens: usize,
+    /// Most directives one document may use; checked before it is parsed.
+    #[arg(long, env = "MAX_DIRECTIVES", default_value_t = 50, global = true)]
+    pub max_directives: usize,
     /// Most top-level fields one operation may select.
     #[arg(long, env = "MAX_ROOT_FIELDS", default_value_t = 10, global = true)]
     pub max_root_fields: usize,
@@ -193,6 +205,12 @@ pub struct Settings {
     /// redis://… to share rate limits across replicas; without it each replica limits alone.
     #[arg(long, env = "REDIS_URL", global = true, hide_env_values = true)]
     pub redis_url: Option<SecretString>,
+    /// Largest document an APQ registration stores; longer ones run without being stored.
+    #[arg(long, env = "APQ_MAX_BYTES", default_value_t = 16_384, global = true)]
+    pub apq_max_bytes: usize,
+    /// Hours an APQ registration is served after it was last registered.
+    #[arg(long, env = "APQ_TTL_HOURS", default_value_t = 168, global = true)]
+    pub apq_ttl_hours: u64,
     /// An Apollo persisted-query manifest (JSON) whose operations are trusted documents for
     /// every organization.
     #[arg(long, env = "PERSISTED_QUERY_MANIFEST", global = true)]
@@ -235,6 +253,7 @@ pub struct Config {
     pub query_limits: QueryLimits,
     pub rate_limits: RateLimitConfig,
     pub persisted_query_manifest: Option<PathBuf>,
+    pub apq: ApqConfig,
     pub redis_url: Option<SecretString>,
     pub encryption_keys: SecretString,
     pub llm_prices: Prices,
@@ -313,6 +332,9 @@ impl Settings {
         if self.max_complexity == 0 || self.max_depth == 0 {
             bail!("MAX_DEPTH and MAX_COMPLEXITY must be at least 1");
         }
+        if self.max_nesting < self.max_depth || self.max_tokens == 0 {
+            bail!("MAX_NESTING must be at least MAX_DEPTH, and MAX_TOKENS at least 1");
+        }
         if self.api_key_requests_per_minute == 0 || self.auth_attempts_per_minute == 0 {
             bail!("API_KEY_REQUESTS_PER_MINUTE and AUTH_ATTEMPTS_PER_MINUTE must be at least 1");
         }
@@ -335,7 +357,12 @@ impl Settings {
         let query_limits = QueryLimits {
             max_depth: self.max_depth,
             max_complexity: self.max_complexity,
-            max_aliases: self.max_aliases,
+            document: DocumentLimits {
+                max_nesting: self.max_nesting,
+                max_tokens: self.max_tokens,
+                max_directives: self.max_directives,
+                max_aliases: self.max_aliases,
+            },
             max_root_fields: self.max_root_fields.max(1),
             max_batch_size: self.max_batch_size,
             introspection: self.introspection.unwrap_or(!production),
@@ -365,6 +392,10 @@ impl Settings {
             query_limits,
             rate_limits,
             persisted_query_manifest: self.persisted_query_manifest,
+            apq: ApqConfig {
+                max_bytes: self.apq_max_bytes,
+                ttl: Duration::from_secs(self.apq_ttl_hours.saturating_mul(3_600)),
+            },
             redis_url: self.redis_url,
             encryption_keys,
             llm_prices: Prices::parse(&self.llm_prices)?,

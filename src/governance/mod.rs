@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod budgets;
 pub mod erasure;
+pub mod intake;
 pub mod persisted;
 pub mod rate_limits;
 pub mod shared_limits;

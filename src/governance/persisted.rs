@@ -1,6 +1,9 @@
 //! Persisted queries. Apollo APQ for everyone: a client sends a query's SHA-256, and its
 //! text only when the server does not know it yet; registrations live in the database so
-//! every replica serves them, behind a small in-process LRU. Trusted documents: the
+//! every replica serves them, behind a small in-process LRU. Looking a hash up is open to
+//! anyone; registering costs the caller: only a caller with a tenant, only once the
+//! operation has validated and been charged to its rate limits (`graphql::limits`), only
+//! documents up to a size cap, and each registration expires. Trusted documents: the
 //! operations of an Apollo persisted-query manifest plus those an organization's admins
 //! register; API keys flagged persisted-only may run nothing else.
 
@@ -8,6 +11,7 @@ use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use chrono::Utc;
@@ -19,9 +23,45 @@ use uuid::Uuid;
 use crate::auth::secret_token::sha256_hex;
 use crate::domain::input::Name;
 use crate::error::{AppError, AppResult, duplicate_as};
+use crate::governance::intake::DocumentLimits;
 use crate::tenancy::{Db, Page, PageRequest, Scoped, Tenant, unscoped};
 
 const CACHE_ENTRIES: usize = 1_024;
+/// Expired registrations are deleted at most this often, by the replica registering one.
+const PURGE_EVERY: Duration = Duration::from_secs(3_600);
+
+/// What APQ registration allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApqConfig {
+    /// Longer documents still run, but are not stored.
+    pub max_bytes: usize,
+    /// How long a registration is served after it was last registered.
+    pub ttl: Duration,
+}
+
+impl Default for ApqConfig {
+    fn default() -> Self {
+        Self {
+            max_bytes: 16 * 1024,
+            ttl: Duration::from_secs(7 * 24 * 3_600),
+        }
+    }
+}
+
+/// The text an operation runs, and the APQ registration it asked for, if it may be
+/// stored once the operation has validated and been charged.
+#[derive(Debug)]
+pub struct Resolved {
+    pub text: String,
+    pub registration: Option<Registration>,
+}
+
+/// A query to store under its hash (`PersistedQueries::register`).
+#[derive(Debug, Clone)]
+pub struct Registration {
+    sha256: String,
+    text: String,
+}
 
 /// What the client asked to run: a text, a hash, or both (an APQ registration).
 #[derive(Debug, Default)]
@@ -64,26 +104,51 @@ impl Requested {
 
 pub struct PersistedQueries {
     db: Db,
+    limits: DocumentLimits,
+    apq: ApqConfig,
     /// The manifest's operations by hash.
     manifest: HashMap<String, String>,
-    /// APQ registrations recently used here.
-    cache: Mutex<LruCache<String, Arc<str>>>,
+    /// APQ registrations recently used here, with when they were read or registered.
+    cache: Mutex<LruCache<String, (Instant, Arc<str>)>>,
+    last_purge: Mutex<Option<Instant>>,
 }
 
 impl PersistedQueries {
-    pub fn new(db: Db, manifest: HashMap<String, String>) -> Self {
+    pub fn new(db: Db, limits: DocumentLimits, apq: ApqConfig, manifest: HashMap<String, String>) -> Self {
         Self {
             db,
+            limits,
+            apq,
             manifest,
             cache: Mutex::new(LruCache::new(
                 NonZeroUsize::new(CACHE_ENTRIES).unwrap_or(NonZeroUsize::MIN),
             )),
+            last_purge: Mutex::new(None),
         }
     }
 
-    /// The text to run. `trusted_only` holds the tenant of a persisted-only API key, which
-    /// may run only trusted documents whether it sends their hash, their text or both.
-    pub async fn resolve(&self, requested: Requested, trusted_only: Option<&Tenant>) -> AppResult<String> {
+    /// The bounds every document is checked against before anything parses it.
+    pub fn limits(&self) -> DocumentLimits {
+        self.limits
+    }
+
+    /// The text to run, checked against the document limits whatever its source.
+    /// `trusted_only` holds the tenant of a persisted-only API key, which may run only
+    /// trusted documents whether it sends their hash, their text or both.
+    pub async fn resolve(&self, requested: Requested, trusted_only: Option<&Tenant>) -> AppResult<Resolved> {
+        if let Some(query) = &requested.query {
+            self.limits.check(query)?;
+        }
+        let resolved = self.find(requested, trusted_only).await?;
+        self.limits.check(&resolved.text)?;
+        Ok(resolved)
+    }
+
+    async fn find(&self, requested: Requested, trusted_only: Option<&Tenant>) -> AppResult<Resolved> {
+        let unregistered = |text: String| Resolved {
+            text,
+            registration: None,
+        };
         if let Some(tenant) = trusted_only {
             let hash = match (&requested.sha256, &requested.query) {
                 (Some(hash), _) => hash.clone(),
@@ -98,35 +163,65 @@ impl PersistedQueries {
             return self
                 .trusted(tenant, &hash)
                 .await?
+                .map(unregistered)
                 .ok_or(AppError::PersistedQueryRequired);
         }
         match (requested.query, requested.sha256) {
-            (Some(query), None) => Ok(query),
+            (Some(query), None) => Ok(unregistered(query)),
             (None, None) => Err(AppError::bad_input("query", "`query` is required")),
             (Some(query), Some(hash)) => {
                 if sha256_hex(&query) != hash {
                     return Err(hash_mismatch());
                 }
-                if !self.manifest.contains_key(&hash) && self.cached(&hash).is_none() {
-                    unscoped::register_persisted_query(&self.db, &hash, &query).await?;
-                    self.remember(hash, &query);
-                }
-                Ok(query)
+                let known = self.manifest.contains_key(&hash) || self.cached(&hash).is_some();
+                // An oversize document runs like a plain query; the client keeps sending it.
+                let registration = (!known && query.len() <= self.apq.max_bytes).then(|| Registration {
+                    sha256: hash,
+                    text: query.clone(),
+                });
+                Ok(Resolved {
+                    text: query,
+                    registration,
+                })
             }
             (None, Some(hash)) => {
                 if let Some(query) = self.manifest.get(&hash) {
-                    return Ok(query.clone());
+                    return Ok(unregistered(query.clone()));
                 }
                 if let Some(query) = self.cached(&hash) {
-                    return Ok(query.to_string());
+                    return Ok(unregistered(query.to_string()));
                 }
-                let query = unscoped::find_persisted_query(&self.db, &hash)
+                let query = unscoped::find_persisted_query(&self.db, &hash, self.registered_since())
                     .await?
                     .ok_or(AppError::PersistedQueryNotFound)?;
                 self.remember(hash, &query);
-                Ok(query)
+                Ok(unregistered(query))
             }
         }
+    }
+
+    /// Stores an APQ registration; called once its operation has validated and been
+    /// charged to a caller with a tenant. Registering a hash again renews it.
+    pub async fn register(&self, registration: &Registration) -> AppResult<()> {
+        unscoped::register_persisted_query(&self.db, &registration.sha256, &registration.text).await?;
+        self.remember(registration.sha256.clone(), &registration.text);
+        let purge_due = {
+            let mut last = self.last_purge.lock().unwrap_or_else(PoisonError::into_inner);
+            let due = last.is_none_or(|at| at.elapsed() >= PURGE_EVERY);
+            if due {
+                *last = Some(Instant::now());
+            }
+            due
+        };
+        if purge_due {
+            unscoped::purge_persisted_queries(&self.db, self.registered_since()).await?;
+        }
+        Ok(())
+    }
+
+    /// Registrations older than this have expired.
+    fn registered_since(&self) -> chrono::DateTime<Utc> {
+        Utc::now() - chrono::Duration::from_std(self.apq.ttl).unwrap_or(chrono::Duration::MAX)
     }
 
     async fn trusted(&self, tenant: &Tenant, hash: &str) -> AppResult<Option<String>> {
@@ -139,15 +234,24 @@ impl PersistedQueries {
         Ok(found.map(|document| document.query))
     }
 
+    /// A registration this replica saw within the TTL.
     fn cached(&self, hash: &str) -> Option<Arc<str>> {
-        self.lock().get(hash).cloned()
+        let mut cache = self.lock();
+        match cache.get(hash) {
+            Some((at, query)) if at.elapsed() < self.apq.ttl => Some(query.clone()),
+            Some(_) => {
+                cache.pop(hash);
+                None
+            }
+            None => None,
+        }
     }
 
     fn remember(&self, hash: String, query: &str) {
-        self.lock().put(hash, Arc::from(query));
+        self.lock().put(hash, (Instant::now(), Arc::from(query)));
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<String, Arc<str>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<String, (Instant, Arc<str>)>> {
         self.cache.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -158,8 +262,9 @@ fn hash_mismatch() -> AppError {
 
 /// Reads an Apollo persisted-query manifest
 /// (`{"format": "apollo-persisted-query-manifest", "version": 1, "operations": [{"id", "body", …}]}`),
-/// refusing one whose ids are not the SHA-256 of their bodies.
-pub fn load_manifest(path: &Path) -> anyhow::Result<HashMap<String, String>> {
+/// refusing one whose ids are not the SHA-256 of their bodies or whose bodies exceed the
+/// document limits.
+pub fn load_manifest(path: &Path, limits: &DocumentLimits) -> anyhow::Result<HashMap<String, String>> {
     #[derive(serde::Deserialize)]
     struct Manifest {
         format: String,
@@ -189,6 +294,9 @@ pub fn load_manifest(path: &Path) -> anyhow::Result<HashMap<String, String>> {
                 operation.id
             );
         }
+        if let Err(error) = limits.check(&operation.body) {
+            bail!("the manifest operation {}: {error}", operation.id);
+        }
         operations.insert(operation.id.to_ascii_lowercase(), operation.body);
     }
     Ok(operations)
@@ -211,9 +319,16 @@ async fn find_by_hash(scoped: &Scoped, hash: &str) -> AppResult<Option<trusted_d
         .await
 }
 
-/// Allows a document for the organization's persisted-only keys; it must parse.
-pub async fn register(scoped: &Scoped, name: &str, query: &str) -> AppResult<trusted_document::Model> {
+/// Allows a document for the organization's persisted-only keys; it must be within the
+/// document limits and parse.
+pub async fn register(
+    scoped: &Scoped,
+    limits: &DocumentLimits,
+    name: &str,
+    query: &str,
+) -> AppResult<trusted_document::Model> {
     let name = Name::parse("name", name)?;
+    limits.check(query)?;
     if async_graphql::parser::parse_query(query).is_err() {
         return Err(AppError::bad_input("query", "not a GraphQL document"));
     }
@@ -277,9 +392,10 @@ mod tests {
             std::fs::write(&path, manifest.to_string()).unwrap();
             path
         };
-        let good = load_manifest(&write(&sha256_hex(body))).unwrap();
+        let limits = DocumentLimits::default();
+        let good = load_manifest(&write(&sha256_hex(body)), &limits).unwrap();
         assert_eq!(good[&sha256_hex(body)], body);
-        assert!(load_manifest(&write(&"0".repeat(64))).is_err());
+        assert!(load_manifest(&write(&"0".repeat(64)), &limits).is_err());
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -10,7 +10,7 @@ use crate::auth::jwt::JwtKeys;
 use crate::auth::principal::{ApiKeyCache, UserPrincipal, authenticate};
 use crate::error::{AppError, AppResult};
 use crate::governance::audit::{ClientInfo, Origin};
-use crate::governance::persisted::{PersistedQueries, Requested};
+use crate::governance::persisted::{PersistedQueries, Requested, Resolved};
 use crate::governance::rate_limits::{Caller, RateLimits};
 use crate::integrations::crypto::Keyring;
 use crate::integrations::oauth::OAuth;
@@ -132,7 +132,7 @@ impl RequestContext {
 
     /// The text to run for what the client sent (see `governance::persisted`); a
     /// persisted-only API key gets trusted documents or nothing.
-    pub async fn document(&self, services: &Services, requested: Requested) -> AppResult<String> {
+    pub async fn document(&self, services: &Services, requested: Requested) -> AppResult<Resolved> {
         let trusted_only = match &self.principal {
             Ok(Principal::ApiKey(key)) if key.persisted_only => {
                 Some(Tenant::new(services.db.clone(), self.tenant_context()?.clone()))

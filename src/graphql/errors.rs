@@ -4,10 +4,23 @@ use async_graphql::{ErrorExtensionValues, Response, ServerError, Value};
 
 use crate::error::AppError;
 
-/// Gives every error of a response its code; the HTTP endpoint and the websocket handler
-/// call it on everything they send. (A plain function rather than a schema extension: each
-/// extension costs a boxed future per resolved field.)
+/// Most errors one response carries: a document can repeat a mistake thousands of times,
+/// and its answer should not be many times its size.
+pub const MAX_ERRORS: usize = 20;
+
+/// Gives every error of a response its code, keeping the first [`MAX_ERRORS`] and one more
+/// that says how many were left out; the HTTP endpoint and the websocket handler call it on
+/// everything they send. (A plain function rather than a schema extension: each extension
+/// costs a boxed future per resolved field.)
 pub fn present_all(response: &mut Response) {
+    let total = response.errors.len();
+    if total > MAX_ERRORS {
+        response.errors.truncate(MAX_ERRORS);
+        response.errors.push(ServerError::new(
+            format!("{} more errors were left out", total - MAX_ERRORS),
+            None,
+        ));
+    }
     response.errors.iter_mut().for_each(present);
 }
 

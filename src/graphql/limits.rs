@@ -21,9 +21,11 @@ use async_graphql::{
 use tracing::Instrument;
 
 use crate::error::AppError;
+use crate::governance::intake::DocumentLimits;
+use crate::governance::persisted::Registration;
 use crate::governance::rate_limits::{Allowance, RateLimits};
-use crate::graphql::RequestContext;
 use crate::graphql::errors::request_error;
+use crate::graphql::{RequestContext, Services};
 use crate::telemetry::metrics;
 
 /// Bounds on one operation's shape.
@@ -32,8 +34,8 @@ pub struct QueryLimits {
     pub max_depth: usize,
     /// Each field costs 1, a list its page size times its selection.
     pub max_complexity: usize,
-    /// Aliased fields in the whole document: aliases multiply work without adding depth.
-    pub max_aliases: usize,
+    /// Bounds on the document's text, checked before it is parsed (`governance::intake`).
+    pub document: DocumentLimits,
     /// Top-level fields of the operation: each root field is its own resolver chain.
     pub max_root_fields: usize,
     /// Operations in one batched request; 0 refuses batches.
@@ -47,7 +49,7 @@ impl Default for QueryLimits {
         Self {
             max_depth: 12,
             max_complexity: 1_000,
-            max_aliases: 30,
+            document: DocumentLimits::default(),
             max_root_fields: 10,
             max_batch_size: 0,
             introspection: true,
@@ -118,17 +120,11 @@ impl Extension for OperationGuard {
             .iter()
             .map(|(name, operation)| (name.map(|name| name.to_string()), kind_name(operation.node.ty)))
             .collect();
-        let shape = Shape::of(&document);
-        if shape.aliases > self.limits.max_aliases {
-            return Err(too_complex(format!(
-                "the document uses {} aliases; at most {} are allowed",
-                shape.aliases, self.limits.max_aliases
-            )));
-        }
-        if shape.root_fields > self.limits.max_root_fields {
+        let root_fields = root_fields(&document);
+        if root_fields > self.limits.max_root_fields {
             return Err(too_complex(format!(
                 "the operation selects {} root fields; at most {} are allowed",
-                shape.root_fields, self.limits.max_root_fields
+                root_fields, self.limits.max_root_fields
             )));
         }
         Ok(document)
@@ -149,6 +145,14 @@ impl Extension for OperationGuard {
                 .await
                 .map_err(|error| vec![request_error(error)])?;
             *self.charged.lock().unwrap_or_else(PoisonError::into_inner) = Some((cost, allowance));
+            // Stored only now: the document validated and its caller paid for it. A failed
+            // store costs the client a resend, not this operation.
+            if let (Some(registration), Some(services)) =
+                (ctx.data_opt::<Registration>(), ctx.data_opt::<Arc<Services>>())
+                && let Err(error) = services.persisted.register(registration).await
+            {
+                tracing::warn!(error = ?error, "could not store a persisted query");
+            }
         }
         Ok(result)
     }
@@ -200,43 +204,22 @@ fn too_complex(message: String) -> ServerError {
     request_error(AppError::QueryTooComplex(message.into()))
 }
 
-/// Counts taken from the parsed document, before validation (so fragment cycles are
-/// possible here and are walked once).
-#[derive(Debug, Default, PartialEq, Eq)]
-struct Shape {
-    aliases: usize,
-    root_fields: usize,
-}
-
-impl Shape {
-    fn of(document: &ExecutableDocument) -> Self {
-        let fragments = &document.fragments;
-        let mut shape = Shape::default();
-        for fragment in fragments.values() {
-            shape.aliases += aliases_in(&fragment.node.selection_set);
-        }
-        for (_, operation) in document.operations.iter() {
-            shape.aliases += aliases_in(&operation.node.selection_set);
-            let mut seen = HashSet::new();
-            let roots = fields_in(&operation.node.selection_set, fragments, &mut seen);
-            shape.root_fields = shape.root_fields.max(roots);
-        }
-        shape
-    }
-}
-
-fn aliases_in(set: &Positioned<SelectionSet>) -> usize {
-    set.node
-        .items
+/// The most top-level fields any operation of the document selects, looking through
+/// fragments (taken before validation, so fragment cycles are possible here and are walked
+/// once). Aliases and the document's other lexical bounds are `governance::intake`'s.
+fn root_fields(document: &ExecutableDocument) -> usize {
+    document
+        .operations
         .iter()
-        .map(|item| match &item.node {
-            Selection::Field(field) => {
-                usize::from(field.node.alias.is_some()) + aliases_in(&field.node.selection_set)
-            }
-            Selection::InlineFragment(fragment) => aliases_in(&fragment.node.selection_set),
-            Selection::FragmentSpread(_) => 0,
+        .map(|(_, operation)| {
+            fields_in(
+                &operation.node.selection_set,
+                &document.fragments,
+                &mut HashSet::new(),
+            )
         })
-        .sum()
+        .max()
+        .unwrap_or(0)
 }
 
 /// Fields selected at this level, looking through fragments.
@@ -268,25 +251,19 @@ fn fields_in(
 mod tests {
     use super::*;
 
-    fn shape(query: &str) -> Shape {
-        Shape::of(&async_graphql::parser::parse_query(query).unwrap())
+    fn roots(query: &str) -> usize {
+        root_fields(&async_graphql::parser::parse_query(query).unwrap())
     }
 
     #[test]
-    fn aliases_and_root_fields_are_counted_through_fragments() {
+    fn root_fields_are_counted_through_fragments() {
         assert_eq!(
-            shape(
+            roots(
                 "{ a: me { id } b: me { x: id } ...F } fragment F on QueryRoot { c: me { id } projects { totalCount } }"
             ),
-            Shape {
-                aliases: 4,
-                root_fields: 4
-            }
+            4
         );
         // A fragment that spreads itself is walked once, not forever.
-        assert_eq!(
-            shape("{ ...F } fragment F on QueryRoot { me { id } ...F }").root_fields,
-            1
-        );
+        assert_eq!(roots("{ ...F } fragment F on QueryRoot { me { id } ...F }"), 1);
     }
 }

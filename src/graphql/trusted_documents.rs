@@ -84,9 +84,10 @@ impl TrustedDocumentMutation {
         ctx: &Context<'_>,
         input: RegisterTrustedDocumentInput,
     ) -> Result<TrustedDocument> {
+        let limits = ctx.services().persisted.limits();
         let document = ctx
             .tenant()?
-            .write(async |scoped| persisted::register(scoped, &input.name, &input.query).await)
+            .write(async |scoped| persisted::register(scoped, &limits, &input.name, &input.query).await)
             .await?;
         Ok(TrustedDocument(document))
     }

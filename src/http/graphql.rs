@@ -17,7 +17,7 @@ use serde_json::{Map, Value, json};
 use super::client::client_info;
 use super::{HttpState, websocket};
 use crate::error::AppError;
-use crate::governance::persisted::Requested;
+use crate::governance::persisted::{Requested, Resolved};
 use crate::graphql::errors::{present, present_all, request_error};
 use crate::graphql::{RequestContext, Services};
 use crate::tenancy::resolve::OrganizationHints;
@@ -413,7 +413,7 @@ async fn run(
         Err(error) => return Ok(refused_response(error)),
     };
     if method == Method::Get
-        && operation_type(&document, params.operation_name.as_deref()) == Some(OperationType::Mutation)
+        && operation_type(&document.text, params.operation_name.as_deref()) == Some(OperationType::Mutation)
     {
         return Err(mutation_by_get(
             MediaType::negotiate(req.headers()).unwrap_or(MediaType::Json),
@@ -431,14 +431,19 @@ pub(super) async fn resolve_document(
     services: &Services,
     context: &RequestContext,
     mut params: Params,
-) -> Result<(String, Params), AppError> {
+) -> Result<(Resolved, Params), AppError> {
     let requested = Requested::new(params.query.take(), params.persisted_query.as_ref())?;
     Ok((context.document(services, requested).await?, params))
 }
 
 impl Params {
-    pub(super) fn into_request(self, document: String) -> async_graphql::Request {
-        let mut request = async_graphql::Request::new(document);
+    /// The operation to run; an APQ registration rides along for `graphql::limits` to store
+    /// once the operation has validated and been charged.
+    pub(super) fn into_request(self, document: Resolved) -> async_graphql::Request {
+        let mut request = async_graphql::Request::new(document.text);
+        if let Some(registration) = document.registration {
+            request = request.data(registration);
+        }
         if let Some(name) = self.operation_name {
             request = request.operation_name(name);
         }

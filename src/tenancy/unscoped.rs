@@ -385,15 +385,16 @@ pub async fn claim_oauth_state(
     Ok(claimed.into_iter().next())
 }
 
-/// The text registered under an APQ hash, if any replica registered it.
-pub async fn find_persisted_query(db: &Db, sha256: &str) -> AppResult<Option<String>> {
+/// The text registered under an APQ hash since `since`, if any replica registered it.
+pub async fn find_persisted_query(db: &Db, sha256: &str, since: DateTime<Utc>) -> AppResult<Option<String>> {
     Ok(persisted_query::Entity::find_by_id(sha256.to_owned())
+        .filter(persisted_query::Column::CreatedAt.gte(since))
         .one(&db.conn)
         .await?
         .map(|row| row.query))
 }
 
-/// Registers a query under its hash; registering it again changes nothing.
+/// Registers a query under its hash; registering it again renews it.
 pub async fn register_persisted_query(db: &Db, sha256: &str, query: &str) -> AppResult<()> {
     let row = persisted_query::ActiveModel {
         sha256: Set(sha256.to_owned()),
@@ -403,12 +404,21 @@ pub async fn register_persisted_query(db: &Db, sha256: &str, query: &str) -> App
     persisted_query::Entity::insert(row)
         .on_conflict(
             sea_orm::sea_query::OnConflict::column(persisted_query::Column::Sha256)
-                .do_nothing()
+                .update_column(persisted_query::Column::CreatedAt)
                 .to_owned(),
         )
         .exec_without_returning(&db.conn)
         .await?;
     Ok(())
+}
+
+/// Deletes APQ registrations not renewed since `since`.
+pub async fn purge_persisted_queries(db: &Db, since: DateTime<Utc>) -> AppResult<u64> {
+    Ok(persisted_query::Entity::delete_many()
+        .filter(persisted_query::Column::CreatedAt.lt(since))
+        .exec(&db.conn)
+        .await?
+        .rows_affected)
 }
 
 /// Writes the audit row of a change in the change's own transaction. Tenant mutations reach

@@ -124,6 +124,7 @@ impl TestApp {
             ws_init_timeout: Duration::from_secs(1),
             query_limits: Default::default(),
             persisted_query_manifest: None,
+            apq: Default::default(),
             redis_url: None,
             encryption_keys: SecretString::from(ENCRYPTION_KEYS),
             llm_prices: Prices::parse(Prices::DEFAULT).expect("valid prices"),

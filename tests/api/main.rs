@@ -8,6 +8,7 @@
 
 mod helpers;
 
+mod abuse;
 mod agents;
 mod audit;
 mod auth;
