@@ -1,6 +1,6 @@
 //! Who is calling: a person with an access token, or a bot with an API key.
 
-use std::collections::HashMap;
+use std::num::NonZeroUsize;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -38,45 +38,68 @@ pub struct ApiKeyPrincipal {
     pub created_by: UserId,
     /// May run only trusted documents.
     pub persisted_only: bool,
+    /// When the key stops working; its live streams end then too.
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
-/// How long a looked-up API key is reused without asking the database again.
+/// How long a looked-up API key (or the absence of one) is reused without asking the
+/// database again.
 pub const API_KEY_CACHE_TTL: Duration = Duration::from_secs(5);
 const API_KEY_CACHE_CAPACITY: usize = 10_000;
 
-type CachedKey = (Instant, api_key::Model, organization::Model);
+/// A key's row, its organization, and its creator's current role there (`None` once they
+/// are no longer a member).
+pub type FoundKey = (api_key::Model, organization::Model, Option<OrgRole>);
+/// `None` remembers a prefix no key has, so guessing prefixes costs no database round trip.
+type CachedKey = (Instant, Option<FoundKey>);
 
 /// API key rows by prefix for a few seconds, so a busy bot's requests skip a database round
-/// trip. Revoking a key forgets it here at once; other replicas stop accepting it within
-/// [`API_KEY_CACHE_TTL`]. Validity (secret, revocation, expiry) is still checked every time.
-#[derive(Default)]
+/// trip, and unknown prefixes likewise. Least recently used entries make room, so a flood
+/// of made-up prefixes cannot push out the keys in use. Revoking a key forgets it here at
+/// once; other replicas stop accepting it within [`API_KEY_CACHE_TTL`], and streams
+/// re-check with [`Lookup::Fresh`]. Validity (secret, revocation, expiry) is still checked
+/// every time.
 pub struct ApiKeyCache {
-    entries: Mutex<HashMap<String, CachedKey>>,
+    entries: Mutex<lru::LruCache<String, CachedKey>>,
+}
+
+impl Default for ApiKeyCache {
+    fn default() -> Self {
+        Self {
+            entries: Mutex::new(lru::LruCache::new(
+                NonZeroUsize::new(API_KEY_CACHE_CAPACITY).unwrap_or(NonZeroUsize::MIN),
+            )),
+        }
+    }
+}
+
+/// Whether an API key may be taken from the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    Cached,
+    /// From the database: for re-checks after a notice that access changed.
+    Fresh,
 }
 
 impl ApiKeyCache {
-    async fn find(&self, db: &Db, prefix: &str) -> AppResult<Option<(api_key::Model, organization::Model)>> {
-        if let Some((at, key, org)) = self.lock().get(prefix)
+    async fn find(&self, db: &Db, prefix: &str, lookup: Lookup) -> AppResult<Option<FoundKey>> {
+        if lookup == Lookup::Cached
+            && let Some((at, found)) = self.lock().get(prefix)
             && at.elapsed() < API_KEY_CACHE_TTL
         {
-            return Ok(Some((key.clone(), org.clone())));
+            return Ok(found.clone());
         }
         let found = unscoped::find_api_key(db, prefix).await?;
-        if let Some((key, org)) = &found {
-            let mut entries = self.lock();
-            if entries.len() >= API_KEY_CACHE_CAPACITY {
-                entries.clear();
-            }
-            entries.insert(prefix.to_owned(), (Instant::now(), key.clone(), org.clone()));
-        }
+        self.lock()
+            .put(prefix.to_owned(), (Instant::now(), found.clone()));
         Ok(found)
     }
 
     pub fn forget(&self, prefix: &str) {
-        self.lock().remove(prefix);
+        self.lock().pop(prefix);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, CachedKey>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, lru::LruCache<String, CachedKey>> {
         self.entries
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -84,12 +107,16 @@ impl ApiKeyCache {
 }
 
 /// Checks a presented bearer credential. Every failure is the same `UNAUTHENTICATED`, so a
-/// caller cannot tell an unknown key from an expired or revoked one.
+/// caller cannot tell an unknown key from an expired or revoked one. A key acts at most
+/// with its creator's current role, and not at all once they have left the organization
+/// (removing or demoting a member also revokes or caps their keys; this holds for keys
+/// made before that rule, too).
 pub async fn authenticate(
     db: &Db,
     jwt: &JwtKeys,
     api_keys: &ApiKeyCache,
     credential: &str,
+    lookup: Lookup,
 ) -> AppResult<Principal> {
     if !key_format::looks_like_api_key(credential) {
         let claims = jwt.verify(credential)?;
@@ -100,25 +127,26 @@ pub async fn authenticate(
         }));
     }
     let (prefix, secret_hash) = key_format::parse(credential).ok_or(AppError::Unauthenticated)?;
-    let (key, org) = api_keys
-        .find(db, prefix)
+    let (key, org, creator_role) = api_keys
+        .find(db, prefix, lookup)
         .await?
         .ok_or(AppError::Unauthenticated)?;
     let now = Utc::now();
     let usable = constant_time_eq(&key.secret_hash, &secret_hash)
         && key.revoked_at.is_none()
         && key.expires_at.is_none_or(|expires_at| expires_at > now);
-    if !usable {
+    let Some(creator_role) = creator_role.filter(|_| usable) else {
         return Err(AppError::Unauthenticated);
-    }
+    };
     Ok(Principal::ApiKey(ApiKeyPrincipal {
         id: ApiKeyId(key.id),
         org: OrgId(org.id),
         org_slug: org.slug,
         org_plan: org.plan,
         project: key.project_id.map(ProjectId),
-        role: key.role,
+        role: key.role.min(creator_role),
         created_by: UserId(key.created_by),
         persisted_only: key.persisted_only,
+        expires_at: key.expires_at,
     }))
 }

@@ -2,13 +2,15 @@
 
 use chrono::{DateTime, Utc};
 use entity::{OrgRole, api_key};
-use sea_orm::{ActiveValue::Set, IntoActiveModel};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveValue::Set, ColumnTrait, IntoActiveModel, QueryFilter};
+use uuid::Uuid;
 
 use crate::auth::api_key::{self as key_format};
 use crate::domain::input::Name;
 use crate::error::{AppError, AppResult};
-use crate::ids::{ApiKeyId, ProjectId};
-use crate::tenancy::{PageRequest, Scoped};
+use crate::ids::{ApiKeyId, ProjectId, UserId};
+use crate::tenancy::{Actor, PageRequest, Scoped};
 
 /// At most this many keys are listed; an organization needing more should revoke old ones.
 const LIST_LIMIT: u64 = 500;
@@ -35,9 +37,16 @@ pub struct NewApiKey<'a> {
 }
 
 /// Creates a key no stronger than its creator: not above their role, not outside their
-/// project. Returns the row and the plaintext key, which is never stored.
+/// project. Only people create keys: a key made by a key would outlive the rule that a
+/// key ends with its creator's membership. Returns the row and the plaintext key, which is
+/// never stored.
 pub async fn create(scoped: &Scoped, input: NewApiKey<'_>) -> AppResult<(api_key::Model, String)> {
     let ctx = scoped.context();
+    if !matches!(ctx.actor, Actor::User(_)) {
+        return Err(AppError::forbidden(
+            "API keys are created by people, not by API keys",
+        ));
+    }
     let name = Name::parse("name", input.name)?;
     if input.role > ctx.role {
         return Err(AppError::forbidden("an API key cannot have a role above yours"));
@@ -90,4 +99,61 @@ pub async fn revoke(scoped: &Scoped, id: ApiKeyId) -> AppResult<api_key::Model> 
     key.revoked_at = Set(Some(now));
     key.updated_at = Set(now);
     scoped.update(key, "API key").await
+}
+
+/// The creator's keys still in use.
+async fn live_keys_of(scoped: &Scoped, creator: UserId) -> AppResult<Vec<api_key::Model>> {
+    scoped
+        .all(
+            scoped
+                .select::<api_key::Entity>()
+                .filter(api_key::Column::CreatedBy.eq(creator.0))
+                .filter(api_key::Column::RevokedAt.is_null()),
+        )
+        .await
+}
+
+/// Revokes every key `creator` made in this organization (they are leaving it), noting
+/// them on the audit row; returns them as they were.
+pub async fn revoke_keys_of(scoped: &Scoped, creator: UserId) -> AppResult<Vec<api_key::Model>> {
+    let keys = live_keys_of(scoped, creator).await?;
+    let ids: Vec<Uuid> = keys.iter().map(|key| key.id).collect();
+    if !ids.is_empty() {
+        scoped.note("revokedApiKeys", serde_json::json!(ids));
+        let now = Utc::now();
+        scoped
+            .update_where(
+                scoped
+                    .update_many::<api_key::Entity>()
+                    .col_expr(api_key::Column::RevokedAt, Expr::value(now))
+                    .col_expr(api_key::Column::UpdatedAt, Expr::value(now))
+                    .filter(api_key::Column::Id.is_in(ids.clone())),
+            )
+            .await?;
+    }
+    Ok(keys)
+}
+
+/// Lowers to `role` every key `creator` made above it (their role became `role`), noting
+/// them on the audit row; returns them as they were.
+pub async fn cap_keys_of(scoped: &Scoped, creator: UserId, role: OrgRole) -> AppResult<Vec<api_key::Model>> {
+    let keys: Vec<api_key::Model> = live_keys_of(scoped, creator)
+        .await?
+        .into_iter()
+        .filter(|key| key.role > role)
+        .collect();
+    let ids: Vec<Uuid> = keys.iter().map(|key| key.id).collect();
+    if !ids.is_empty() {
+        scoped.note("cappedApiKeys", serde_json::json!(ids));
+        scoped
+            .update_where(
+                scoped
+                    .update_many::<api_key::Entity>()
+                    .col_expr(api_key::Column::Role, Expr::value(role))
+                    .col_expr(api_key::Column::UpdatedAt, Expr::value(Utc::now()))
+                    .filter(api_key::Column::Id.is_in(ids.clone())),
+            )
+            .await?;
+    }
+    Ok(keys)
 }

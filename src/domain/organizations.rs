@@ -1,10 +1,11 @@
 //! The active organization and its members.
 
 use chrono::Utc;
-use entity::{OrgRole, organization, organization_member, project_member};
+use entity::{OrgRole, api_key, organization, organization_member, project_member};
 use sea_orm::{ActiveValue::Set, ColumnTrait, IntoActiveModel, QueryFilter};
 use uuid::Uuid;
 
+use crate::domain::api_keys;
 use crate::domain::input::{Name, Slug};
 use crate::error::{AppError, AppResult, duplicate_as};
 use crate::ids::UserId;
@@ -118,11 +119,13 @@ pub async fn add_member(
     scoped.insert(member).await
 }
 
+/// Changes a member's role; the API keys they created are capped at the new one, in the
+/// same transaction, and returned as they were.
 pub async fn update_member_role(
     scoped: &Scoped,
     user: UserId,
     role: OrgRole,
-) -> AppResult<organization_member::Model> {
+) -> AppResult<(organization_member::Model, Vec<api_key::Model>)> {
     check_grant(scoped, role)?;
     let member = get_member(scoped, user).await?;
     check_outranks(scoped, &member)?;
@@ -132,11 +135,14 @@ pub async fn update_member_role(
     let mut member = member.into_active_model();
     member.role = Set(role);
     member.updated_at = Set(Utc::now());
-    scoped.update(member, "member").await
+    let member = scoped.update(member, "member").await?;
+    let capped = api_keys::cap_keys_of(scoped, user, role).await?;
+    Ok((member, capped))
 }
 
-/// Removes the member and their roles in this organization's projects.
-pub async fn remove_member(scoped: &Scoped, user: UserId) -> AppResult<()> {
+/// Removes the member, their roles in this organization's projects, and the API keys they
+/// created, in one transaction; returns the keys as they were.
+pub async fn remove_member(scoped: &Scoped, user: UserId) -> AppResult<Vec<api_key::Model>> {
     let member = get_member(scoped, user).await?;
     check_outranks(scoped, &member)?;
     check_not_last_owner(scoped, &member).await?;
@@ -149,5 +155,6 @@ pub async fn remove_member(scoped: &Scoped, user: UserId) -> AppResult<()> {
         .await?;
     scoped
         .delete::<organization_member::Entity>(member.id, "member")
-        .await
+        .await?;
+    api_keys::revoke_keys_of(scoped, user).await
 }

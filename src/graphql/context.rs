@@ -7,7 +7,7 @@ use entity::Plan;
 
 use crate::auth::Principal;
 use crate::auth::jwt::JwtKeys;
-use crate::auth::principal::{ApiKeyCache, UserPrincipal, authenticate};
+use crate::auth::principal::{ApiKeyCache, Lookup, UserPrincipal, authenticate};
 use crate::error::{AppError, AppResult};
 use crate::governance::audit::{ClientInfo, Origin};
 use crate::governance::persisted::{PersistedQueries, Requested, Resolved};
@@ -54,6 +54,16 @@ impl RequestContext {
         hints: &OrganizationHints,
         client: ClientInfo,
     ) -> Self {
+        Self::resolve_with(services, credential, hints, client, Lookup::Cached).await
+    }
+
+    async fn resolve_with(
+        services: &Services,
+        credential: Option<&str>,
+        hints: &OrganizationHints,
+        client: ClientInfo,
+        lookup: Lookup,
+    ) -> Self {
         let Some(credential) = credential else {
             return Self {
                 principal: Err(AppError::Unauthenticated),
@@ -64,7 +74,14 @@ impl RequestContext {
                 client,
             };
         };
-        let principal = authenticate(&services.db, &services.jwt, &services.api_keys, credential).await;
+        let principal = authenticate(
+            &services.db,
+            &services.jwt,
+            &services.api_keys,
+            credential,
+            lookup,
+        )
+        .await;
         let resolved = match &principal {
             Ok(principal) => resolve_tenant(&services.db, principal, hints).await,
             Err(_) => Err(AppError::Unauthenticated),
@@ -83,13 +100,14 @@ impl RequestContext {
         }
     }
 
-    /// What ends a live stream of this caller: the access token's expiry, or a fresh
-    /// resolution that fails (credential revoked, membership removed) or yields less access.
+    /// What ends a live stream of this caller: the access token's (or API key's) expiry, or
+    /// a resolution from the database, past any cache, that fails (credential revoked,
+    /// membership removed) or yields less access.
     pub fn liveness(&self, services: Arc<Services>) -> AppResult<Liveness> {
         let before = self.tenant_context()?.clone();
         let expires_at = match self.principal()? {
             Principal::User(user) => Some(user.expires_at),
-            Principal::ApiKey(_) => None,
+            Principal::ApiKey(key) => key.expires_at,
         };
         let (credential, hints, client) = (self.credential.clone(), self.hints.clone(), self.client.clone());
         let recheck = move || {
@@ -101,7 +119,8 @@ impl RequestContext {
                 client.clone(),
             );
             Box::pin(async move {
-                let now = Self::resolve(&services, credential.as_deref(), &hints, client).await;
+                let now =
+                    Self::resolve_with(&services, credential.as_deref(), &hints, client, Lookup::Fresh).await;
                 let after = now.tenant_context()?;
                 if after.org != before.org
                     || after.role < before.role

@@ -308,10 +308,10 @@ impl OrganizationMutation {
         let user = UserId(parse_id("userId", &user_id)?);
         let role = role.into();
         let tenant = ctx.tenant()?;
-        let member = tenant
+        let (member, capped_keys) = tenant
             .write(async |scoped| organizations::update_member_role(scoped, user, role).await)
             .await?;
-        ctx.services().jobs.bus.access_changed(tenant.context().org.0);
+        access_changed(ctx, tenant.context().org.0, &capped_keys);
         Member::load(ctx, member).await
     }
 
@@ -320,10 +320,20 @@ impl OrganizationMutation {
     async fn remove_member(&self, ctx: &Context<'_>, user_id: ID) -> Result<ID> {
         let user = UserId(parse_id("userId", &user_id)?);
         let tenant = ctx.tenant()?;
-        tenant
+        let revoked_keys = tenant
             .write(async |scoped| organizations::remove_member(scoped, user).await)
             .await?;
-        ctx.services().jobs.bus.access_changed(tenant.context().org.0);
+        access_changed(ctx, tenant.context().org.0, &revoked_keys);
         Ok(user_id)
     }
+}
+
+/// After a member's access changed: their keys are forgotten here at once, and every
+/// replica's live streams of the organization re-check their callers.
+fn access_changed(ctx: &Context<'_>, org: uuid::Uuid, keys: &[entity::api_key::Model]) {
+    let services = ctx.services();
+    for key in keys {
+        services.api_keys.forget(&key.prefix);
+    }
+    services.jobs.bus.access_changed(org);
 }

@@ -143,6 +143,7 @@ impl Tenant {
             ctx: self.ctx.clone(),
             audited: access == Access::Write && self.origin.is_some(),
             first_change: Mutex::new(None),
+            notes: Mutex::default(),
         };
         let mut result = work(&scoped).await;
         if let (Ok(_), true, Some(origin)) = (&result, scoped.audited, &self.origin)
@@ -233,6 +234,8 @@ pub struct Scoped {
     audited: bool,
     /// What the audit row names: the first row this transaction inserted, updated or deleted.
     first_change: Mutex<Option<Change>>,
+    /// What else the change did, shown beside the row's state after it ([`Scoped::note`]).
+    notes: Mutex<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl Scoped {
@@ -250,12 +253,30 @@ impl Scoped {
         }
     }
 
+    /// Records on the audit row something the change did besides its first row (the API
+    /// keys revoked with a member, say), under `name` beside the row's state after it.
+    pub fn note(&self, name: &str, value: serde_json::Value) {
+        if self.audited {
+            let mut notes = self.notes.lock().unwrap_or_else(PoisonError::into_inner);
+            notes.insert(name.to_owned(), value);
+        }
+    }
+
     async fn append_audit_entry(&self, origin: &Origin) -> AppResult<()> {
-        let change = self
+        let mut change = self
             .first_change
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
+        let notes = std::mem::take(&mut *self.notes.lock().unwrap_or_else(PoisonError::into_inner));
+        if let Some(change) = change.as_mut().filter(|_| !notes.is_empty()) {
+            let after = change
+                .after
+                .get_or_insert_with(|| serde_json::Value::Object(Default::default()));
+            if let serde_json::Value::Object(after) = after {
+                after.extend(notes);
+            }
+        }
         unscoped::append_audit_entry(&self.txn, origin, Some(self.ctx.org.0), self.ctx.actor, change).await
     }
 

@@ -67,13 +67,26 @@ pub async fn memberships_of(db: &Db, user: UserId) -> AppResult<Vec<(organizatio
 
 /// The API key with this prefix and the organization it belongs to, revoked or not:
 /// the caller decides validity.
-pub async fn find_api_key(db: &Db, prefix: &str) -> AppResult<Option<(api_key::Model, organization::Model)>> {
+/// The key with this prefix, its organization, and its creator's role there now (`None`
+/// once they are no longer a member).
+pub async fn find_api_key(
+    db: &Db,
+    prefix: &str,
+) -> AppResult<Option<(api_key::Model, organization::Model, Option<OrgRole>)>> {
     let found = api_key::Entity::find()
         .filter(api_key::Column::Prefix.eq(prefix))
         .find_also_related(organization::Entity)
         .one(&db.conn)
         .await?;
-    Ok(found.and_then(|(key, org)| org.map(|org| (key, org))))
+    let Some((key, Some(org))) = found else {
+        return Ok(None);
+    };
+    let creator = organization_member::Entity::find()
+        .filter(organization_member::Column::OrganizationId.eq(key.organization_id))
+        .filter(organization_member::Column::UserId.eq(key.created_by))
+        .one(&db.conn)
+        .await?;
+    Ok(Some((key, org, creator.map(|member| member.role))))
 }
 
 pub struct NewUser {

@@ -8,7 +8,8 @@ use rand::{RngExt, SeedableRng};
 use serde_json::{Value, json};
 
 use crate::backend_tests;
-use crate::helpers::{Client, GqlResponse, TestApp};
+use crate::helpers::{Backend, Client, GqlResponse, Org, TestApp, ws_to};
+use crate::jobs::{echo_agent, start_job};
 use crate::persisted::{persisted, sha256};
 
 async fn assert_healthy(app: &TestApp) {
@@ -335,6 +336,243 @@ async fn apq_registrations_expire(app: TestApp) {
         .data("__typename");
     assert_eq!(count_persisted(&app, &hash).await, 0);
 }
+
+const PROGRESS: &str = "subscription($job: ID!) { agentJobProgress(jobId: $job) { seq status } }";
+const CREATE_KEY: &str =
+    "mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { key apiKey { id role } } }";
+const KEYS: &str = "{ apiKeys { id role revokedAt } }";
+
+/// A key made by `client`, and its id.
+async fn key_made_by(
+    app: &TestApp,
+    client: &Client,
+    role: &str,
+    expires_at: Option<String>,
+) -> (Client, String) {
+    let created = client
+        .gql(
+            CREATE_KEY,
+            json!({ "input": { "name": "bot", "role": role, "expiresAt": expires_at } }),
+        )
+        .await;
+    let created = created.data("createApiKey");
+    (
+        app.anonymous()
+            .header("x-api-key", created["key"].as_str().unwrap()),
+        created["apiKey"]["id"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// A long echo job of a new project, to follow live.
+async fn long_job(acme: &Org) -> String {
+    let project = acme.project("Launch").await;
+    let agent = echo_agent(&acme.owner, json!({ "steps": 200, "delayMs": 100 })).await;
+    start_job(&acme.owner, &agent, &project, json!({})).await
+}
+
+async fn key_row(acme: &Org, id: &str) -> Value {
+    let keys = acme.owner.gql(KEYS, json!({})).await;
+    keys.data("apiKeys")
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|key| key["id"] == id)
+        .cloned()
+        .unwrap()
+}
+
+async fn last_audit_after(acme: &Org, action: &str) -> Value {
+    let log = acme
+        .owner
+        .gql(
+            "query($f: AuditLogFilter) { auditLog(first: 1, filter: $f) { edges { node { action after } } } }",
+            json!({ "f": { "action": action } }),
+        )
+        .await;
+    log.data("auditLog")["edges"][0]["node"]["after"].clone()
+}
+
+async fn removing_a_member_revokes_their_keys_and_ends_their_streams(app: TestApp) {
+    let acme = app.org("Acme").await;
+    let job = long_job(&acme).await;
+    let admin = acme.member(&app, "ADMIN").await;
+    let (bot, key_id) = key_made_by(&app, &admin.client, "MEMBER", None).await;
+    assert_eq!(
+        bot.gql("{ organization { id } }", json!({}))
+            .await
+            .data("organization")["id"],
+        acme.id
+    );
+    let mut stream = app.ws(&bot).await;
+    stream.subscribe("p", PROGRESS, json!({ "job": job })).await;
+    let first = stream.next_message(Duration::from_secs(10)).await.unwrap();
+    assert_eq!(first["type"], "next", "{first}");
+
+    acme.owner
+        .gql(
+            "mutation($u: ID!) { removeMember(userId: $u) }",
+            json!({ "u": admin.user_id }),
+        )
+        .await
+        .data("removeMember");
+    assert_eq!(
+        bot.gql("{ organization { id } }", json!({})).await.error_code(),
+        "UNAUTHENTICATED"
+    );
+    assert!(key_row(&acme, &key_id).await["revokedAt"].is_string());
+    let (_, end) = stream.collect("p", Duration::from_secs(10)).await;
+    assert_eq!(end["type"], "error", "{end}");
+    assert_eq!(
+        end["payload"][0]["extensions"]["code"], "UNAUTHENTICATED",
+        "{end}"
+    );
+    // The removal's one audit row names the keys revoked with it.
+    assert_eq!(
+        last_audit_after(&acme, "removeMember").await["revokedApiKeys"],
+        json!([key_id])
+    );
+}
+
+async fn demoting_a_member_caps_their_keys_at_the_new_role(app: TestApp) {
+    let acme = app.org("Acme").await;
+    let admin = acme.member(&app, "ADMIN").await;
+    let (admin_bot, admin_key) = key_made_by(&app, &admin.client, "ADMIN", None).await;
+    let (viewer_bot, viewer_key) = key_made_by(&app, &admin.client, "VIEWER", None).await;
+    let create_project = "mutation { createProject(input: { name: \"By bot\" }) { id } }";
+    admin_bot
+        .gql(create_project, json!({}))
+        .await
+        .data("createProject");
+
+    acme.owner
+        .gql(
+            "mutation($u: ID!) { updateMemberRole(userId: $u, role: VIEWER) { role } }",
+            json!({ "u": admin.user_id }),
+        )
+        .await
+        .data("updateMemberRole");
+    assert_eq!(key_row(&acme, &admin_key).await["role"], "VIEWER");
+    assert_eq!(key_row(&acme, &viewer_key).await["role"], "VIEWER");
+    assert_eq!(
+        admin_bot.gql(create_project, json!({})).await.error_code(),
+        "FORBIDDEN"
+    );
+    // Still a key of the organization, reading as a viewer may.
+    assert_eq!(
+        admin_bot
+            .gql("{ organization { id } }", json!({}))
+            .await
+            .data("organization")["id"],
+        acme.id
+    );
+    assert_eq!(
+        viewer_bot
+            .gql("{ organization { id } }", json!({}))
+            .await
+            .data("organization")["id"],
+        acme.id
+    );
+    assert_eq!(
+        last_audit_after(&acme, "updateMemberRole").await["cappedApiKeys"],
+        json!([admin_key])
+    );
+}
+
+async fn a_key_of_someone_who_left_without_the_rule_works_no_more(app: TestApp) {
+    // A membership deleted behind the server's back, as before keys followed membership.
+    let acme = app.org("Acme").await;
+    let admin = acme.member(&app, "ADMIN").await;
+    let (bot, _) = key_made_by(&app, &admin.client, "MEMBER", None).await;
+    let conn = app.owner_connection().await;
+    use sea_orm::{ConnectionTrait, Statement};
+    let backend = conn.get_database_backend();
+    let sql = match backend {
+        sea_orm::DbBackend::Postgres => "DELETE FROM organization_members WHERE user_id = $1::uuid",
+        _ => "DELETE FROM organization_members WHERE user_id = ?",
+    };
+    let user = uuid::Uuid::parse_str(&admin.user_id).unwrap();
+    conn.execute_raw(Statement::from_sql_and_values(backend, sql, [user.into()]))
+        .await
+        .unwrap();
+    assert_eq!(
+        bot.gql("{ organization { id } }", json!({})).await.error_code(),
+        "UNAUTHENTICATED"
+    );
+}
+
+async fn api_keys_cannot_create_api_keys(app: TestApp) {
+    let acme = app.org("Acme").await;
+    let bot = acme.api_key(&app, "ADMIN", None).await;
+    let refused = bot
+        .gql(
+            CREATE_KEY,
+            json!({ "input": { "name": "child", "role": "VIEWER" } }),
+        )
+        .await;
+    assert_eq!(refused.error_code(), "FORBIDDEN");
+    let keys = acme.owner.gql(KEYS, json!({})).await;
+    assert_eq!(keys.data("apiKeys").as_array().unwrap().len(), 1);
+}
+
+async fn a_key_s_stream_ends_at_the_key_s_expiry(app: TestApp) {
+    let acme = app.org("Acme").await;
+    let job = long_job(&acme).await;
+    let expires_at = (chrono::Utc::now() + chrono::Duration::seconds(4)).to_rfc3339();
+    let (bot, _) = key_made_by(&app, &acme.owner, "VIEWER", Some(expires_at)).await;
+    let mut stream = app.ws(&bot).await;
+    stream.subscribe("p", PROGRESS, json!({ "job": job })).await;
+    let first = stream.next_message(Duration::from_secs(10)).await.unwrap();
+    assert_eq!(first["type"], "next", "{first}");
+    // The job has some 20 s to run; the key ends first, and its stream with it.
+    let (_, end) = stream.collect("p", Duration::from_secs(15)).await;
+    assert_eq!(end["type"], "error", "{end}");
+    assert_eq!(
+        end["payload"][0]["extensions"]["code"], "UNAUTHENTICATED",
+        "{end}"
+    );
+}
+
+/// A replica that has the key in its cache still ends the key's stream at once when the key
+/// is revoked elsewhere: the re-check reads the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_on_one_replica_ends_the_key_s_stream_on_another_at_once() {
+    let Some(app) = TestApp::spawn(Backend::Postgres).await else {
+        return;
+    };
+    let acme = app.org("Acme").await;
+    let job = long_job(&acme).await;
+    let (bot, key_id) = key_made_by(&app, &acme.owner, "VIEWER", None).await;
+    let replica = app.spawn_replica(0).await;
+    let on_replica = replica.client_like(&bot);
+    on_replica
+        .gql("{ organization { id } }", json!({}))
+        .await
+        .data("organization");
+    let mut stream = ws_to(&replica.graphql_url(), &on_replica).await;
+    stream.subscribe("p", PROGRESS, json!({ "job": job })).await;
+    let first = stream.next_message(Duration::from_secs(10)).await.unwrap();
+    assert_eq!(first["type"], "next", "{first}");
+    acme.owner
+        .gql(
+            "mutation($id: ID!) { revokeApiKey(id: $id) { id } }",
+            json!({ "id": key_id }),
+        )
+        .await
+        .data("revokeApiKey");
+    let (_, end) = stream.collect("p", Duration::from_secs(10)).await;
+    assert_eq!(
+        end["payload"][0]["extensions"]["code"], "UNAUTHENTICATED",
+        "{end}"
+    );
+}
+
+backend_tests!(
+    removing_a_member_revokes_their_keys_and_ends_their_streams,
+    demoting_a_member_caps_their_keys_at_the_new_role,
+    a_key_of_someone_who_left_without_the_rule_works_no_more,
+    api_keys_cannot_create_api_keys,
+    a_key_s_stream_ends_at_the_key_s_expiry,
+);
 
 backend_tests!(
     apq_registration_is_only_for_callers_with_a_tenant_and_valid_bounded_documents,
