@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::auth::jwt::JwtKeys;
+use crate::auth::password::Passwords;
 use crate::governance::erasure;
 use crate::governance::persisted::{PersistedQueries, load_manifest};
 use crate::governance::rate_limits::RateLimits;
@@ -63,6 +64,7 @@ impl App {
         let services = graphql::Services {
             db: db.clone(),
             jwt: Arc::new(JwtKeys::new(&config.jwt_secret)),
+            passwords: Passwords::new(config.password_hashing_concurrency),
             api_keys: Default::default(),
             jobs: jobs.clone(),
             rate_limits: RateLimits::new(&config.rate_limits, shared_limits),

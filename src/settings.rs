@@ -13,6 +13,7 @@ use crate::governance::intake::DocumentLimits;
 use crate::governance::persisted::ApqConfig;
 use crate::governance::rate_limits::RateLimitConfig;
 use crate::graphql::limits::QueryLimits;
+use crate::http::websocket_limits::WebsocketLimits;
 use crate::integrations::crypto::Keyring;
 use crate::integrations::oauth::{ProviderConfig, parse_providers};
 use crate::jobs::WorkerConfig;
@@ -107,6 +108,30 @@ pub struct Settings {
     /// Milliseconds before the first retry of a failed job; doubled for each further one.
     #[arg(long, env = "JOB_RETRY_BASE_MS", default_value_t = 1_000, global = true)]
     pub job_retry_base_ms: u64,
+    /// Websockets open at once from one client address (an IPv6 /64); more are refused 429.
+    #[arg(
+        long,
+        env = "WS_MAX_CONNECTIONS_PER_ADDRESS",
+        default_value_t = 256,
+        global = true
+    )]
+    pub ws_max_connections_per_address: usize,
+    /// Websockets open at once for one user or API key; more are closed (1008) at init.
+    #[arg(
+        long,
+        env = "WS_MAX_CONNECTIONS_PER_CALLER",
+        default_value_t = 64,
+        global = true
+    )]
+    pub ws_max_connections_per_caller: usize,
+    /// Operations running at once on one websocket; more are answered with an error.
+    #[arg(
+        long,
+        env = "WS_MAX_OPERATIONS_PER_CONNECTION",
+        default_value_t = 100,
+        global = true
+    )]
+    pub ws_max_operations_per_connection: usize,
     /// Seconds a websocket client has to send `connection_init` before it is closed (4408).
     #[arg(long, env = "WS_INIT_TIMEOUT_SECONDS", default_value_t = 10, global = true)]
     pub ws_init_timeout_seconds: u64,
@@ -167,6 +192,31 @@ pub struct Settings {
     /// signup, login and refreshSession attempts per minute from one client address.
     #[arg(long, env = "AUTH_ATTEMPTS_PER_MINUTE", default_value_t = 10, global = true)]
     pub auth_attempts_per_minute: u32,
+    /// login attempts per minute on one account, from any address.
+    #[arg(
+        long,
+        env = "ACCOUNT_SIGNIN_ATTEMPTS_PER_MINUTE",
+        default_value_t = 30,
+        global = true
+    )]
+    pub account_signin_attempts_per_minute: u32,
+    /// Operations with no tenant (anonymous, or a person naming no organization) per minute
+    /// from one client address (an IPv6 /64).
+    #[arg(
+        long,
+        env = "ANONYMOUS_REQUESTS_PER_MINUTE",
+        default_value_t = 300,
+        global = true
+    )]
+    pub anonymous_requests_per_minute: u32,
+    /// Seconds of a minute's quota an organization, API key or client address may spend at
+    /// once.
+    #[arg(long, env = "RATE_LIMIT_BURST_SECONDS", default_value_t = 10, global = true)]
+    pub rate_limit_burst_seconds: u32,
+    /// Password hashes (19 MiB of memory each) computed at once; more wait in a short
+    /// queue, and beyond it are refused with RATE_LIMITED. By default the number of cores.
+    #[arg(long, env = "PASSWORD_HASHING_CONCURRENCY", global = true)]
+    pub password_hashing_concurrency: Option<usize>,
     /// Keys for provider credentials and OAuth tokens at rest, `id:base64-32-bytes`,
     /// comma-separated, newest first (it encrypts; all decrypt). Generated into DATA_DIR
     /// outside production.
@@ -250,8 +300,11 @@ pub struct Config {
     pub worker: WorkerConfig,
     pub shutdown: Shutdown,
     pub ws_init_timeout: Duration,
+    pub websocket_limits: WebsocketLimits,
     pub query_limits: QueryLimits,
     pub rate_limits: RateLimitConfig,
+    /// Password hashes computed at once.
+    pub password_hashing_concurrency: usize,
     pub persisted_query_manifest: Option<PathBuf>,
     pub apq: ApqConfig,
     pub redis_url: Option<SecretString>,
@@ -341,6 +394,10 @@ impl Settings {
         let rate_limits = RateLimitConfig {
             api_key_requests_per_minute: self.api_key_requests_per_minute,
             auth_attempts_per_minute: self.auth_attempts_per_minute,
+            account_signins_per_minute: self.account_signin_attempts_per_minute.max(1),
+            anonymous_requests_per_minute: self.anonymous_requests_per_minute.max(1),
+            burst_seconds: self.rate_limit_burst_seconds.clamp(1, 60),
+            max_operation_cost: u32::try_from(self.max_complexity).unwrap_or(u32::MAX),
             pairing_attempts_per_minute: self.pairing_attempts_per_minute.max(1),
             ..RateLimitConfig::default()
         }
@@ -392,6 +449,15 @@ impl Settings {
             query_limits,
             rate_limits,
             persisted_query_manifest: self.persisted_query_manifest,
+            password_hashing_concurrency: self
+                .password_hashing_concurrency
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from))
+                .max(1),
+            websocket_limits: WebsocketLimits {
+                connections_per_address: self.ws_max_connections_per_address.max(1),
+                connections_per_caller: self.ws_max_connections_per_caller.max(1),
+                operations_per_connection: self.ws_max_operations_per_connection.max(1),
+            },
             apq: ApqConfig {
                 max_bytes: self.apq_max_bytes,
                 ttl: Duration::from_secs(self.apq_ttl_hours.saturating_mul(3_600)),

@@ -4,7 +4,8 @@ use chrono::{Duration, Utc};
 use entity::{OrgKind, Plan, organization, user};
 
 use crate::auth::jwt::{ACCESS_TOKEN_SECONDS, JwtKeys};
-use crate::auth::{password, secret_token};
+use crate::auth::password::Passwords;
+use crate::auth::secret_token;
 use crate::domain::input::{Email, Name, Password, Slug};
 use crate::error::{AppError, AppResult};
 use crate::governance::audit::Origin;
@@ -30,13 +31,19 @@ pub struct SignupInput<'a> {
     pub organization_name: &'a str,
 }
 
-pub async fn signup(db: &Db, jwt: &JwtKeys, input: SignupInput<'_>, origin: &Origin) -> AppResult<SignedIn> {
+pub async fn signup(
+    db: &Db,
+    jwt: &JwtKeys,
+    passwords: &Passwords,
+    input: SignupInput<'_>,
+    origin: &Origin,
+) -> AppResult<SignedIn> {
     let email = Email::parse(input.email)?;
     let password = Password::parse(input.password)?;
     let display_name = Name::parse("displayName", input.display_name)?;
     let org_name = Name::parse("organizationName", input.organization_name)?;
     let slug = available_slug(db, Slug::from_name(&org_name)).await?;
-    let password_hash = password::hash(password.into_inner()).await?;
+    let password_hash = passwords.hash(password.into_inner()).await?;
     let (session, refresh_token) = new_session();
     let family = session.family;
     let (user, org) = unscoped::create_account(
@@ -57,6 +64,7 @@ pub async fn signup(db: &Db, jwt: &JwtKeys, input: SignupInput<'_>, origin: &Ori
 pub async fn login(
     db: &Db,
     jwt: &JwtKeys,
+    passwords: &Passwords,
     email: &str,
     password: &str,
     origin: &Origin,
@@ -67,7 +75,7 @@ pub async fn login(
         Err(_) => None,
     };
     let stored = user.as_ref().map(|user| user.password_hash.clone());
-    if !password::verify(password.to_owned(), stored).await? {
+    if !passwords.verify(password.to_owned(), stored).await? {
         return Err(AppError::Unauthenticated);
     }
     let user = user.ok_or(AppError::Unauthenticated)?;
@@ -76,6 +84,12 @@ pub async fn login(
     let family = session.family;
     unscoped::start_session(db, UserId(user.id), session, origin).await?;
     signed_in(jwt, user, organization, family, refresh_token)
+}
+
+/// The sign-in a refresh token would renew, for limiting refreshes per sign-in; `None`
+/// for a token that is not ours.
+pub async fn refreshing_family(db: &Db, refresh_token: &str) -> AppResult<Option<SessionFamilyId>> {
+    unscoped::session_family_of(db, &secret_token::sha256_hex(refresh_token)).await
 }
 
 /// Exchanges a refresh token for a new pair. Presenting a token that was already exchanged

@@ -1,6 +1,9 @@
 //! Rate limits: per organization by plan (requests, complexity units and jobs per minute),
-//! per API key, and per client address for the unauthenticated auth mutations. Each is a
-//! GCRA bucket (governor) that refills continuously over a minute.
+//! per API key, per client address for operations with no tenant (anonymous or naming
+//! none), per client address and per account for sign-in, per sign-in for refreshing it.
+//! Each is a GCRA bucket (governor) that refills continuously over a minute and holds a
+//! burst of a few seconds of it ([`burst`]). IPv6 clients are counted per /64, the block
+//! one subscriber gets.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -35,10 +38,22 @@ pub struct PlanQuota {
 pub struct RateLimitConfig {
     pub plans: HashMap<Plan, PlanQuota>,
     pub api_key_requests_per_minute: u32,
-    /// signup, login, refreshSession and pairChat per client address.
+    /// signup, login, pairChat and unknown refresh tokens per client address, and
+    /// refreshSession per sign-in.
     pub auth_attempts_per_minute: u32,
+    /// login per account, from any address: above the per-address limit, so one address
+    /// is stopped first, and guesses spread over many addresses still meet a limit.
+    pub account_signins_per_minute: u32,
     /// pairChat per API key.
     pub pairing_attempts_per_minute: u32,
+    /// Operations with no tenant (anonymous, or a person naming no organization) per client
+    /// address.
+    pub anonymous_requests_per_minute: u32,
+    /// Seconds of its minute quota a plan or API key bucket may spend at once.
+    pub burst_seconds: u32,
+    /// The costliest operation allowed (`MAX_COMPLEXITY`): a complexity bucket always holds
+    /// at least that.
+    pub max_operation_cost: u32,
 }
 
 impl Default for RateLimitConfig {
@@ -57,9 +72,24 @@ impl Default for RateLimitConfig {
             ]),
             api_key_requests_per_minute: 600,
             auth_attempts_per_minute: 10,
+            account_signins_per_minute: 30,
             pairing_attempts_per_minute: 10,
+            anonymous_requests_per_minute: 300,
+            burst_seconds: 10,
+            max_operation_cost: 1_000,
         }
     }
+}
+
+/// Fewest units a bucket holds, unless its whole minute is fewer: bursts of a small quota
+/// would otherwise be a single request.
+const MIN_BURST: u32 = 10;
+
+/// What a bucket refilling `per_minute` may spend at once: `burst_seconds` of its minute,
+/// at least `floor` (and [`MIN_BURST`]), at most the whole minute.
+pub fn burst(per_minute: u32, burst_seconds: u32, floor: u32) -> u32 {
+    let slice = u32::try_from(u64::from(per_minute) * u64::from(burst_seconds) / 60).unwrap_or(u32::MAX);
+    slice.max(floor).max(MIN_BURST).min(per_minute).max(1)
 }
 
 impl RateLimitConfig {
@@ -111,21 +141,31 @@ impl Allowance {
 
 type Limiter<K> = RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock, StateInformationMiddleware>;
 
-/// One bucket per key, refilling `per_minute` units evenly over a minute.
+/// One bucket per key, refilling `per_minute` units evenly over a minute and holding at
+/// most `burst` of them.
 struct Rule<K: Hash + Eq + Clone> {
     /// The bucket's name in the shared tier.
     name: &'static str,
     per_minute: u32,
+    burst: u32,
     limiter: Limiter<K>,
 }
 
 impl<K: Hash + Eq + Clone> Rule<K> {
+    /// A bucket that may spend its whole minute at once.
     fn new(name: &'static str, per_minute: u32) -> Self {
+        Self::with_burst(name, per_minute, per_minute)
+    }
+
+    fn with_burst(name: &'static str, per_minute: u32, burst: u32) -> Self {
         let per_minute = per_minute.max(1);
-        let quota = Quota::per_minute(NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN));
+        let burst = burst.clamp(1, per_minute);
+        let quota = Quota::per_minute(NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN))
+            .allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN));
         Self {
             name,
             per_minute,
+            burst,
             limiter: RateLimiter::keyed(quota).with_middleware::<StateInformationMiddleware>(),
         }
     }
@@ -138,10 +178,9 @@ impl<K: Hash + Eq + Clone> Rule<K> {
                 let remaining = state.remaining_burst_capacity();
                 let refill = 60.0 / f64::from(self.per_minute);
                 Ok(Allowance {
-                    limit: self.per_minute,
+                    limit: self.burst,
                     remaining,
-                    reset_seconds: (f64::from(self.per_minute - remaining.min(self.per_minute)) * refill)
-                        .ceil() as u64,
+                    reset_seconds: (f64::from(self.burst - remaining.min(self.burst)) * refill).ceil() as u64,
                 })
             }
             Ok(Err(not_until)) => {
@@ -152,8 +191,8 @@ impl<K: Hash + Eq + Clone> Rule<K> {
             }
             Err(_) => Err(AppError::QueryTooComplex(
                 format!(
-                    "this operation costs {cost} units, more than the {} a minute allowed",
-                    self.per_minute
+                    "this operation costs {cost} units, more than the {} allowed at once",
+                    self.burst
                 )
                 .into(),
             )),
@@ -174,9 +213,45 @@ pub struct RateLimits {
     org_complexity: HashMap<Plan, Rule<Uuid>>,
     org_jobs: HashMap<Plan, Rule<Uuid>>,
     api_key_requests: Rule<Uuid>,
-    auth_attempts: Rule<IpAddr>,
+    anonymous_requests: Rule<ClientKey>,
+    auth_attempts: Rule<ClientKey>,
+    account_signins: Rule<String>,
+    session_refreshes: Rule<Uuid>,
     pairing_attempts: Rule<Uuid>,
     shared: Option<SharedLimits>,
+}
+
+/// A client address as limits count it: an IPv4 address, or the /64 an IPv6 one is in
+/// (one subscriber's block: counting single addresses would give it 2^64 buckets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientKey(IpAddr);
+
+impl ClientKey {
+    pub fn of(ip: IpAddr) -> Self {
+        match ip {
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => Self(IpAddr::V4(v4)),
+                None => Self(IpAddr::V6(std::net::Ipv6Addr::from(
+                    u128::from(v6) & !u128::from(u64::MAX),
+                ))),
+            },
+            v4 => Self(v4),
+        }
+    }
+
+    /// From the client address as requests record it; `None` when there is none.
+    pub fn parse(ip: Option<&str>) -> Option<Self> {
+        ip.and_then(|ip| ip.parse::<IpAddr>().ok()).map(Self::of)
+    }
+}
+
+impl std::fmt::Display for ClientKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            IpAddr::V6(v6) => write!(f, "{v6}/64"),
+            v4 => write!(f, "{v4}"),
+        }
+    }
 }
 
 /// What one operation is charged to.
@@ -196,17 +271,31 @@ impl RateLimits {
                 jobs: 1,
             })
         };
-        let per_plan = |name, pick: fn(PlanQuota) -> u32| {
+        let bursting = |name, per_minute, floor| {
+            Rule::with_burst(name, per_minute, burst(per_minute, config.burst_seconds, floor))
+        };
+        let per_plan = |name, pick: fn(PlanQuota) -> u32, floor| {
             Plan::iter()
-                .map(|plan| (plan, Rule::new(name, pick(quota(plan)))))
+                .map(|plan| (plan, bursting(name, pick(quota(plan)), floor)))
                 .collect()
         };
         let limits = Arc::new(Self {
-            org_requests: per_plan("org-requests", |quota| quota.requests),
-            org_complexity: per_plan("org-complexity", |quota| quota.complexity),
-            org_jobs: per_plan("org-jobs", |quota| quota.jobs),
-            api_key_requests: Rule::new("api-key-requests", config.api_key_requests_per_minute),
+            org_requests: per_plan("org-requests", |quota| quota.requests, 0),
+            org_complexity: per_plan(
+                "org-complexity",
+                |quota| quota.complexity,
+                config.max_operation_cost,
+            ),
+            org_jobs: per_plan("org-jobs", |quota| quota.jobs, 0),
+            api_key_requests: bursting("api-key-requests", config.api_key_requests_per_minute, 0),
+            anonymous_requests: Rule::with_burst(
+                "anonymous-requests",
+                config.anonymous_requests_per_minute,
+                burst(config.anonymous_requests_per_minute, config.burst_seconds, 0),
+            ),
             auth_attempts: Rule::new("auth-attempts", config.auth_attempts_per_minute),
+            account_signins: Rule::new("account-signins", config.account_signins_per_minute),
+            session_refreshes: Rule::new("session-refreshes", config.auth_attempts_per_minute),
             pairing_attempts: Rule::new("pairing-attempts", config.pairing_attempts_per_minute),
             shared,
         });
@@ -244,12 +333,33 @@ impl RateLimits {
             .map(drop)
     }
 
-    /// Charges one attempt at signing in (or pairing) from a client address.
-    pub async fn charge_auth_attempt(&self, client: Option<&str>) -> Result<(), AppError> {
-        let Some(ip) = client.and_then(|ip| ip.parse::<IpAddr>().ok()) else {
+    /// Charges one operation with no tenant to its client address.
+    pub async fn charge_anonymous(&self, client: Option<&str>) -> Result<(), AppError> {
+        let Some(client) = ClientKey::parse(client) else {
             return Ok(());
         };
-        self.take(&self.auth_attempts, &ip, 1).await.map(drop)
+        self.take(&self.anonymous_requests, &client, 1).await.map(drop)
+    }
+
+    /// Charges one attempt at signing in (or pairing) from a client address.
+    pub async fn charge_auth_attempt(&self, client: Option<&str>) -> Result<(), AppError> {
+        let Some(client) = ClientKey::parse(client) else {
+            return Ok(());
+        };
+        self.take(&self.auth_attempts, &client, 1).await.map(drop)
+    }
+
+    /// Charges one sign-in attempt to the account it names (by its normalized email), so
+    /// guesses spread over many addresses still meet a limit.
+    pub async fn charge_account_signin(&self, email: &str) -> Result<(), AppError> {
+        let account = crate::auth::secret_token::sha256_hex(&email.trim().to_lowercase());
+        self.take(&self.account_signins, &account, 1).await.map(drop)
+    }
+
+    /// Charges one refresh to the sign-in (session family) it renews: one server refreshing
+    /// for many people is limited per person, not per address.
+    pub async fn charge_session_refresh(&self, family: Uuid) -> Result<(), AppError> {
+        self.take(&self.session_refreshes, &family, 1).await.map(drop)
     }
 
     /// Charges one try of a pairing code: to the bot's key, and to its client address.
@@ -266,7 +376,7 @@ impl RateLimits {
     ) -> Result<Allowance, AppError> {
         let taken = match (rule.take_local(key, cost), &self.shared) {
             (Ok(local), Some(shared)) => shared
-                .take(rule.name, &key.to_string(), rule.per_minute, cost)
+                .take(rule.name, &key.to_string(), rule.per_minute, rule.burst, cost)
                 .await
                 .unwrap_or(Ok(local)),
             (taken, _) => taken,
@@ -282,7 +392,10 @@ impl RateLimits {
             rules.values().for_each(Rule::forget_idle);
         }
         self.api_key_requests.forget_idle();
+        self.anonymous_requests.forget_idle();
         self.auth_attempts.forget_idle();
+        self.account_signins.forget_idle();
+        self.session_refreshes.forget_idle();
         self.pairing_attempts.forget_idle();
     }
 }
@@ -335,6 +448,36 @@ mod tests {
             rule.take_local(&Uuid::max(), 4),
             Err(AppError::QueryTooComplex(_))
         ));
+    }
+
+    #[test]
+    fn bursts_are_a_few_seconds_of_the_minute_within_bounds() {
+        // Ten seconds of FREE's 300 requests a minute.
+        assert_eq!(burst(300, 10, 0), 50);
+        // Never fewer than ten, nor more than the minute.
+        assert_eq!(burst(20, 10, 0), 10);
+        assert_eq!(burst(4, 10, 0), 4);
+        // A complexity bucket holds the costliest operation.
+        assert_eq!(burst(20_000, 10, 1_000), 3_333);
+        assert_eq!(burst(3_000, 10, 1_000), 1_000);
+        let rule = Rule::<Uuid>::with_burst("test", 600, 10);
+        let key = Uuid::nil();
+        assert_eq!(rule.take_local(&key, 10).unwrap().limit, 10);
+        assert!(matches!(
+            rule.take_local(&key, 1),
+            Err(AppError::RateLimited { .. })
+        ));
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_per_64() {
+        let key = |ip: &str| ClientKey::parse(Some(ip)).unwrap();
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:2:ffff::9"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("::ffff:192.0.2.1"), key("192.0.2.1"));
+        assert_ne!(key("192.0.2.1"), key("192.0.2.2"));
+        assert_eq!(key("2001:db8:1:2::1").to_string(), "2001:db8:1:2::/64");
+        assert!(ClientKey::parse(Some("not an address")).is_none());
     }
 
     #[test]

@@ -15,8 +15,8 @@ const ANSWER_WITHIN: Duration = Duration::from_millis(100);
 const RECONNECT_EVERY: Duration = Duration::from_secs(5);
 const KEY_PREFIX: &str = "tenantql:rate";
 
-/// GCRA over a stored "theoretical arrival time" (ms). ARGV: ms per unit, units per
-/// minute (the burst), cost. Returns {admitted, retry after ms, remaining units}.
+/// GCRA over a stored "theoretical arrival time" (ms). ARGV: ms per unit, the burst (units
+/// spendable at once), cost. Returns {admitted, retry after ms, remaining units}.
 const GCRA: &str = r"
 local interval = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
@@ -77,12 +77,13 @@ impl SharedLimits {
         rule: &str,
         key: &str,
         per_minute: u32,
+        burst: u32,
         cost: u32,
     ) -> Option<Result<Allowance, AppError>> {
         let mut connection = self.connection.get()?.clone();
         let interval_ms = 60_000.0 / f64::from(per_minute.max(1));
         let mut invocation = self.script.key(format!("{KEY_PREFIX}:{rule}:{key}"));
-        invocation.arg(interval_ms).arg(per_minute).arg(cost);
+        invocation.arg(interval_ms).arg(burst).arg(cost);
         let answer = tokio::time::timeout(
             ANSWER_WITHIN,
             invocation.invoke_async::<(i64, i64, i64)>(&mut connection),
@@ -104,11 +105,11 @@ impl SharedLimits {
                 retry_after_seconds: u64::try_from(retry_after_ms.max(1)).unwrap_or(1).div_ceil(1000),
             }));
         }
-        let remaining = u32::try_from(remaining.max(0)).unwrap_or(0).min(per_minute);
+        let remaining = u32::try_from(remaining.max(0)).unwrap_or(0).min(burst);
         Some(Ok(Allowance {
-            limit: per_minute,
+            limit: burst,
             remaining,
-            reset_seconds: (f64::from(per_minute - remaining) * interval_ms / 1000.0).ceil() as u64,
+            reset_seconds: (f64::from(burst - remaining) * interval_ms / 1000.0).ceil() as u64,
         }))
     }
 }

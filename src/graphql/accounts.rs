@@ -119,19 +119,25 @@ impl AccountMutation {
             display_name: &input.display_name,
             organization_name: &input.organization_name,
         };
-        Ok(
-            accounts::signup(&services.db, &services.jwt, input, &ctx.origin())
-                .await?
-                .into(),
+        Ok(accounts::signup(
+            &services.db,
+            &services.jwt,
+            &services.passwords,
+            input,
+            &ctx.origin(),
         )
+        .await?
+        .into())
     }
 
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<AuthPayload> {
         ctx.charge_auth_attempt().await?;
         let services = ctx.services();
+        services.rate_limits.charge_account_signin(&input.email).await?;
         Ok(accounts::login(
             &services.db,
             &services.jwt,
+            &services.passwords,
             &input.email,
             &input.password,
             &ctx.origin(),
@@ -141,9 +147,14 @@ impl AccountMutation {
     }
 
     /// Exchanges a refresh token for a new pair. Reusing an exchanged token ends the sign-in.
+    /// Limited per sign-in (a web app's server refreshes for all its users from one
+    /// address); a token that is not ours counts against the client address instead.
     async fn refresh_session(&self, ctx: &Context<'_>, refresh_token: String) -> Result<AuthPayload> {
-        ctx.charge_auth_attempt().await?;
         let services = ctx.services();
+        match accounts::refreshing_family(&services.db, &refresh_token).await? {
+            Some(family) => services.rate_limits.charge_session_refresh(family.0).await?,
+            None => ctx.charge_auth_attempt().await?,
+        }
         Ok(
             accounts::refresh(&services.db, &services.jwt, &refresh_token, &ctx.origin())
                 .await?

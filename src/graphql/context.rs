@@ -7,6 +7,7 @@ use entity::Plan;
 
 use crate::auth::Principal;
 use crate::auth::jwt::JwtKeys;
+use crate::auth::password::Passwords;
 use crate::auth::principal::{ApiKeyCache, Lookup, UserPrincipal, authenticate};
 use crate::error::{AppError, AppResult};
 use crate::governance::audit::{ClientInfo, Origin};
@@ -24,6 +25,7 @@ use crate::tenancy::{Actor, Db, Tenant, TenantContext};
 pub struct Services {
     pub db: Db,
     pub jwt: Arc<JwtKeys>,
+    pub passwords: Passwords,
     pub api_keys: ApiKeyCache,
     pub jobs: Arc<Jobs>,
     pub rate_limits: Arc<RateLimits>,

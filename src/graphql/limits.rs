@@ -136,7 +136,16 @@ impl Extension for OperationGuard {
         next: NextValidation<'_>,
     ) -> Result<ValidationResult, Vec<ServerError>> {
         let result = next.run(ctx).await?;
-        let caller = ctx.data_opt::<RequestContext>().and_then(RequestContext::caller);
+        let request = ctx.data_opt::<RequestContext>();
+        let caller = request.and_then(RequestContext::caller);
+        if caller.is_none() {
+            // No tenant to charge: the client address pays, so anonymous work is metered too.
+            let ip = request.and_then(|request| request.client().ip.as_deref());
+            self.rate_limits
+                .charge_anonymous(ip)
+                .await
+                .map_err(|error| vec![request_error(error)])?;
+        }
         if let Some(caller) = caller {
             let cost = u32::try_from(result.complexity.max(1)).unwrap_or(u32::MAX);
             let allowance = self

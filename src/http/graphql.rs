@@ -18,6 +18,7 @@ use super::client::client_info;
 use super::{HttpState, websocket};
 use crate::error::AppError;
 use crate::governance::persisted::{Requested, Resolved};
+use crate::governance::rate_limits::ClientKey;
 use crate::graphql::errors::{present, present_all, request_error};
 use crate::graphql::{RequestContext, Services};
 use crate::tenancy::resolve::OrganizationHints;
@@ -534,11 +535,24 @@ fn upgrade(req: &Request, websocket: WebSocket, state: Arc<HttpState>) -> Respon
             .with_body("origin not allowed")
             .into_response();
     }
+    let client = client_info(req, state.trust_forwarded_for);
+    let address_admission = match ClientKey::parse(client.ip.as_deref()) {
+        Some(address) => match state.websockets.admit_address(address) {
+            Some(admission) => Some(admission),
+            None => {
+                return StatusCode::TOO_MANY_REQUESTS
+                    .with_body("too many websockets from this address")
+                    .into_response();
+            }
+        },
+        None => None,
+    };
     let upgrade = websocket::Upgrade {
         protocol,
         hints: organization_hints(req.headers(), state.base_domain.as_deref()),
         credential: credential(req.headers()),
-        client: client_info(req, state.trust_forwarded_for),
+        client,
+        admissions: address_admission.into_iter().collect(),
     };
     let stopping = state.stopping.clone();
     // Small buffers: an idle subscription should cost kilobytes, not the 2 × 128 KiB default.

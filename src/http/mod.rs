@@ -6,6 +6,7 @@ pub mod listener;
 pub mod oauth;
 pub mod observe;
 pub mod websocket;
+pub mod websocket_limits;
 
 use std::sync::Arc;
 
@@ -31,6 +32,7 @@ pub struct HttpState {
     /// Operations in one batched POST; 0 refuses batches.
     pub max_batch_size: usize,
     pub oauth_return_url: Option<String>,
+    pub websockets: websocket_limits::OpenWebsockets,
 }
 
 impl HttpState {
@@ -57,6 +59,7 @@ pub fn routes(
         trust_forwarded_for: config.trust_forwarded_for,
         max_batch_size: config.query_limits.max_batch_size,
         oauth_return_url: config.oauth_return_url.clone(),
+        websockets: websocket_limits::OpenWebsockets::new(config.websocket_limits),
     });
     let cors = cors(&config.cors_origins);
     Route::new()

@@ -18,6 +18,8 @@ use tokio::sync::watch;
 
 use super::HttpState;
 use super::graphql::{Params, refused_response, resolve_document};
+use super::websocket_limits::Admission;
+use crate::auth::Principal;
 use crate::governance::audit::ClientInfo;
 use crate::graphql::RequestContext;
 use crate::graphql::errors::present_all;
@@ -61,6 +63,8 @@ pub struct Upgrade {
     pub hints: OrganizationHints,
     pub credential: Option<String>,
     pub client: ClientInfo,
+    /// The connection's places under the caps, held while it is open.
+    pub admissions: Vec<Admission>,
 }
 
 enum Outcome {
@@ -212,6 +216,17 @@ impl Connection {
                 }
                 let payload = message.get("payload").cloned().unwrap_or(Value::Null);
                 let params = Params::from_json(payload).map_err(|_| (4400, "invalid operation payload"))?;
+                if self.operations.len() >= self.state.websockets.limits.operations_per_connection {
+                    let error = json!({ "message": "too many operations on this connection",
+                        "extensions": { "code": "RATE_LIMITED", "retryAfterSeconds": 1 } });
+                    let payload = match self.protocol {
+                        Protocol::TransportWs => json!([error]),
+                        Protocol::LegacyWs => error,
+                    };
+                    return Ok(vec![text(
+                        json!({ "type": "error", "id": id, "payload": payload }),
+                    )]);
+                }
                 self.start(id, params, credential, hints).await;
                 Ok(vec![])
             }
@@ -252,6 +267,17 @@ impl Connection {
         let context = resolve_caller(&self.state, &self.upgrade.client, credential.as_deref(), &hints).await;
         if credential.is_some() && context.principal().is_err() {
             return Outcome::Close(4403, "forbidden");
+        }
+        let caller = match context.principal() {
+            Ok(Principal::User(user)) => Some(user.id.0),
+            Ok(Principal::ApiKey(key)) => Some(key.id.0),
+            Err(_) => None,
+        };
+        if let Some(caller) = caller {
+            match self.state.websockets.admit_caller(caller) {
+                Some(admission) => self.upgrade.admissions.push(admission),
+                None => return Outcome::Close(1008, "too many connections for this caller"),
+            }
         }
         self.identity = Some((credential, hints));
         Outcome::Continue

@@ -236,6 +236,15 @@ async fn audit_session_event(
 
 /// Exchanges a refresh token (by hash) for a new one in the same family. A token that was
 /// already exchanged is a sign of theft: the whole family is revoked and the call fails.
+/// The sign-in (session family) a refresh token belongs to, if it is one of ours.
+pub async fn session_family_of(db: &Db, token_hash: &str) -> AppResult<Option<SessionFamilyId>> {
+    Ok(session::Entity::find()
+        .filter(session::Column::TokenHash.eq(token_hash))
+        .one(&db.conn)
+        .await?
+        .map(|session| SessionFamilyId(session.family_id)))
+}
+
 pub async fn rotate_session(
     db: &Db,
     presented_hash: &str,

@@ -581,3 +581,246 @@ backend_tests!(
     repeated_directives_are_refused_and_errors_per_response_are_capped,
     generated_hostile_documents_never_take_the_server_down,
 );
+
+/// Runs each scenario on both backends against a server configured by `adjust`.
+macro_rules! configured_tests {
+    ($($name:ident => $adjust:expr),* $(,)?) => {$(
+        mod $name {
+            use crate::helpers::{Backend, TestApp};
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let app = TestApp::spawn_with(Backend::Sqlite, $adjust).await.unwrap();
+                super::$name(app).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(app) = TestApp::spawn_with(Backend::Postgres, $adjust).await {
+                    super::$name(app).await;
+                }
+            }
+        }
+    )*};
+}
+
+configured_tests!(
+    anonymous_operations_are_limited_per_address => |config| {
+        config.rate_limits.anonymous_requests_per_minute = 60;
+    },
+    plan_bursts_are_a_slice_of_the_minute => |config| {
+        config.rate_limits = config
+            .rate_limits
+            .clone()
+            .with_plan_overrides("FREE=120/100000/100")
+            .unwrap();
+    },
+    sign_in_is_limited_per_account_across_addresses => |config| {
+        config.rate_limits.auth_attempts_per_minute = 5;
+        config.rate_limits.account_signins_per_minute = 8;
+    },
+    refreshing_is_limited_per_sign_in_not_per_address => |config| {
+        config.rate_limits.auth_attempts_per_minute = 3;
+    },
+    password_hashing_beyond_its_pool_is_refused => |config| {
+        config.password_hashing_concurrency = 1;
+    },
+    websockets_are_capped_per_address_caller_and_connection => |config| {
+        config.websocket_limits = tenantql::http::websocket_limits::WebsocketLimits {
+            connections_per_address: 3,
+            connections_per_caller: 2,
+            operations_per_connection: 2,
+        };
+    },
+);
+
+/// Sends `count` requests one after another; returns how many were refused with 429.
+async fn refusals(client: &Client, query: &str, count: usize) -> usize {
+    let mut refused = 0;
+    for _ in 0..count {
+        let answer = client.gql(query, json!({})).await;
+        if answer.status == 429 {
+            assert_eq!(answer.error_code(), "RATE_LIMITED");
+            refused += 1;
+        } else {
+            assert_eq!(answer.status, 200, "{:#}", answer.body);
+        }
+    }
+    refused
+}
+
+async fn anonymous_operations_are_limited_per_address(app: TestApp) {
+    // Sixty a minute, ten at once: of forty in a row, most are refused.
+    let from = |ip: &str| app.anonymous().header("x-forwarded-for", ip);
+    assert!(refusals(&from("2001:db8:5:6::1"), "{ __typename }", 40).await >= 10);
+    // The same /64 shares the allowance; another address has its own.
+    assert_eq!(
+        from("2001:db8:5:6::99")
+            .gql("{ __typename }", json!({}))
+            .await
+            .status,
+        429
+    );
+    assert_eq!(refusals(&from("2001:db8:5:7::1"), "{ __typename }", 5).await, 0);
+    // A member acting in their organization is charged to it, not to the address.
+    let acme = app.org("Acme").await;
+    let member = acme.owner.header("x-forwarded-for", "2001:db8:5:6::1");
+    assert_eq!(refusals(&member, "{ organization { id } }", 5).await, 0);
+}
+
+async fn plan_bursts_are_a_slice_of_the_minute(app: TestApp) {
+    // 120 requests a minute hold a burst of ten seconds' worth: twenty.
+    let acme = app.org("Acme").await;
+    let first = acme.owner.gql("{ organization { id } }", json!({})).await;
+    assert_eq!(first.headers["ratelimit-limit"], "20");
+    let refused = refusals(&acme.owner, "{ organization { id } }", 60).await;
+    assert!(refused >= 20, "only {refused} of 60 refused");
+}
+
+const LOGIN: &str = "mutation($input: LoginInput!) { login(input: $input) { accessToken refreshToken } }";
+
+async fn sign_in_is_limited_per_account_across_addresses(app: TestApp) {
+    app.signup("target@example.com", "Target Co").await;
+    let guess = json!({ "input": { "email": "Target@Example.com ", "password": "Wrong-horse-1" } });
+    // Each address is allowed five tries; the account eight, wherever they come from.
+    for attempt in 0..8 {
+        let from = app
+            .anonymous()
+            .header("x-forwarded-for", &format!("198.51.100.{attempt}"));
+        assert_eq!(
+            from.gql(LOGIN, guess.clone()).await.error_code(),
+            "UNAUTHENTICATED"
+        );
+    }
+    let fresh_address = app.anonymous().header("x-forwarded-for", "203.0.113.50");
+    let refused = fresh_address.gql(LOGIN, guess).await;
+    assert_eq!(refused.status, 429);
+    assert_eq!(refused.error_code(), "RATE_LIMITED");
+    // Other accounts are not held back.
+    app.signup("bystander@example.com", "Bystander Co").await;
+    let other =
+        json!({ "input": { "email": "bystander@example.com", "password": crate::helpers::PASSWORD } });
+    let from = app.anonymous().header("x-forwarded-for", "203.0.113.51");
+    assert!(from.gql(LOGIN, other).await.data("login")["accessToken"].is_string());
+}
+
+async fn refreshing_is_limited_per_sign_in_not_per_address(app: TestApp) {
+    const REFRESH: &str = "mutation($t: String!) { refreshSession(refreshToken: $t) { refreshToken } }";
+    // Each person signs up from their own address (three attempts a minute each).
+    let signup = async |person: usize| {
+        let input = json!({ "input": { "email": format!("person{person}@example.com"),
+            "password": crate::helpers::PASSWORD, "displayName": "P", "organizationName": "Co" } });
+        let signed_up = app
+            .anonymous()
+            .header("x-forwarded-for", &format!("203.0.113.{person}"))
+            .gql(
+                "mutation($input: SignupInput!) { signup(input: $input) { refreshToken } }",
+                input,
+            )
+            .await;
+        signed_up.data("signup")["refreshToken"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    // One web server refreshes for five people: more than the address's three attempts.
+    let server = app.anonymous().header("x-forwarded-for", "192.0.2.80");
+    for person in 0..5 {
+        let token = signup(person).await;
+        let renewed = server.gql(REFRESH, json!({ "t": token })).await;
+        assert!(renewed.data("refreshSession")["refreshToken"].is_string());
+    }
+    // One sign-in refreshing over and over meets its own limit.
+    let mut token = signup(5).await;
+    for _ in 0..3 {
+        let renewed = server.gql(REFRESH, json!({ "t": token })).await;
+        token = renewed.data("refreshSession")["refreshToken"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    }
+    let refused = server.gql(REFRESH, json!({ "t": token })).await;
+    assert_eq!(refused.error_code(), "RATE_LIMITED");
+    // Made-up tokens count against the address.
+    let guesser = app.anonymous().header("x-forwarded-for", "192.0.2.81");
+    for _ in 0..3 {
+        let wrong = guesser.gql(REFRESH, json!({ "t": "not-a-token" })).await;
+        assert_eq!(wrong.error_code(), "UNAUTHENTICATED");
+    }
+    assert_eq!(
+        guesser
+            .gql(REFRESH, json!({ "t": "not-a-token" }))
+            .await
+            .error_code(),
+        "RATE_LIMITED"
+    );
+}
+
+async fn password_hashing_beyond_its_pool_is_refused(app: TestApp) {
+    // One hash at a time and eight waiting: a hundred sign-ins at once cannot all queue.
+    let attempts: Vec<_> = (0..100)
+        .map(|n| {
+            let client = app.anonymous();
+            tokio::spawn(async move {
+                let input = json!({ "input": { "email": format!("nobody{n}@example.com"), "password": "Wrong-horse-1" } });
+                client.gql(LOGIN, input).await
+            })
+        })
+        .collect();
+    let mut refused = 0;
+    for attempt in attempts {
+        let answer = attempt.await.unwrap();
+        match answer.error_code() {
+            "RATE_LIMITED" => refused += 1,
+            "UNAUTHENTICATED" => {}
+            other => panic!("unexpected {other}: {:#}", answer.body),
+        }
+    }
+    assert!(refused > 0, "none refused");
+    assert_healthy(&app).await;
+}
+
+async fn websockets_are_capped_per_address_caller_and_connection(app: TestApp) {
+    use crate::helpers::WsEnd;
+    let acme = app.org("Acme").await;
+    let project = acme.project("Launch").await;
+    let feed = "subscription($p: ID!) { projectJobEvents(projectId: $p) { seq } }";
+    // Two operations per connection; the third is refused, the connection lives on.
+    let mut first = app.ws(&acme.owner).await;
+    for id in ["a", "b"] {
+        first.subscribe(id, feed, json!({ "p": project })).await;
+    }
+    first.subscribe("c", feed, json!({ "p": project })).await;
+    let refused = first.next_message(Duration::from_secs(10)).await.unwrap();
+    assert_eq!(
+        (refused["type"].as_str(), refused["id"].as_str()),
+        (Some("error"), Some("c"))
+    );
+    assert_eq!(refused["payload"][0]["extensions"]["code"], "RATE_LIMITED");
+    // Two connections per caller: the third is closed at its init.
+    let _second = app.ws(&acme.owner).await;
+    let mut third = app.ws_raw("graphql-transport-ws").await;
+    third
+        .send(json!({ "type": "connection_init", "payload": acme.owner.init_payload() }))
+        .await;
+    assert_eq!(
+        third.next_message(Duration::from_secs(10)).await,
+        Err(WsEnd::Closed(Some(1008)))
+    );
+    // Three per address: that closed one's place is free again, and then the address is full.
+    let _fourth = app.ws_raw("graphql-transport-ws").await;
+    let upgrade = app
+        .http
+        .get(app.graphql_url())
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .header("sec-websocket-protocol", "graphql-transport-ws")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upgrade.status(), 429);
+    drop(first);
+    assert_healthy(&app).await;
+}

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use tenantql::app::App;
 use tenantql::governance::rate_limits::RateLimitConfig;
+use tenantql::http::websocket_limits::WebsocketLimits;
 use tenantql::jobs::WorkerConfig;
 use tenantql::jobs::runners::Prices;
 use tenantql::settings::{Config, Environment, LogFormat, Shutdown};
@@ -122,6 +123,14 @@ impl TestApp {
                 deadline: Duration::from_secs(5),
             },
             ws_init_timeout: Duration::from_secs(1),
+            // Tests and benchmarks open many sockets from one address as one caller; those
+            // about the caps set their own.
+            websocket_limits: WebsocketLimits {
+                connections_per_address: 1_000_000,
+                connections_per_caller: 1_000_000,
+                operations_per_connection: 1_000_000,
+            },
+            password_hashing_concurrency: 4,
             query_limits: Default::default(),
             persisted_query_manifest: None,
             apq: Default::default(),
@@ -141,6 +150,8 @@ impl TestApp {
         config.rate_limits.api_key_requests_per_minute = 1_000_000;
         config.rate_limits.auth_attempts_per_minute = 1_000_000;
         config.rate_limits.pairing_attempts_per_minute = 1_000_000;
+        config.rate_limits.anonymous_requests_per_minute = 1_000_000;
+        config.rate_limits.account_signins_per_minute = 1_000_000;
         adjust(&mut config);
         let workspaces_dir = config.workspaces_dir.clone();
         let app = App::build(config).await.expect("the server starts");
@@ -728,6 +739,9 @@ impl TestApp {
             .env("ENCRYPTION_KEYS", ENCRYPTION_KEYS)
             .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
             .env("PLAN_LIMITS", UNLIMITED_PLANS)
+            .env("ANONYMOUS_REQUESTS_PER_MINUTE", "1000000")
+            .env("WS_MAX_CONNECTIONS_PER_ADDRESS", "1000000")
+            .env("WS_MAX_CONNECTIONS_PER_CALLER", "1000000")
             .env("WORKERS", workers.to_string())
             .env("AUTO_MIGRATE", "false")
             .env("RUST_LOG", "warn")
