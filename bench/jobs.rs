@@ -387,7 +387,7 @@ async fn cross_replica(options: &Options) {
     let server = server_process(&app, 0).await;
     let mut worker = std::process::Command::new(env!("CARGO_BIN_EXE_tenantql"))
         .arg("worker")
-        .env("DATABASE_URL", &app.database_url)
+        .envs(app.database_env())
         .env("JWT_SECRET", helpers::JWT_SECRET)
         .env("ENCRYPTION_KEYS", helpers::ENCRYPTION_KEYS)
         .env("WORKERS", options.workers.to_string())

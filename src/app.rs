@@ -26,7 +26,7 @@ use crate::integrations::oauth::OAuth;
 use crate::integrations::workspaces::Workspaces;
 use crate::jobs::{Jobs, Toolbox, replicas};
 use crate::settings::{Config, Shutdown};
-use crate::tenancy::Db;
+use crate::tenancy::{Db, TenantDb};
 
 pub struct App {
     acceptor: NoDelayAcceptor,
@@ -34,18 +34,17 @@ pub struct App {
     schema: AppSchema,
     config: Config,
     db: Db,
+    tenant_db: TenantDb,
     jobs: Arc<Jobs>,
 }
 
 impl App {
-    /// Connects and migrates the database and binds the listener; serving starts with [`App::run`].
+    /// Connects and migrates the database, checks the tenant role and binds the listener;
+    /// serving starts with [`App::run`].
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         // Before anything records a figure: until then figures go nowhere.
         crate::telemetry::metrics::handle();
-        let db = Db::connect(&config.database_url, config.db_max_connections).await?;
-        if config.auto_migrate {
-            db.migrate().await?;
-        }
+        let (db, tenant_db) = TenantDb::connect_pools(&config).await?;
         let keyring = Arc::new(Keyring::parse(config.encryption_keys.expose_secret())?);
         keys::check_against_stored(&db, &keyring).await?;
         let jobs = Arc::new(Jobs::new(
@@ -63,6 +62,7 @@ impl App {
         };
         let services = graphql::Services {
             db: db.clone(),
+            tenant_db: tenant_db.clone(),
             jwt: Arc::new(JwtKeys::new(&config.jwt_secret)),
             passwords: Passwords::new(config.password_hashing_concurrency),
             api_keys: Default::default(),
@@ -93,6 +93,7 @@ impl App {
             schema,
             config,
             db,
+            tenant_db,
             jobs,
         })
     }
@@ -101,9 +102,15 @@ impl App {
         self.local_addr
     }
 
-    /// The database pool, for the test suite's checks of pooled connections.
+    /// The owner's pool, for the test suite's checks.
     pub fn db(&self) -> &Db {
         &self.db
+    }
+
+    /// The tenant pool, for the test suite's checks of tenant transactions and pooled
+    /// connections.
+    pub fn tenant_db(&self) -> &TenantDb {
+        &self.tenant_db
     }
 
     /// Serves (and runs job workers) until `shutdown` completes. Then, within the shutdown
@@ -116,7 +123,9 @@ impl App {
         let (draining, drain) = watch::channel(false);
         let (stopping, stop) = watch::channel(false);
         // Jobs are released as the drain begins, so that other replicas take them at once.
-        let workers = self.jobs.spawn_workers(&self.db, self.config.workers, &drain);
+        let workers = self
+            .jobs
+            .spawn_workers(&self.db, &self.tenant_db, self.config.workers, &drain);
         let (db, workspaces) = (self.db.clone(), self.jobs.toolbox.workspaces.clone());
         tokio::spawn(async move {
             if let Err(error) = erasure::resume_unfinished(&db, &workspaces).await {
@@ -152,6 +161,7 @@ impl App {
             .map_or(deadline, |at| deadline.saturating_sub(at.elapsed()));
         stop_workers(workers, left).await;
         self.jobs.bus.flush().await;
+        self.tenant_db.close().await;
         self.db.close().await;
         tracing::info!("stopped");
         Ok(())
@@ -175,10 +185,7 @@ pub async fn run_workers(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let db = Db::connect(&config.database_url, config.db_max_connections).await?;
-    if config.auto_migrate {
-        db.migrate().await?;
-    }
+    let (db, tenant_db) = TenantDb::connect_pools(&config).await?;
     let keyring = Arc::new(Keyring::parse(config.encryption_keys.expose_secret())?);
     keys::check_against_stored(&db, &keyring).await?;
     let jobs = Jobs::new(
@@ -187,12 +194,13 @@ pub async fn run_workers(
         config.worker,
     );
     let (stopping, stop) = watch::channel(false);
-    let workers = jobs.spawn_workers(&db, config.workers.max(1), &stop);
+    let workers = jobs.spawn_workers(&db, &tenant_db, config.workers.max(1), &stop);
     tracing::info!(workers = config.workers.max(1), "tenantql worker is running");
     shutdown.await;
     let _ = stopping.send(true);
     stop_workers(workers, config.shutdown.deadline).await;
     jobs.bus.flush().await;
+    tenant_db.close().await;
     db.close().await;
     Ok(())
 }

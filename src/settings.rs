@@ -75,9 +75,19 @@ pub struct Settings {
     /// postgres://… or sqlite://…; without it, SQLite at DATA_DIR/tenantql.db.
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     pub database_url: Option<SecretString>,
-    /// Maximum pooled database connections.
+    /// On PostgreSQL, postgres://… as the tenant login role: owns nothing, no superuser,
+    /// BYPASSRLS or CREATEROLE, holds tenantql_app's privileges. Tenant transactions run on
+    /// it; DATABASE_URL's owner role serves only migrations and the cross-tenant steps.
+    /// Required to serve or run workers on PostgreSQL; not used on SQLite.
+    #[arg(long, env = "TENANT_DATABASE_URL", global = true, hide_env_values = true)]
+    pub tenant_database_url: Option<SecretString>,
+    /// Maximum pooled connections for tenant transactions (on SQLite, the one pool's).
     #[arg(long, env = "DB_MAX_CONNECTIONS", default_value_t = 16, global = true)]
     pub db_max_connections: u32,
+    /// Maximum pooled connections as the owner role on PostgreSQL, for the cross-tenant
+    /// steps: sign-in, membership and API-key lookups, job claims, the replica relay.
+    #[arg(long, env = "DB_OWNER_MAX_CONNECTIONS", default_value_t = 4, global = true)]
+    pub db_owner_max_connections: u32,
     #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8000", global = true)]
     pub listen_addr: SocketAddr,
     /// HS256 key for access tokens, at least 32 bytes; generated into DATA_DIR outside production.
@@ -287,7 +297,10 @@ pub struct Shutdown {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub database_url: SecretString,
+    /// The tenant login role's URL; `None` on SQLite.
+    pub tenant_database_url: Option<SecretString>,
     pub db_max_connections: u32,
+    pub db_owner_max_connections: u32,
     pub listen_addr: SocketAddr,
     pub jwt_secret: SecretString,
     pub base_domain: Option<String>,
@@ -337,6 +350,19 @@ impl Settings {
                 SecretString::from(format!("sqlite://{}?mode=rwc", path.display()))
             }
         };
+        let tenant_database_url = match self.tenant_database_url {
+            Some(_) if !database_url.expose_secret().starts_with("postgres") => {
+                bail!("TENANT_DATABASE_URL applies to a PostgreSQL DATABASE_URL only (SQLite has no roles)");
+            }
+            Some(url) => {
+                let scheme = url.expose_secret().split(':').next().unwrap_or_default();
+                if !matches!(scheme, "postgres" | "postgresql") {
+                    bail!("TENANT_DATABASE_URL must start with postgres:// (got scheme {scheme:?})");
+                }
+                Some(url)
+            }
+            None => None,
+        };
         let jwt_secret = match self.jwt_secret {
             Some(secret) => secret,
             None if production => bail!("JWT_SECRET is required when ENVIRONMENT=production"),
@@ -379,8 +405,8 @@ impl Settings {
         if self.job_lease_seconds < 2 {
             bail!("JOB_LEASE_SECONDS must be at least 2");
         }
-        if self.db_max_connections == 0 {
-            bail!("DB_MAX_CONNECTIONS must be at least 1");
+        if self.db_max_connections == 0 || self.db_owner_max_connections == 0 {
+            bail!("DB_MAX_CONNECTIONS and DB_OWNER_MAX_CONNECTIONS must be at least 1");
         }
         if self.max_complexity == 0 || self.max_depth == 0 {
             bail!("MAX_DEPTH and MAX_COMPLEXITY must be at least 1");
@@ -426,7 +452,9 @@ impl Settings {
         };
         Ok(Config {
             database_url,
+            tenant_database_url,
             db_max_connections: self.db_max_connections,
+            db_owner_max_connections: self.db_owner_max_connections,
             listen_addr: self.listen_addr,
             jwt_secret,
             base_domain,
@@ -542,6 +570,18 @@ mod tests {
     #[test]
     fn invalid_settings_are_refused_with_a_clear_message() {
         assert!(error(&["--database-url", "mysql://x"]).contains("DATABASE_URL"));
+        assert!(
+            error(&["--tenant-database-url", "postgres://app@db/x"]).contains("PostgreSQL DATABASE_URL only")
+        );
+        assert!(
+            error(&[
+                "--database-url",
+                "postgres://owner@db/x",
+                "--tenant-database-url",
+                "mysql://x"
+            ])
+            .contains("TENANT_DATABASE_URL must start with postgres://")
+        );
         assert!(error(&["--jwt-secret", "short"]).contains("at least 32 bytes"));
         assert!(error(&["--environment", "production"]).contains("JWT_SECRET is required"));
         assert!(error(&["--cors-origins", "app.example.com"]).contains("CORS_ORIGINS"));

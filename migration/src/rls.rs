@@ -3,8 +3,9 @@
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
 
-/// The role every tenant transaction switches to. It owns nothing, is not a superuser and
-/// cannot bypass RLS, so the policies below always apply to it.
+/// The role every tenant transaction runs as: the server's tenant pool logs in as it
+/// (`TENANT_DATABASE_URL`). It owns nothing, is not a superuser and cannot bypass RLS, so
+/// the policies below always apply to it.
 pub const APP_ROLE: &str = "tenantql_app";
 
 /// The policy predicate: the row's tenant key equals the organization set for this

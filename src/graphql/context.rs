@@ -19,11 +19,14 @@ use crate::integrations::workspaces::Workspaces;
 use crate::jobs::Jobs;
 use crate::jobs::stream::Liveness;
 use crate::tenancy::resolve::{OrganizationHints, resolve_tenant};
-use crate::tenancy::{Actor, Db, Tenant, TenantContext};
+use crate::tenancy::{Actor, Db, Tenant, TenantContext, TenantDb};
 
 /// Schema-wide services.
 pub struct Services {
+    /// The owner's pool, for `tenancy::unscoped`'s named cross-tenant steps only.
     pub db: Db,
+    /// The tenant pool every [`Tenant`] runs on.
+    pub tenant_db: TenantDb,
     pub jwt: Arc<JwtKeys>,
     pub passwords: Passwords,
     pub api_keys: ApiKeyCache,
@@ -155,9 +158,10 @@ impl RequestContext {
     /// persisted-only API key gets trusted documents or nothing.
     pub async fn document(&self, services: &Services, requested: Requested) -> AppResult<Resolved> {
         let trusted_only = match &self.principal {
-            Ok(Principal::ApiKey(key)) if key.persisted_only => {
-                Some(Tenant::new(services.db.clone(), self.tenant_context()?.clone()))
-            }
+            Ok(Principal::ApiKey(key)) if key.persisted_only => Some(Tenant::new(
+                services.tenant_db.clone(),
+                self.tenant_context()?.clone(),
+            )),
             _ => None,
         };
         services.persisted.resolve(requested, trusted_only.as_ref()).await
@@ -228,7 +232,7 @@ impl ContextExt for Context<'_> {
 
     fn tenant(&self) -> AppResult<Tenant> {
         let ctx = self.request()?.tenant_context()?;
-        Ok(Tenant::new(self.services().db.clone(), ctx.clone()).audited(self.origin()))
+        Ok(Tenant::new(self.services().tenant_db.clone(), ctx.clone()).audited(self.origin()))
     }
 
     async fn charge_job_start(&self) -> AppResult<()> {

@@ -49,8 +49,14 @@ pub async fn readyz(Data(state): Data<&Arc<HttpState>>) -> Response {
 #[handler]
 pub async fn metrics(Data(state): Data<&Arc<HttpState>>) -> Response {
     let db = &state.services().db;
-    let (in_use, idle) = db.pool_connections();
-    telemetry::metrics::db_pool(in_use, idle);
+    let tenant_db = &state.services().tenant_db;
+    let (in_use, idle) = tenant_db.pool_connections();
+    telemetry::metrics::db_pool("tenant", in_use, idle);
+    // On SQLite both are one pool, counted once.
+    if db.backend() == sea_orm::DbBackend::Postgres {
+        let (in_use, idle) = db.pool_connections();
+        telemetry::metrics::db_pool("owner", in_use, idle);
+    }
     match tokio::time::timeout(Duration::from_secs(1), unscoped::jobs_waiting_or_running(db)).await {
         Ok(Ok(counts)) => {
             for (status, count) in counts {

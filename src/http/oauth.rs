@@ -34,7 +34,7 @@ pub async fn callback(
     };
     let result = services
         .oauth
-        .finish(&services.db, &provider, callback, origin)
+        .finish(&services.db, &services.tenant_db, &provider, callback, origin)
         .await;
     let result = result.map(drop).map_err(|error| match error {
         AppError::BadUserInput { message, .. } => message.into_owned(),

@@ -25,7 +25,7 @@ use crate::auth::secret_token::sha256_hex;
 use crate::error::{AppError, AppResult};
 use crate::governance::audit::Origin;
 use crate::ids::{OrgId, UserId};
-use crate::tenancy::{Actor, Db, Scoped, Tenant, TenantContext, unscoped};
+use crate::tenancy::{Actor, Db, Scoped, Tenant, TenantContext, TenantDb, unscoped};
 
 const STATE_LIFETIME_MINUTES: i64 = 10;
 
@@ -164,10 +164,13 @@ impl OAuth {
     }
 
     /// Completes a connection from the provider's callback. The state is spent first, so a
-    /// replayed callback finds nothing; nothing is stored unless the exchange succeeds.
+    /// replayed callback finds nothing; nothing is stored unless the exchange succeeds. The
+    /// state is found across tenants on `db` (the owner's); the connection is written as
+    /// its tenant on `tenant_db`.
     pub async fn finish(
         &self,
         db: &Db,
+        tenant_db: &TenantDb,
         name: &str,
         callback: Callback,
         origin: Origin,
@@ -211,7 +214,7 @@ impl OAuth {
             .filter(|role| *role >= OrgRole::Admin)
             .ok_or_else(|| AppError::forbidden("you are no longer an admin of the organization"))?;
         let tenant = Tenant::new(
-            db.clone(),
+            tenant_db.clone(),
             Arc::new(TenantContext {
                 actor: Actor::User(UserId(pending.user_id)),
                 org: OrgId(org),

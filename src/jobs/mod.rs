@@ -12,7 +12,7 @@ use std::sync::Arc;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
-use crate::tenancy::Db;
+use crate::tenancy::{Db, TenantDb};
 pub use bus::EventBus;
 pub use runners::Toolbox;
 pub use worker::WorkerConfig;
@@ -45,12 +45,14 @@ impl Jobs {
     pub fn spawn_workers(
         &self,
         db: &Db,
+        tenant_db: &TenantDb,
         slots: usize,
         shutdown: &watch::Receiver<bool>,
     ) -> Option<JoinHandle<()>> {
         (slots > 0).then(|| {
             tokio::spawn(worker::run(
                 db.clone(),
+                tenant_db.clone(),
                 self.bus.clone(),
                 self.wake.clone(),
                 self.toolbox.clone(),

@@ -26,7 +26,7 @@ use crate::ids::{JobId, OrgId, ProjectId, UserId};
 use crate::integrations::credentials;
 use crate::telemetry::metrics;
 use crate::tenancy::unscoped::{self, ClaimedJob};
-use crate::tenancy::{Actor, Db, Tenant, TenantContext};
+use crate::tenancy::{Actor, Db, Tenant, TenantContext, TenantDb};
 
 #[derive(Debug, Clone, Copy)]
 pub struct WorkerConfig {
@@ -44,9 +44,12 @@ const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// then stop at their next step and go back to the queue, and this returns once they have.
 /// One claim serves as many jobs as there are free slots, so a busy process claims in
 /// batches; each claim has its own lease token, so a job this process lost to an expired
-/// lease and claimed again cannot be written by its first run.
+/// lease and claimed again cannot be written by its first run. The claim runs as the owner
+/// (across tenants); each job runs in its own tenant's transactions on `tenant_db`.
+#[expect(clippy::too_many_arguments, reason = "the worker's whole wiring, passed once")]
 pub async fn run(
     db: Db,
+    tenant_db: TenantDb,
     bus: Arc<EventBus>,
     wake: Arc<Notify>,
     toolbox: Arc<Toolbox>,
@@ -72,7 +75,7 @@ pub async fn run(
                             job.attempt = claim.job.attempts,
                         );
                         let job = run_job(
-                            db.clone(),
+                            tenant_db.clone(),
                             bus.clone(),
                             toolbox.clone(),
                             lease,
@@ -246,7 +249,7 @@ fn backoff(config: &WorkerConfig, attempt: i32) -> Duration {
 }
 
 async fn run_job(
-    db: Db,
+    db: TenantDb,
     bus: Arc<EventBus>,
     toolbox: Arc<Toolbox>,
     lease: Uuid,

@@ -64,7 +64,7 @@ fn describe() {
     describe_counter!(RATE_LIMITED, "Requests refused for a rate limit, by limit.");
     describe_gauge!(
         DB_CONNECTIONS,
-        "Database pool connections by state (in_use, idle)."
+        "Database pool connections by pool (tenant; owner on PostgreSQL) and state (in_use, idle)."
     );
     describe_gauge!(
         DB_WAITING,
@@ -95,9 +95,11 @@ pub fn jobs(status: &'static str, count: u64) {
     gauge!(JOBS, "status" => status).set(count as f64);
 }
 
-pub fn db_pool(in_use: u32, idle: u32) {
-    gauge!(DB_CONNECTIONS, "state" => "in_use").set(in_use);
-    gauge!(DB_CONNECTIONS, "state" => "idle").set(idle);
+/// `pool` is `tenant` (tenant transactions; SQLite's one pool) or `owner` (PostgreSQL's
+/// cross-tenant steps).
+pub fn db_pool(pool: &'static str, in_use: u32, idle: u32) {
+    gauge!(DB_CONNECTIONS, "pool" => pool, "state" => "in_use").set(in_use);
+    gauge!(DB_CONNECTIONS, "pool" => pool, "state" => "idle").set(idle);
 }
 
 /// Counts a thing open while the guard lives: a websocket, a subscription, a waiter for a

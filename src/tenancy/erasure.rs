@@ -1,7 +1,7 @@
 //! One organization's rows across every tenant table: exported as JSON lines, or erased in
 //! small transactions that can stop anywhere and resume. Operators reach these through
-//! `tenantql org export|delete`, owners through `deleteOrganization`. Both run as the
-//! connecting role, across RLS, like `unscoped`, and name exactly one organization.
+//! `tenantql org export|delete`, owners through `deleteOrganization`. Both run on the
+//! owner's pool, across RLS, like `unscoped`, and name exactly one organization.
 
 #![expect(clippy::disallowed_methods, reason = "one organization's rows in every table")]
 

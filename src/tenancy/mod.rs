@@ -1,7 +1,8 @@
-//! Row scoping in one place. `scoped` is the only way to reach tenant-owned rows; `unscoped`
-//! holds the few operations that must work before or across tenants (signup, login,
-//! credential lookup), each named for what it does. Both are exempt from the workspace's
-//! `disallowed-methods` lint; no other module may call sea-orm's entry points.
+//! Row scoping in one place. `scoped` is the only way to reach tenant-owned rows, on the
+//! tenant pool; `unscoped` holds the few operations that must work before or across tenants
+//! (signup, login, credential lookup), each named for what it does, on the owner's pool.
+//! Both are exempt from the workspace's `disallowed-methods` lint; no other module may call
+//! sea-orm's entry points.
 
 pub mod context;
 pub mod db;
@@ -12,5 +13,5 @@ pub mod tables;
 pub mod unscoped;
 
 pub use context::{Actor, TenantContext};
-pub use db::Db;
+pub use db::{Db, TenantDb};
 pub use scoped::{Access, Page, PageRequest, Scoped, Tenant};

@@ -1,6 +1,7 @@
 //! The scoped handle: every statement on a tenant table goes through here, filtered to the
 //! request's organization (and project, for project-restricted API keys), inside a
-//! transaction that on PostgreSQL also switches to the RLS-bound role and organization.
+//! transaction on the tenant pool, whose PostgreSQL login role is bound by RLS, with the
+//! organization set for the policies.
 
 #![expect(
     clippy::disallowed_methods,
@@ -10,7 +11,6 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use entity::{AgentSharing, ProjectRole, agent, agent_share, project, project_member};
-use migration::APP_ROLE;
 use sea_orm::sea_query::{Condition, Expr, Query};
 use sea_orm::{
     ActiveModelBehavior, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend,
@@ -20,7 +20,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::context::{Actor, TenantContext};
-use super::db::Db;
+use super::db::TenantDb;
 use super::tables::TenantEntity;
 use super::unscoped;
 use crate::error::{AppError, AppResult};
@@ -42,41 +42,51 @@ enum Flush {
     DontWait,
 }
 
-/// Opens a tenant transaction. On PostgreSQL the first statement switches, for this
-/// transaction only, to the RLS-bound role and sets the organization, so the database
-/// itself refuses other tenants' rows even if an application filter were missing.
-pub async fn begin_tenant_transaction(db: &Db, org: OrgId, access: Access) -> AppResult<DatabaseTransaction> {
+/// Opens a tenant transaction on the tenant pool. On PostgreSQL its connections log in as
+/// the RLS-bound role, and the first statement sets the organization for this transaction
+/// only, so the database itself refuses other tenants' rows even if an application filter
+/// were missing, and even to a statement that resets or switches the role.
+pub async fn begin_tenant_transaction(
+    db: &TenantDb,
+    org: OrgId,
+    access: Access,
+) -> AppResult<DatabaseTransaction> {
     begin_flushing(db, org, access, Flush::Wait).await
 }
 
-async fn begin_flushing(db: &Db, org: OrgId, access: Access, flush: Flush) -> AppResult<DatabaseTransaction> {
+async fn begin_flushing(
+    db: &TenantDb,
+    org: OrgId,
+    access: Access,
+    flush: Flush,
+) -> AppResult<DatabaseTransaction> {
     let backend = db.backend();
     // No `READ ONLY` for reads on PostgreSQL: it costs a round trip of its own, and the
-    // app role's grants and policies are the lock that matters.
+    // tenant role's grants and policies are the lock that matters.
     let txn = db.begin(access).await?;
     if backend == DbBackend::Postgres {
         let settings = match flush {
-            Flush::Wait => "SELECT set_config('role', $1, true), set_config('app.organization_id', $2, true)",
+            Flush::Wait => "SELECT set_config('app.organization_id', $1, true)",
             Flush::DontWait => {
-                "SELECT set_config('role', $1, true), set_config('app.organization_id', $2, true), \
+                "SELECT set_config('app.organization_id', $1, true), \
                  set_config('synchronous_commit', 'off', true)"
             }
         };
         txn.execute_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
             settings,
-            [APP_ROLE.into(), org.to_string().into()],
+            [org.to_string().into()],
         ))
         .await?;
     }
     Ok(txn)
 }
 
-/// What resolvers hold: the request's tenant context and the pool, offering nothing but
-/// scoped transactions.
+/// What resolvers hold: the request's tenant context and the tenant pool (never the
+/// owner's), offering nothing but scoped transactions.
 #[derive(Clone)]
 pub struct Tenant {
-    db: Db,
+    db: TenantDb,
     ctx: Arc<TenantContext>,
     /// Set for API operations, whose writes each leave an audit row. Job bookkeeping
     /// (claims, leases, progress) has none: the job's own event log records it.
@@ -84,7 +94,7 @@ pub struct Tenant {
 }
 
 impl Tenant {
-    pub fn new(db: Db, ctx: Arc<TenantContext>) -> Self {
+    pub fn new(db: TenantDb, ctx: Arc<TenantContext>) -> Self {
         Self {
             db,
             ctx,

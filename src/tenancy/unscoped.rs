@@ -2,8 +2,9 @@
 //! sessions, credential lookup, and listing a user's own memberships. Each is named for
 //! exactly what it does; nothing here takes a caller-chosen filter.
 //!
-//! On PostgreSQL these run as the connecting role, which owns the schema and bypasses RLS
-//! (see ARCHITECTURE.md); tenant work always switches to the RLS-bound role instead.
+//! On PostgreSQL these run on the owner's pool, as the role that owns the schema and
+//! bypasses RLS (ARCHITECTURE.md lists every step); tenant work runs on the tenant pool,
+//! logged in as the RLS-bound role, and never reaches this one.
 
 #![expect(clippy::disallowed_methods, reason = "the named cross-tenant operations")]
 

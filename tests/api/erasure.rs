@@ -104,7 +104,7 @@ async fn rows_by_table(app: &TestApp, org: &str) -> BTreeMap<&'static str, i64> 
 fn tenantql(app: &TestApp, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_tenantql"))
         .args(args)
-        .env("DATABASE_URL", &app.database_url)
+        .envs(app.database_env())
         .env("JWT_SECRET", JWT_SECRET)
         .env("ENCRYPTION_KEYS", ENCRYPTION_KEYS)
         .env("WORKSPACES_DIR", &app.workspaces_dir)

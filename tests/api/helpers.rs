@@ -16,7 +16,7 @@ use tenantql::http::websocket_limits::WebsocketLimits;
 use tenantql::jobs::WorkerConfig;
 use tenantql::jobs::runners::Prices;
 use tenantql::settings::{Config, Environment, LogFormat, Shutdown};
-use tenantql::tenancy::Db;
+use tenantql::tenancy::{Db, TenantDb};
 use tokio::sync::oneshot;
 
 pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123456789";
@@ -27,9 +27,10 @@ pub const ENCRYPTION_KEYS: &str = "test1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmN
 /// `PLAN_LIMITS` no test or benchmark reaches.
 pub const UNLIMITED_PLANS: &str = "FREE=1000000/100000000/100000,STARTER=1000000/100000000/100000,\
                                    PRO=1000000/100000000/100000,ENTERPRISE=1000000/100000000/100000";
-/// The role the server connects as on PostgreSQL: owns the schema, bypasses RLS outside
-/// tenant transactions, and is neither superuser nor the RLS-bound app role.
-const PG_OWNER_ROLE: &str = "tenantql_owner";
+/// The role the server's owner pool connects as on PostgreSQL: owns the schema, bypasses RLS
+/// for the cross-tenant steps, and is not a superuser. Tenant transactions log in as
+/// `APP_ROLE`, which owns nothing and is bound by every policy.
+pub const PG_OWNER_ROLE: &str = "tenantql_owner";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -61,8 +62,13 @@ macro_rules! backend_tests {
 pub struct TestApp {
     pub base_url: String,
     pub http: reqwest::Client,
+    /// The server's owner pool.
     pub db: Db,
+    /// The server's tenant pool (on SQLite, the same pool as `db`).
+    pub tenant_db: TenantDb,
     pub database_url: String,
+    /// The tenant login role's URL, on PostgreSQL.
+    pub tenant_database_url: Option<String>,
     shutdown: Option<oneshot::Sender<()>>,
     cleanup: Cleanup,
     /// Organizations' file areas for this test's server.
@@ -81,12 +87,26 @@ impl TestApp {
     }
 
     pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Option<Self> {
-        let (database_url, cleanup) = match backend {
+        Some(
+            Self::try_spawn_with(backend, adjust)
+                .await?
+                .expect("the server starts"),
+        )
+    }
+
+    /// [`TestApp::spawn_with`] for a server that may refuse to start: its error, after
+    /// the test's database is dropped.
+    pub async fn try_spawn_with(
+        backend: Backend,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Option<anyhow::Result<Self>> {
+        let (database_url, tenant_database_url, cleanup) = match backend {
             Backend::Sqlite => {
                 let dir = std::env::temp_dir().join(format!("tenantql-test-{}", uuid::Uuid::new_v4()));
                 std::fs::create_dir_all(&dir).expect("temp dir");
                 (
                     format!("sqlite://{}?mode=rwc", dir.join("test.db").display()),
+                    None,
                     Cleanup::SqliteDir(dir),
                 )
             }
@@ -94,6 +114,7 @@ impl TestApp {
                 let name = postgres::fresh_database().await?;
                 (
                     postgres::url_for(PG_OWNER_ROLE, &name),
+                    Some(postgres::url_for(APP_ROLE, &name)),
                     Cleanup::PostgresDatabase(name),
                 )
             }
@@ -102,7 +123,9 @@ impl TestApp {
             std::env::temp_dir().join(format!("tenantql-workspaces-{}", uuid::Uuid::new_v4()));
         let mut config = Config {
             database_url: SecretString::from(database_url.clone()),
+            tenant_database_url: tenant_database_url.clone().map(SecretString::from),
             db_max_connections: 4,
+            db_owner_max_connections: 2,
             listen_addr: "127.0.0.1:0".parse().expect("address"),
             jwt_secret: SecretString::from(JWT_SECRET),
             base_domain: Some(BASE_DOMAIN.into()),
@@ -154,22 +177,41 @@ impl TestApp {
         config.rate_limits.account_signins_per_minute = 1_000_000;
         adjust(&mut config);
         let workspaces_dir = config.workspaces_dir.clone();
-        let app = App::build(config).await.expect("the server starts");
+        let app = match App::build(config).await {
+            Ok(app) => app,
+            Err(error) => {
+                let _ = std::fs::remove_dir_all(&workspaces_dir);
+                cleanup.run();
+                return Some(Err(error));
+            }
+        };
         let base_url = format!("http://{}", app.local_addr());
-        let db = app.db().clone();
+        let (db, tenant_db) = (app.db().clone(), app.tenant_db().clone());
         let (shutdown, stopped) = oneshot::channel();
         tokio::spawn(app.run(async move {
             let _ = stopped.await;
         }));
-        Some(Self {
+        Some(Ok(Self {
             base_url,
             http: reqwest::Client::new(),
             db,
+            tenant_db,
             database_url,
+            tenant_database_url,
             shutdown: Some(shutdown),
             cleanup,
             workspaces_dir,
-        })
+        }))
+    }
+
+    /// The database settings of this test's server, for a `tenantql` process sharing its
+    /// database: `DATABASE_URL`, and on PostgreSQL `TENANT_DATABASE_URL`.
+    pub fn database_env(&self) -> Vec<(&'static str, String)> {
+        let mut env = vec![("DATABASE_URL", self.database_url.clone())];
+        if let Some(url) = &self.tenant_database_url {
+            env.push(("TENANT_DATABASE_URL", url.clone()));
+        }
+        env
     }
 
     pub fn graphql_url(&self) -> String {
@@ -258,7 +300,13 @@ impl Drop for TestApp {
             let _ = shutdown.send(());
         }
         let _ = std::fs::remove_dir_all(&self.workspaces_dir);
-        match &self.cleanup {
+        self.cleanup.run();
+    }
+}
+
+impl Cleanup {
+    fn run(&self) {
+        match self {
             Cleanup::SqliteDir(dir) => {
                 let _ = std::fs::remove_dir_all(dir);
             }
@@ -554,6 +602,25 @@ pub mod postgres {
         let template = template_name();
         // One process at a time prepares the shared role and template (tests run as processes).
         exec(&admin, "SELECT pg_advisory_lock(727274)").await;
+        // The roles are the cluster's, shared by every run; kept as a deployment has them
+        // (README, "Running on PostgreSQL"), whatever an older run left.
+        exec(
+            &admin,
+            &format!(
+                "DO $$ BEGIN
+                   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{PG_OWNER_ROLE}') THEN
+                     CREATE ROLE {PG_OWNER_ROLE} LOGIN NOSUPERUSER BYPASSRLS;
+                   END IF;
+                   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
+                     CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE;
+                   ELSIF NOT (SELECT rolcanlogin FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
+                     ALTER ROLE {APP_ROLE} LOGIN;
+                   END IF;
+                 END $$;
+                 GRANT {APP_ROLE} TO {PG_OWNER_ROLE}"
+            ),
+        )
+        .await;
         let exists = admin
             .query_one_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,
@@ -564,21 +631,6 @@ pub mod postgres {
             .expect("catalog query")
             .is_some();
         if !exists {
-            exec(
-                &admin,
-                &format!(
-                    "DO $$ BEGIN
-                       IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{PG_OWNER_ROLE}') THEN
-                         CREATE ROLE {PG_OWNER_ROLE} LOGIN NOSUPERUSER BYPASSRLS;
-                       END IF;
-                       IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
-                         CREATE ROLE {APP_ROLE} NOLOGIN NOSUPERUSER NOBYPASSRLS NOINHERIT;
-                       END IF;
-                     END $$;
-                     GRANT {APP_ROLE} TO {PG_OWNER_ROLE}"
-                ),
-            )
-            .await;
             let building = format!("{template}_building");
             exec(
                 &admin,
@@ -605,6 +657,30 @@ pub mod postgres {
         .await;
         let _ = admin.close().await;
         Some(name)
+    }
+
+    /// A login role of its own for one test, a member of `member_of`; drop it with
+    /// [`drop_role`].
+    pub async fn create_login_role(name: &str, member_of: &[&str]) {
+        let admin = admin().await.expect("PostgreSQL");
+        exec(
+            &admin,
+            &format!("CREATE ROLE {name} LOGIN NOSUPERUSER NOBYPASSRLS"),
+        )
+        .await;
+        for role in member_of {
+            exec(&admin, &format!("GRANT {role} TO {name}")).await;
+        }
+        let _ = admin.close().await;
+    }
+
+    pub async fn drop_role(name: &str) {
+        if let Ok(admin) = Database::connect(admin_url()).await {
+            let _ = admin
+                .execute_unprepared(&format!("DROP ROLE IF EXISTS {name}"))
+                .await;
+            let _ = admin.close().await;
+        }
     }
 
     pub async fn drop_database(name: &str) {
@@ -686,7 +762,7 @@ impl TestApp {
     pub fn spawn_worker_process(&self) -> std::process::Child {
         std::process::Command::new(env!("CARGO_BIN_EXE_tenantql"))
             .arg("worker")
-            .env("DATABASE_URL", &self.database_url)
+            .envs(self.database_env())
             .env("JWT_SECRET", JWT_SECRET)
             .env("ENCRYPTION_KEYS", ENCRYPTION_KEYS)
             .env("WORKERS", "1")
@@ -734,7 +810,7 @@ impl TestApp {
             .expect("its address")
             .port();
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_tenantql"))
-            .env("DATABASE_URL", &self.database_url)
+            .envs(self.database_env())
             .env("JWT_SECRET", JWT_SECRET)
             .env("ENCRYPTION_KEYS", ENCRYPTION_KEYS)
             .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))

@@ -143,7 +143,7 @@ fn run_with_keys(app: &TestApp, command: &str, keys: &str) -> (bool, String) {
         .unwrap()
         .port();
     let mut child = cmd
-        .env("DATABASE_URL", &app.database_url)
+        .envs(app.database_env())
         .env("JWT_SECRET", JWT_SECRET)
         .env("ENCRYPTION_KEYS", keys)
         .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))

@@ -1,14 +1,16 @@
 //! PostgreSQL row-level security, the second lock: proven without the application's filter.
 
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use secrecy::ExposeSecret;
 use serde_json::json;
 use std::collections::BTreeSet;
 use tenantql::ids::OrgId;
+use tenantql::settings::Environment;
 use tenantql::tenancy::scoped::{Access, begin_tenant_transaction};
 use tenantql::tenancy::tables::TENANT_TABLES;
 use uuid::Uuid;
 
-use crate::helpers::{Backend, TestApp};
+use crate::helpers::{Backend, PG_OWNER_ROLE, TestApp, postgres};
 
 async fn postgres_app() -> Option<TestApp> {
     TestApp::spawn(Backend::Postgres).await
@@ -28,7 +30,7 @@ async fn a_tenant_transaction_sees_only_its_tenant_without_any_application_filte
     globex.project("G1").await;
     let acme_id = OrgId(Uuid::parse_str(&acme.id).unwrap());
 
-    let txn = begin_tenant_transaction(&app.db, acme_id, Access::Read)
+    let txn = begin_tenant_transaction(&app.tenant_db, acme_id, Access::Read)
         .await
         .unwrap();
     for (table, expected) in [("projects", 2), ("organizations", 1), ("organization_members", 1)] {
@@ -53,7 +55,7 @@ async fn a_tenant_transaction_sees_only_its_tenant_without_any_application_filte
     drop(txn);
 
     // Writing a row into another tenant is refused by the policy's WITH CHECK.
-    let txn = begin_tenant_transaction(&app.db, acme_id, Access::Write)
+    let txn = begin_tenant_transaction(&app.tenant_db, acme_id, Access::Write)
         .await
         .unwrap();
     let insert = txn
@@ -67,7 +69,7 @@ async fn a_tenant_transaction_sees_only_its_tenant_without_any_application_filte
     drop(txn);
 
     // And moving one of ours there.
-    let txn = begin_tenant_transaction(&app.db, acme_id, Access::Write)
+    let txn = begin_tenant_transaction(&app.tenant_db, acme_id, Access::Write)
         .await
         .unwrap();
     let moved = txn
@@ -85,7 +87,7 @@ async fn tenant_transactions_run_as_the_app_role_for_the_request_tenant() {
     let Some(app) = postgres_app().await else { return };
     let acme = app.org("Acme").await;
     let acme_id = OrgId(Uuid::parse_str(&acme.id).unwrap());
-    let txn = begin_tenant_transaction(&app.db, acme_id, Access::Read)
+    let txn = begin_tenant_transaction(&app.tenant_db, acme_id, Access::Read)
         .await
         .unwrap();
     let row = txn
@@ -118,9 +120,9 @@ async fn a_pooled_connection_carries_no_tenant_after_a_request() {
         .gql("{ projects { edges { node { name } } } }", json!({}))
         .await;
     assert_eq!(listed.data("projects")["edges"][0]["node"]["name"], "P");
-    // The pool has one connection: the one every request above used.
+    // The tenant pool has one connection: the one every request above used.
     let row = app
-        .db
+        .tenant_db
         .connection_for_checks()
         .query_one_raw(Statement::from_string(
             DbBackend::Postgres,
@@ -129,7 +131,7 @@ async fn a_pooled_connection_carries_no_tenant_after_a_request() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(row.try_get_by_index::<String>(0).unwrap(), "tenantql_owner");
+    assert_eq!(row.try_get_by_index::<String>(0).unwrap(), migration::APP_ROLE);
     assert_eq!(row.try_get_by_index::<String>(1).unwrap(), "");
 }
 
@@ -186,4 +188,125 @@ async fn every_table_with_organization_id_has_forced_rls_and_is_listed() {
             .unwrap();
         assert!(count(leading) > 0, "{table} has no index leading with {column}");
     }
+}
+
+/// What an injected statement could try inside a tenant transaction: leave the role it runs
+/// as, then read or write another tenant's rows, or become the owner. The connection's own
+/// login role is the RLS-bound one, so `RESET ROLE` leaves it where it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_role_inside_a_tenant_transaction_stays_under_every_policy() {
+    let Some(app) = postgres_app().await else { return };
+    let acme = app.org("Acme").await;
+    let globex = app.org("Globex").await;
+    acme.project("A1").await;
+    globex.project("G1").await;
+    let acme_id = OrgId(Uuid::parse_str(&acme.id).unwrap());
+    let globex_uuid = Uuid::parse_str(&globex.id).unwrap();
+
+    let txn = begin_tenant_transaction(&app.tenant_db, acme_id, Access::Write)
+        .await
+        .unwrap();
+    txn.execute_unprepared("RESET ROLE").await.unwrap();
+    for (sql, expected) in [
+        ("SELECT count(*) FROM projects", 1),
+        ("SELECT count(*) FROM organizations", 1),
+        ("SELECT count(*) FROM organization_members", 1),
+    ] {
+        let rows = txn
+            .query_one_raw(Statement::from_string(DbBackend::Postgres, sql))
+            .await
+            .unwrap();
+        assert_eq!(count(rows), expected, "{sql} after RESET ROLE");
+    }
+    let theirs = txn
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT count(*) FROM projects WHERE organization_id = $1",
+            [globex_uuid.into()],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(count(theirs), 0, "another tenant's projects after RESET ROLE");
+    let renamed = txn
+        .execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "UPDATE projects SET name = 'taken' WHERE organization_id = $1",
+            [globex_uuid.into()],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(renamed.rows_affected(), 0, "another tenant's project was updated");
+    let become_owner = txn.execute_unprepared("SET ROLE tenantql_owner").await;
+    let refusal = become_owner
+        .expect_err("SET ROLE to the owner must be refused")
+        .to_string();
+    assert!(refusal.contains("permission denied"), "{refusal}");
+    drop(txn);
+
+    // Nothing of Globex changed, as its owner sees through the API.
+    let listed = globex
+        .owner
+        .gql("{ projects { edges { node { name } } } }", json!({}))
+        .await;
+    assert_eq!(listed.data("projects")["edges"][0]["node"]["name"], "G1");
+}
+
+/// The error of a production server whose tenant transactions would log in as `role`.
+async fn production_start_as(role: &str) -> Option<String> {
+    let started = TestApp::try_spawn_with(Backend::Postgres, |config| {
+        config.environment = Environment::Production;
+        let tenant_url = config
+            .tenant_database_url
+            .as_ref()
+            .map(|url| url.expose_secret().replacen(migration::APP_ROLE, role, 1))
+            .expect("a tenant URL on PostgreSQL");
+        config.tenant_database_url = Some(tenant_url.into());
+    })
+    .await?;
+    Some(format!(
+        "{:#}",
+        started.err().expect("the server must refuse to start")
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_refuses_tenant_transactions_as_a_role_that_can_bypass_rls() {
+    // The owner itself: BYPASSRLS, and the owner of every table.
+    let Some(error) = production_start_as(PG_OWNER_ROLE).await else {
+        return;
+    };
+    assert!(error.contains("can bypass row-level security"), "{error}");
+    assert!(error.contains("BYPASSRLS"), "{error}");
+    assert!(error.contains("owns objects of this database through"), "{error}");
+    assert!(error.contains("would run as tenantql_owner"), "{error}");
+
+    // A role with no such attribute of its own that could `SET ROLE` to the owner.
+    let member = format!("tenantql_test_{}", Uuid::new_v4().simple());
+    postgres::create_login_role(&member, &[migration::APP_ROLE, PG_OWNER_ROLE]).await;
+    let error = production_start_as(&member).await;
+    postgres::drop_role(&member).await;
+    let error = error.expect("PostgreSQL");
+    assert!(error.contains(&format!("would run as {member}")), "{error}");
+    assert!(error.contains("through tenantql_owner"), "{error}");
+
+    // A role without the app role's privileges would fail every statement: refused too.
+    let stranger = format!("tenantql_test_{}", Uuid::new_v4().simple());
+    postgres::create_login_role(&stranger, &[]).await;
+    let error = production_start_as(&stranger).await;
+    postgres::drop_role(&stranger).await;
+    let error = error.expect("PostgreSQL");
+    assert!(error.contains("lacks the privileges of tenantql_app"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_needs_a_tenant_role_to_serve() {
+    let Some(started) = TestApp::try_spawn_with(Backend::Postgres, |config| {
+        config.tenant_database_url = None;
+    })
+    .await
+    else {
+        return;
+    };
+    let error = format!("{:#}", started.err().expect("the server must refuse to start"));
+    assert!(error.contains("TENANT_DATABASE_URL is required"), "{error}");
 }
