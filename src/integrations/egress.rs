@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::HeaderMap;
 use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
 
@@ -437,12 +437,6 @@ impl Gate {
         })
     }
 
-    /// Checks a URL as far as can be done without resolving it.
-    pub fn check(&self, url: &str) -> Result<(), EgressError> {
-        let url = Url::parse(url).map_err(|_| EgressError::BadUrl)?;
-        self.policy.check_url(&url)
-    }
-
     pub fn post(&self, url: &str) -> Call<'_> {
         self.request(Method::POST, url)
     }
@@ -497,11 +491,6 @@ pub struct Call<'g> {
 impl Call<'_> {
     pub fn headers(mut self, headers: HeaderMap) -> Self {
         self.builder = self.builder.headers(headers);
-        self
-    }
-
-    pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
-        self.builder = self.builder.header(name, value);
         self
     }
 

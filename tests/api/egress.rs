@@ -11,6 +11,8 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use tenantql::integrations::oauth::ProviderConfig;
+
 use crate::helpers::{Backend, Client, Org, TestApp};
 use crate::jobs::{start_job, terminal, wait_for};
 
@@ -405,6 +407,54 @@ async fn credentials_carry_their_endpoint(app: TestApp) {
         ])
     );
     assert!(!listed.body.to_string().contains("sk-"));
+}
+
+/// OAuth's token requests pass the same gate: with loopback not allow-listed, the code
+/// exchange with a provider on loopback fails and its token endpoint sees no connection.
+async fn oauth_token_requests_pass_the_gate(app: TestApp, token_endpoint: Arc<Fake>) {
+    let acme = app.org("Acme").await;
+    let params = crate::oauth::start(&acme.owner).await;
+    let state = crate::oauth::param(&params, "state");
+    let (status, page) = crate::oauth::callback(&app, &[("code", "c0de"), ("state", &state)]).await;
+    assert_eq!(status, 400, "{page}");
+    assert!(page.contains("did not accept"), "{page}");
+    assert_eq!(token_endpoint.connections(), 0);
+}
+
+mod oauth_token_requests_pass_the_gate {
+    use super::*;
+
+    async fn app(backend: Backend) -> Option<(TestApp, Arc<Fake>)> {
+        let fake = Fake::start().await;
+        let provider = ProviderConfig {
+            name: "fakebook".into(),
+            authorize_url: format!("http://{}/authorize", fake.addr),
+            token_url: format!("http://{}/token", fake.addr),
+            api_url: Some(format!("http://{}", fake.addr)),
+            client_id: "client-1".into(),
+            client_secret: Some("shh".into()),
+            scopes: vec![],
+        };
+        let app = TestApp::spawn_with(backend, |config| {
+            config.oauth_providers = vec![provider];
+            config.egress.policy.allow = Default::default();
+        })
+        .await?;
+        Some((app, fake))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        let (app, fake) = app(Backend::Sqlite).await.unwrap();
+        super::oauth_token_requests_pass_the_gate(app, fake).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        if let Some((app, fake)) = app(Backend::Postgres).await {
+            super::oauth_token_requests_pass_the_gate(app, fake).await;
+        }
+    }
 }
 
 configured_tests!(

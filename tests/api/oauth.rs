@@ -120,7 +120,7 @@ const START: &str = "mutation { startOAuth(provider: \"fakebook\") { authorizeUr
 const INTEGRATIONS: &str = "{ integrations { id provider scopes expiresAt } }";
 
 /// Starts a connection; the authorize URL's query parameters.
-async fn start(client: &crate::helpers::Client) -> Vec<(String, String)> {
+pub(crate) async fn start(client: &crate::helpers::Client) -> Vec<(String, String)> {
     let started = client.gql(START, json!({})).await;
     let url = reqwest::Url::parse(started.data("startOAuth")["authorizeUrl"].as_str().unwrap()).unwrap();
     url.query_pairs()
@@ -128,7 +128,7 @@ async fn start(client: &crate::helpers::Client) -> Vec<(String, String)> {
         .collect()
 }
 
-fn param(params: &[(String, String)], name: &str) -> String {
+pub(crate) fn param(params: &[(String, String)], name: &str) -> String {
     params
         .iter()
         .find(|(key, _)| key == name)
@@ -137,7 +137,7 @@ fn param(params: &[(String, String)], name: &str) -> String {
 }
 
 /// What a browser does when the provider redirects it back.
-async fn callback(app: &TestApp, query: &[(&str, &str)]) -> (u16, String) {
+pub(crate) async fn callback(app: &TestApp, query: &[(&str, &str)]) -> (u16, String) {
     let response = app
         .http
         .get(format!("{}/oauth/fakebook/callback", app.base_url))
