@@ -99,6 +99,10 @@ impl Fake {
             authorization: header("authorization"),
             body: body.clone(),
         });
+        if body["model"] == "silent" {
+            // Never answers; the gate's time limit must end the call.
+            tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+        }
         let answer = self.answer(&body);
         // The client may hang up mid-answer (an oversize one): that is the point.
         let _ = stream.write_all(&answer).await;
@@ -299,7 +303,26 @@ async fn allowed_calls_follow_no_redirect_and_keep_no_remote_text(app: TestApp) 
         done["error"],
         format!("the answer exceeded {MAX_RESPONSE_BYTES} bytes")
     );
-    assert_eq!(fake.requests().len(), 6);
+
+    // And slow ones are given up on, within the gate's limit and the agent's.
+    let silent = json!({ "name": "Slow", "kind": "llm", "maxAttempts": 1,
+        "config": { "model": "silent", "stream": false, "timeoutMs": 300, "maxRetries": 0 } });
+    let agent = acme
+        .owner
+        .gql(
+            "mutation($input: CreateAgentInput!) { createAgent(input: $input) { id } }",
+            json!({ "input": silent }),
+        )
+        .await;
+    let agent = agent.data("createAgent")["id"].as_str().unwrap().to_owned();
+    let job = start_job(&acme.owner, &agent, &project, json!({ "prompt": "Write" })).await;
+    let done = wait_for(&acme.owner, &job, terminal).await;
+    assert_eq!(done["status"], "FAILED", "{done:#}");
+    assert_eq!(
+        done["error"], "the provider failed: no answer within the time limit",
+        "{done:#}"
+    );
+    assert_eq!(fake.requests().len(), 7);
 }
 
 /// The author of a shared agent cannot choose where a runner's credential goes: the agent

@@ -54,10 +54,13 @@ fn parse(config: &Value) -> Result<Config, String> {
 
 /// The provider's API base joined with the agent's path; `None` if the result would leave it.
 fn target(api_url: &str, path: &str) -> Option<String> {
+    // Compared in the parser's spelling (lowercase host, default port dropped), so the
+    // check is about where the URL goes, not how the operator wrote it.
     let base = reqwest::Url::parse(api_url).ok()?;
-    let joined = reqwest::Url::parse(&format!("{}{path}", api_url.trim_end_matches('/'))).ok()?;
-    let prefix = format!("{}/", api_url.trim_end_matches('/'));
-    (joined.origin() == base.origin() && joined.as_str().starts_with(&prefix)).then(|| joined.to_string())
+    let base_str = base.as_str().trim_end_matches('/');
+    let joined = reqwest::Url::parse(&format!("{base_str}{path}")).ok()?;
+    (joined.origin() == base.origin() && joined.as_str().starts_with(&format!("{base_str}/")))
+        .then(|| joined.to_string())
 }
 
 pub struct Publish;
@@ -143,6 +146,10 @@ mod tests {
         assert_eq!(
             target("https://api.example.com/v2/", "/posts?draft=1").as_deref(),
             Some("https://api.example.com/v2/posts?draft=1")
+        );
+        assert_eq!(
+            target("HTTPS://API.Example.com:443/v2", "/posts").as_deref(),
+            Some("https://api.example.com/v2/posts")
         );
         assert_eq!(target(base, "/../admin"), None);
         assert_eq!(target(base, "/%2e%2e/admin"), None);
