@@ -258,7 +258,7 @@ async fn server_process_with(app: &TestApp, workers: usize, env: &[(&str, &str)]
     let replica = app.spawn_replica_with(workers, env).await;
     let anonymous = Client {
         url: replica.graphql_url(),
-        http: reqwest::Client::new(),
+        http: helpers::test_client(),
         headers: Default::default(),
     };
     let email = format!("{}@bench.example.com", uuid::Uuid::now_v7().simple());

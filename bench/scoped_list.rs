@@ -136,6 +136,10 @@ struct Run {
 }
 
 async fn drive(url: &str, orgs: usize, connections: usize, duration: Duration) -> Run {
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the benchmark's load generator, a client of the server under test"
+    )]
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(connections)
         .build()

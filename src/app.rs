@@ -21,6 +21,7 @@ use crate::graphql::{self, AppSchema};
 use crate::http;
 use crate::http::listener::NoDelayAcceptor;
 use crate::integrations::crypto::Keyring;
+use crate::integrations::egress::Gate;
 use crate::integrations::keys;
 use crate::integrations::oauth::OAuth;
 use crate::integrations::workspaces::Workspaces;
@@ -205,23 +206,22 @@ pub async fn run_workers(
     Ok(())
 }
 
-/// What the runners of this process reach outside the database.
+/// What the runners of this process reach outside the database; every outbound call,
+/// theirs and OAuth's, passes the one gate built here.
 fn toolbox(config: &Config, keyring: Arc<Keyring>) -> anyhow::Result<Arc<Toolbox>> {
-    let http = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .user_agent(concat!("tenantql/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .context("cannot build the HTTP client")?;
+    let gate = Arc::new(Gate::new(&config.egress)?);
     let oauth = Arc::new(OAuth::new(
         config.oauth_providers.clone(),
         &config.public_url,
         keyring.clone(),
+        gate.clone(),
     )?);
     Ok(Arc::new(Toolbox {
         keyring,
         oauth,
         workspaces: Workspaces::new(config.workspaces_dir.clone()),
-        http,
+        gate,
         prices: config.llm_prices.clone(),
+        llm_providers: config.llm_providers.clone(),
     }))
 }

@@ -14,7 +14,9 @@ use crate::governance::persisted::ApqConfig;
 use crate::governance::rate_limits::RateLimitConfig;
 use crate::graphql::limits::QueryLimits;
 use crate::http::websocket_limits::WebsocketLimits;
+use crate::integrations::credentials::ProviderEndpoints;
 use crate::integrations::crypto::Keyring;
+use crate::integrations::egress::{AllowList, EgressConfig, Policy};
 use crate::integrations::oauth::{ProviderConfig, parse_providers};
 use crate::jobs::WorkerConfig;
 use crate::jobs::runners::Prices;
@@ -236,7 +238,33 @@ pub struct Settings {
     /// with `*` for models not listed.
     #[arg(long, env = "LLM_PRICES", default_value = Prices::DEFAULT, global = true)]
     pub llm_prices: String,
-    /// OAuth2 providers as a JSON array of {name, authorizeUrl, tokenUrl, clientId,
+    /// The providers an organization may store an `llm` credential for without giving its
+    /// own endpoint, and where such credentials are sent: `name=base-url`, comma-separated.
+    #[arg(long, env = "LLM_PROVIDERS", default_value = ProviderEndpoints::DEFAULT, global = true)]
+    pub llm_providers: String,
+    /// Exceptions to the egress gate, which otherwise refuses loopback, private, link-local
+    /// and other non-public addresses: comma-separated CIDRs (`10.0.0.0/8`), addresses,
+    /// `address:port` (`127.0.0.1:11434`, for URLs naming that address) and `host[:port]`
+    /// (`ollama.internal:11434`, wherever that name resolves).
+    #[arg(long, env = "EGRESS_ALLOW", default_value = "", global = true)]
+    pub egress_allow: String,
+    /// The most bytes an answer to an outbound call may hold; longer ones are cut off.
+    #[arg(
+        long,
+        env = "EGRESS_MAX_RESPONSE_BYTES",
+        default_value_t = EgressConfig::DEFAULT_MAX_RESPONSE_BYTES,
+        global = true
+    )]
+    pub egress_max_response_bytes: usize,
+    /// The longest an outbound call may take, its answer included, in seconds.
+    #[arg(
+        long,
+        env = "EGRESS_TIMEOUT_SECONDS",
+        default_value_t = EgressConfig::DEFAULT_TIMEOUT_SECONDS,
+        global = true
+    )]
+    pub egress_timeout_seconds: u64,
+    /// OAuth2 providers as a JSON array of {name, authorizeUrl, tokenUrl, apiUrl, clientId,
     /// clientSecret, scopes}.
     #[arg(
         long,
@@ -323,6 +351,8 @@ pub struct Config {
     pub redis_url: Option<SecretString>,
     pub encryption_keys: SecretString,
     pub llm_prices: Prices,
+    pub llm_providers: ProviderEndpoints,
+    pub egress: EgressConfig,
     pub oauth_providers: Vec<ProviderConfig>,
     pub public_url: String,
     pub oauth_return_url: Option<String>,
@@ -414,6 +444,9 @@ impl Settings {
         if self.max_nesting < self.max_depth || self.max_tokens == 0 {
             bail!("MAX_NESTING must be at least MAX_DEPTH, and MAX_TOKENS at least 1");
         }
+        if self.egress_max_response_bytes == 0 || self.egress_timeout_seconds == 0 {
+            bail!("EGRESS_MAX_RESPONSE_BYTES and EGRESS_TIMEOUT_SECONDS must be at least 1");
+        }
         if self.api_key_requests_per_minute == 0 || self.auth_attempts_per_minute == 0 {
             bail!("API_KEY_REQUESTS_PER_MINUTE and AUTH_ATTEMPTS_PER_MINUTE must be at least 1");
         }
@@ -493,6 +526,15 @@ impl Settings {
             redis_url: self.redis_url,
             encryption_keys,
             llm_prices: Prices::parse(&self.llm_prices)?,
+            llm_providers: ProviderEndpoints::parse(&self.llm_providers)?,
+            egress: EgressConfig {
+                policy: Policy {
+                    allow: AllowList::parse(&self.egress_allow)?,
+                    require_https: production,
+                },
+                max_response_bytes: self.egress_max_response_bytes,
+                timeout: Duration::from_secs(self.egress_timeout_seconds),
+            },
             oauth_providers: parse_providers(&self.oauth_providers)?,
             public_url: self
                 .public_url
@@ -565,6 +607,12 @@ mod tests {
         assert!(config.database_url.expose_secret().starts_with("sqlite://"));
         assert!(config.jwt_secret.expose_secret().len() >= MIN_JWT_SECRET_BYTES);
         assert_eq!(config.listen_addr.to_string(), "127.0.0.1:8000");
+        assert!(config.egress.policy.allow.is_empty());
+        assert!(!config.egress.policy.require_https);
+        assert_eq!(
+            config.llm_providers.get("openai"),
+            Some("https://api.openai.com/v1")
+        );
     }
 
     #[test]
@@ -587,5 +635,8 @@ mod tests {
         assert!(error(&["--cors-origins", "app.example.com"]).contains("CORS_ORIGINS"));
         assert!(error(&["--base-domain", "http://x.com"]).contains("BASE_DOMAIN"));
         assert!(Cli::try_parse_from(["tenantql", "--listen-addr", "nowhere"]).is_err());
+        assert!(error(&["--egress-allow", "10.0.0.0/40"]).contains("EGRESS_ALLOW"));
+        assert!(error(&["--llm-providers", "openai=ftp://x"]).contains("LLM_PROVIDERS"));
+        assert!(error(&["--egress-timeout-seconds", "0"]).contains("EGRESS_TIMEOUT_SECONDS"));
     }
 }

@@ -13,6 +13,8 @@ pub struct Model {
     /// AES-256-GCM ciphertext bound to the organization, this table and column.
     pub secret: String,
     pub last_four: String,
+    /// Where the secret may be sent; `None`: the operator's endpoint for the provider.
+    pub base_url: Option<String>,
     pub created_by: Uuid,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

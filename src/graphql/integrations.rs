@@ -12,29 +12,52 @@ use crate::ids::ProjectId;
 use crate::integrations::{credentials, oauth, pairing};
 use crate::tenancy::Actor;
 
-pub struct ProviderCredential(provider_credential::Model);
+/// An organization's secret for a provider, with the endpoint it is sent to.
+pub struct ProviderCredential {
+    model: provider_credential::Model,
+    endpoint: Option<String>,
+}
+
+impl ProviderCredential {
+    fn new(ctx: &Context<'_>, model: provider_credential::Model) -> Self {
+        let endpoint = credentials::endpoint(&model, &ctx.services().jobs.toolbox.llm_providers);
+        Self { model, endpoint }
+    }
+}
 
 #[Object]
 impl ProviderCredential {
     async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+        ID(self.model.id.to_string())
     }
 
     async fn provider(&self) -> &str {
-        &self.0.provider
+        &self.model.provider
     }
 
     /// The secret's last four characters, to tell credentials apart; the rest is never shown.
     async fn last_four(&self) -> &str {
-        &self.0.last_four
+        &self.model.last_four
+    }
+
+    /// Where the secret is sent: the organization's own `baseUrl`, or the server's endpoint
+    /// for the provider; none when the server no longer lists the provider (set it again
+    /// with a `baseUrl`).
+    async fn base_url(&self) -> Option<&str> {
+        self.endpoint.as_deref()
+    }
+
+    /// Whether the endpoint is the organization's own rather than the server's.
+    async fn own_endpoint(&self) -> bool {
+        self.model.base_url.is_some()
     }
 
     async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+        self.model.created_at
     }
 
     async fn updated_at(&self) -> DateTime<Utc> {
-        self.0.updated_at
+        self.model.updated_at
     }
 }
 
@@ -43,6 +66,10 @@ pub struct SetProviderCredentialInput {
     /// e.g. `openai`.
     pub provider: String,
     pub secret: String,
+    /// The OpenAI-compatible endpoint the secret may be sent to, e.g.
+    /// `https://api.openai.com/v1`; without it, the server's endpoint for the provider (a
+    /// provider the server does not list needs one). Agents cannot choose where it goes.
+    pub base_url: Option<String>,
 }
 
 #[derive(SimpleObject)]
@@ -154,7 +181,10 @@ impl IntegrationQuery {
             .tenant()?
             .read(async |scoped| credentials::list(scoped).await)
             .await?;
-        Ok(list.into_iter().map(ProviderCredential).collect())
+        Ok(list
+            .into_iter()
+            .map(|model| ProviderCredential::new(ctx, model))
+            .collect())
     }
 
     /// The organization's connected third-party accounts.
@@ -219,11 +249,17 @@ impl IntegrationMutation {
         input: SetProviderCredentialInput,
     ) -> Result<ProviderCredential> {
         let keyring = ctx.services().keyring.clone();
+        let endpoints = &ctx.services().jobs.toolbox.llm_providers;
+        let new = credentials::NewCredential {
+            provider: &input.provider,
+            secret: &input.secret,
+            base_url: input.base_url.as_deref(),
+        };
         let credential = ctx
             .tenant()?
-            .write(async |scoped| credentials::set(scoped, &keyring, &input.provider, &input.secret).await)
+            .write(async |scoped| credentials::set(scoped, &keyring, endpoints, new).await)
             .await?;
-        Ok(ProviderCredential(credential))
+        Ok(ProviderCredential::new(ctx, credential))
     }
 
     #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Admin)")]

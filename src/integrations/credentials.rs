@@ -1,6 +1,11 @@
 //! Provider credentials: an organization's own secrets for third-party providers (its AI
-//! provider's API key), stored encrypted, never readable back through the API.
+//! provider's API key), stored encrypted, never readable back through the API. A credential
+//! is sent only to its endpoint: the one its organization gave, or the operator's for its
+//! provider (`LLM_PROVIDERS`); never to an address an agent names.
 
+use std::collections::BTreeMap;
+
+use anyhow::Context;
 use chrono::Utc;
 use entity::provider_credential;
 use sea_orm::{ActiveValue::Set, ColumnTrait, IntoActiveModel, QueryFilter};
@@ -14,6 +19,63 @@ use crate::tenancy::Scoped;
 const TABLE: &str = "provider_credentials";
 const COLUMN: &str = "secret";
 const MAX_SECRET_CHARS: usize = 4_096;
+const MAX_URL_CHARS: usize = 2_048;
+
+/// The operator's approved providers and their endpoints (`LLM_PROVIDERS`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProviderEndpoints(BTreeMap<String, String>);
+
+impl ProviderEndpoints {
+    pub const DEFAULT: &str = "openai=https://api.openai.com/v1,mistral=https://api.mistral.ai/v1,\
+groq=https://api.groq.com/openai/v1,openrouter=https://openrouter.ai/api/v1";
+
+    /// `name=base-url[,…]`.
+    pub fn parse(spec: &str) -> anyhow::Result<Self> {
+        let mut endpoints = BTreeMap::new();
+        for entry in spec.split(',').map(str::trim).filter(|entry| !entry.is_empty()) {
+            let (name, url) = entry
+                .split_once('=')
+                .context("LLM_PROVIDERS entries are name=base-url")?;
+            let name = provider_name(name)
+                .map_err(|_| anyhow::anyhow!("LLM_PROVIDERS: {name:?} is not a provider name"))?;
+            let url = base_url(url).map_err(|message| anyhow::anyhow!("LLM_PROVIDERS: {name}: {message}"))?;
+            endpoints.insert(name, url);
+        }
+        Ok(Self(endpoints))
+    }
+
+    pub fn get(&self, provider: &str) -> Option<&str> {
+        self.0.get(provider).map(String::as_str)
+    }
+}
+
+/// Where a credential is sent: its own endpoint, else the operator's for its provider.
+pub fn endpoint(credential: &provider_credential::Model, endpoints: &ProviderEndpoints) -> Option<String> {
+    credential
+        .base_url
+        .clone()
+        .or_else(|| endpoints.get(&credential.provider).map(str::to_owned))
+}
+
+/// An endpoint as stored: an http(s) URL with a host, no user, query or fragment, and no
+/// trailing `/`.
+pub fn base_url(url: &str) -> Result<String, &'static str> {
+    let url = url.trim();
+    if url.len() > MAX_URL_CHARS {
+        return Err("at most 2048 characters");
+    }
+    let parsed = reqwest::Url::parse(url).map_err(|_| "not a URL")?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err("must be an http(s) URL such as https://api.openai.com/v1");
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err("must not carry a user or password");
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err("must not carry a query or fragment");
+    }
+    Ok(parsed.as_str().trim_end_matches('/').to_owned())
+}
 
 pub fn binding(organization: Uuid) -> Binding<'static> {
     Binding {
@@ -43,14 +105,35 @@ pub async fn list(scoped: &Scoped) -> AppResult<Vec<provider_credential::Model>>
     scoped.all(scoped.select::<provider_credential::Entity>()).await
 }
 
-/// Stores (or replaces) the organization's secret for `provider`.
+/// What `setProviderCredential` stores.
+pub struct NewCredential<'a> {
+    pub provider: &'a str,
+    pub secret: &'a str,
+    /// Where the secret may be sent; without it, the operator's endpoint for the provider.
+    pub base_url: Option<&'a str>,
+}
+
+/// Stores (or replaces) the organization's secret for `provider`, with its endpoint.
 pub async fn set(
     scoped: &Scoped,
     keyring: &Keyring,
-    provider: &str,
-    secret: &str,
+    endpoints: &ProviderEndpoints,
+    new: NewCredential<'_>,
 ) -> AppResult<provider_credential::Model> {
-    let provider = provider_name(provider)?;
+    let provider = provider_name(new.provider)?;
+    let secret = new.secret;
+    let base_url = new
+        .base_url
+        .map(|url| base_url(url).map_err(|message| AppError::bad_input("baseUrl", message)))
+        .transpose()?;
+    if base_url.is_none() && endpoints.get(&provider).is_none() {
+        return Err(AppError::bad_input(
+            "baseUrl",
+            format!(
+                "{provider} is not a provider this server knows: give the endpoint its credential is sent to"
+            ),
+        ));
+    }
     let secret = secret.trim();
     let length = secret.chars().count();
     if length == 0 || length > MAX_SECRET_CHARS {
@@ -68,6 +151,7 @@ pub async fn set(
             let mut credential = existing.into_active_model();
             credential.secret = Set(sealed);
             credential.last_four = Set(last_four);
+            credential.base_url = Set(base_url);
             credential.updated_at = Set(now);
             scoped.update(credential, "provider credential").await
         }
@@ -78,6 +162,7 @@ pub async fn set(
                 provider: Set(provider),
                 secret: Set(sealed),
                 last_four: Set(last_four),
+                base_url: Set(base_url),
                 created_by: Set(scoped.context().actor.accountable_user().0),
                 created_at: Set(now),
                 updated_at: Set(now),
@@ -93,14 +178,20 @@ pub async fn delete(scoped: &Scoped, id: Uuid) -> AppResult<()> {
         .await
 }
 
-/// The organization's secret for `provider`, for a runner about to call it.
-pub async fn reveal(scoped: &Scoped, keyring: &Keyring, provider: &str) -> AppResult<Option<SecretString>> {
+/// The organization's secret for `provider` and the endpoint it may be sent to (`None`
+/// when it has none: the operator no longer lists its provider), for a runner about to
+/// call it.
+pub async fn reveal(
+    scoped: &Scoped,
+    keyring: &Keyring,
+    endpoints: &ProviderEndpoints,
+    provider: &str,
+) -> AppResult<Option<(SecretString, Option<String>)>> {
     let Some(credential) = find(scoped, &provider_name(provider)?).await? else {
         return Ok(None);
     };
-    keyring
-        .decrypt(&credential.secret, binding(scoped.context().org.0))
-        .map(Some)
+    let secret = keyring.decrypt(&credential.secret, binding(scoped.context().org.0))?;
+    Ok(Some((secret, endpoint(&credential, endpoints))))
 }
 
 async fn find(scoped: &Scoped, provider: &str) -> AppResult<Option<provider_credential::Model>> {

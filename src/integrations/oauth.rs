@@ -3,6 +3,8 @@
 //! organization, the user and a ten-minute expiry, the PKCE verifier encrypted. The
 //! provider sends the browser back to `/oauth/{provider}/callback`, where the state is
 //! claimed once, the code exchanged, and the tokens stored encrypted in `integrations`.
+//! Token requests go through the egress gate; access tokens are sent by runners only to
+//! the provider's configured `apiUrl`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,6 +23,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::crypto::{Binding, Keyring};
+use super::egress::Gate;
 use crate::auth::secret_token::sha256_hex;
 use crate::error::{AppError, AppResult};
 use crate::governance::audit::Origin;
@@ -36,6 +39,10 @@ pub struct ProviderConfig {
     pub name: String,
     pub authorize_url: String,
     pub token_url: String,
+    /// The provider's API, the only place its access tokens are sent (`publish` posts to
+    /// paths under it); without it, no runner uses the connection.
+    #[serde(default)]
+    pub api_url: Option<String>,
     pub client_id: String,
     pub client_secret: Option<String>,
     #[serde(default)]
@@ -54,6 +61,11 @@ pub fn parse_providers(json: &str) -> anyhow::Result<Vec<ProviderConfig>> {
             .with_context(|| format!("OAUTH_PROVIDERS: {} has a bad authorizeUrl", provider.name))?;
         TokenUrl::new(provider.token_url.clone())
             .with_context(|| format!("OAUTH_PROVIDERS: {} has a bad tokenUrl", provider.name))?;
+        if let Some(api_url) = &provider.api_url {
+            super::credentials::base_url(api_url).map_err(|message| {
+                anyhow::anyhow!("OAUTH_PROVIDERS: {} has a bad apiUrl: {message}", provider.name)
+            })?;
+        }
         if provider.name.is_empty()
             || !provider
                 .name
@@ -76,7 +88,7 @@ pub struct OAuth {
     /// Where this server is reached from browsers, for the callback URL.
     public_url: String,
     keyring: Arc<Keyring>,
-    http: oauth2::reqwest::Client,
+    gate: Arc<Gate>,
 }
 
 /// What the provider sent back to the callback.
@@ -92,12 +104,8 @@ impl OAuth {
         providers: Vec<ProviderConfig>,
         public_url: &str,
         keyring: Arc<Keyring>,
+        gate: Arc<Gate>,
     ) -> anyhow::Result<Self> {
-        let http = oauth2::reqwest::ClientBuilder::new()
-            .redirect(oauth2::reqwest::redirect::Policy::none())
-            .timeout(std::time::Duration::from_secs(15))
-            .build()
-            .context("cannot build the OAuth HTTP client")?;
         Ok(Self {
             providers: providers
                 .into_iter()
@@ -105,12 +113,33 @@ impl OAuth {
                 .collect(),
             public_url: public_url.trim_end_matches('/').to_owned(),
             keyring,
-            http,
+            gate,
         })
     }
 
     pub fn has_provider(&self, name: &str) -> bool {
         self.providers.contains_key(name)
+    }
+
+    /// oauth2's HTTP client: the egress gate. Its futures own the gate, so they hold no
+    /// borrow a spawned job's future would have to outlive.
+    fn http_client(
+        &self,
+    ) -> impl Fn(
+        oauth2::HttpRequest,
+    ) -> std::pin::Pin<
+        Box<dyn Future<Output = Result<oauth2::HttpResponse, super::egress::EgressError>> + Send>,
+    > + use<> {
+        let gate = self.gate.clone();
+        move |request| {
+            let gate = gate.clone();
+            Box::pin(async move { gate.exchange(request).await })
+        }
+    }
+
+    /// Where the provider's access tokens may be sent, as configured.
+    pub fn api_url(&self, name: &str) -> Option<&str> {
+        self.providers.get(name)?.api_url.as_deref()
     }
 
     fn client(&self, name: &str) -> AppResult<(Client, &ProviderConfig)> {
@@ -199,7 +228,7 @@ impl OAuth {
         let token = client
             .exchange_code(AuthorizationCode::new(code))
             .set_pkce_verifier(PkceCodeVerifier::new(verifier.expose_secret().to_owned()))
-            .request_async(&self.http)
+            .request_async(&self.http_client())
             .await
             .map_err(|error| {
                 tracing::warn!(provider = name, error = %error, "OAuth code exchange failed");
@@ -335,7 +364,7 @@ impl OAuth {
         let (client, _) = self.client(provider)?;
         let token = client
             .exchange_refresh_token(&RefreshToken::new(refresh.expose_secret().to_owned()))
-            .request_async(&self.http)
+            .request_async(&self.http_client())
             .await
             .map_err(|error| {
                 tracing::warn!(provider, error = %error, "refreshing an OAuth token failed");

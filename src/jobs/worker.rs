@@ -15,7 +15,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use super::bus::EventBus;
-use super::runners::{self, RunError, Steps, Stop, Toolbox};
+use super::runners::{self, Credential, RunError, Steps, Stop, Toolbox};
 use crate::domain::content::{self, NewPost};
 use crate::domain::jobs as job_rules;
 use crate::domain::jobs::{Change, Holder};
@@ -156,15 +156,25 @@ impl Steps for JobRun<'_> {
         self.toolbox
     }
 
-    async fn secret(&mut self, provider: &str) -> Result<Option<SecretString>, RunError> {
-        let keyring = &self.toolbox.keyring;
-        self.tenant
-            .read(async |scoped| credentials::reveal(scoped, keyring, provider).await)
+    async fn credential(&mut self, provider: &str) -> Result<Option<Credential>, RunError> {
+        let (keyring, endpoints) = (&self.toolbox.keyring, &self.toolbox.llm_providers);
+        let found = self
+            .tenant
+            .read(async |scoped| credentials::reveal(scoped, keyring, endpoints, provider).await)
             .await
             .map_err(|error| {
                 tracing::warn!(job.id = %self.job, error = format!("{error:#}"), "reading a credential failed");
                 RunError::Fatal(format!("the organization's {provider} credential cannot be read"))
-            })
+            })?;
+        let Some((secret, endpoint)) = found else {
+            return Ok(None);
+        };
+        let endpoint = endpoint.ok_or_else(|| {
+            RunError::Fatal(format!(
+                "the organization's {provider} credential has no endpoint: set it again with its baseUrl"
+            ))
+        })?;
+        Ok(Some(Credential { secret, endpoint }))
     }
 
     async fn account_token(&mut self, provider: &str) -> Result<Option<SecretString>, RunError> {

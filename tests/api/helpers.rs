@@ -13,6 +13,8 @@ use std::time::Duration;
 use tenantql::app::App;
 use tenantql::governance::rate_limits::RateLimitConfig;
 use tenantql::http::websocket_limits::WebsocketLimits;
+use tenantql::integrations::credentials::ProviderEndpoints;
+use tenantql::integrations::egress::{AllowList, EgressConfig, Policy};
 use tenantql::jobs::WorkerConfig;
 use tenantql::jobs::runners::Prices;
 use tenantql::settings::{Config, Environment, LogFormat, Shutdown};
@@ -27,6 +29,8 @@ pub const ENCRYPTION_KEYS: &str = "test1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmN
 /// `PLAN_LIMITS` no test or benchmark reaches.
 pub const UNLIMITED_PLANS: &str = "FREE=1000000/100000000/100000,STARTER=1000000/100000000/100000,\
                                    PRO=1000000/100000000/100000,ENTERPRISE=1000000/100000000/100000";
+/// `EGRESS_ALLOW` of the test servers: loopback, where the tests' fake third parties listen.
+pub const LOOPBACK: &str = "127.0.0.0/8,::1/128";
 /// The role the server's owner pool connects as on PostgreSQL: owns the schema, bypasses RLS
 /// for the cross-tenant steps, and is not a superuser. Tenant transactions log in as
 /// `APP_ROLE`, which owns nothing and is bound by every policy.
@@ -160,6 +164,18 @@ impl TestApp {
             redis_url: None,
             encryption_keys: SecretString::from(ENCRYPTION_KEYS),
             llm_prices: Prices::parse(Prices::DEFAULT).expect("valid prices"),
+            llm_providers: ProviderEndpoints::parse(ProviderEndpoints::DEFAULT).expect("valid providers"),
+            // The third parties of these tests (model, OAuth provider) are small servers on
+            // loopback, which the gate refuses unless allow-listed; tests about refusal
+            // empty this list.
+            egress: EgressConfig {
+                policy: Policy {
+                    allow: AllowList::parse(LOOPBACK).expect("valid allow-list"),
+                    require_https: false,
+                },
+                max_response_bytes: EgressConfig::DEFAULT_MAX_RESPONSE_BYTES,
+                timeout: Duration::from_secs(30),
+            },
             oauth_providers: Vec::new(),
             public_url: "http://tenantql.test".into(),
             oauth_return_url: None,
@@ -193,7 +209,7 @@ impl TestApp {
         }));
         Some(Ok(Self {
             base_url,
-            http: reqwest::Client::new(),
+            http: test_client(),
             db,
             tenant_db,
             database_url,
@@ -831,7 +847,9 @@ impl TestApp {
             base_url: format!("http://127.0.0.1:{port}"),
         };
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while reqwest::get(format!("{}/readyz", replica.base_url))
+        while test_client()
+            .get(format!("{}/readyz", replica.base_url))
+            .send()
             .await
             .map_or(true, |response| !response.status().is_success())
         {
@@ -934,4 +952,13 @@ impl Ws {
             }
         }
     }
+}
+
+/// The tests' own HTTP client, which calls the server under test as its clients do.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "a test client calling the server under test, not the server's egress"
+)]
+pub fn test_client() -> reqwest::Client {
+    reqwest::Client::new()
 }

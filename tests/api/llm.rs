@@ -85,14 +85,16 @@ async fn fake_provider(refusals: u32) -> (String, Arc<Fake>) {
     (format!("http://{addr}/v1"), fake)
 }
 
-async fn set_credential(org: &Org, secret: &str) {
-    org.owner
+/// Stores the organization's openai credential, sent only to `base_url`.
+async fn set_credential(org: &Org, secret: &str, base_url: &str) {
+    let set = org
+        .owner
         .gql(
-            "mutation($s: String!) { setProviderCredential(input: { provider: \"openai\", secret: $s }) { id } }",
-            json!({ "s": secret }),
+            "mutation($s: String!, $u: String) { setProviderCredential(input: { provider: \"openai\", secret: $s, baseUrl: $u }) { id baseUrl } }",
+            json!({ "s": secret, "u": base_url }),
         )
-        .await
-        .data("setProviderCredential");
+        .await;
+    assert_eq!(set.data("setProviderCredential")["baseUrl"], base_url);
 }
 
 async fn llm_job(client: &Client, project: &str, config: Value, max_attempts: i32) -> String {
@@ -124,14 +126,8 @@ async fn streamed_tokens_become_progress_and_usage(app: TestApp) {
     let (base_url, fake) = fake_provider(0).await;
     let acme = app.org("Acme").await;
     let project = acme.project("Posts").await;
-    set_credential(&acme, KEY).await;
-    let job = llm_job(
-        &acme.owner,
-        &project,
-        json!({ "baseUrl": base_url, "model": "gpt-test" }),
-        3,
-    )
-    .await;
+    set_credential(&acme, KEY, &base_url).await;
+    let job = llm_job(&acme.owner, &project, json!({ "model": "gpt-test" }), 3).await;
     let done = wait_for(&acme.owner, &job, terminal).await;
     assert_eq!(done["status"], "SUCCEEDED", "{done:#}");
     let expected: String = (0..STREAMED_TOKENS).map(|i| format!("t{i} ")).collect();
@@ -168,7 +164,7 @@ async fn streamed_tokens_become_progress_and_usage(app: TestApp) {
 
     // With `draftPost`, the answer becomes a draft post of the job's project, written by
     // the job (and audited as such).
-    let config = json!({ "baseUrl": base_url, "model": "gpt-test", "stream": false, "draftPost": true });
+    let config = json!({ "model": "gpt-test", "stream": false, "draftPost": true });
     let job = llm_job(&acme.owner, &project, config, 3).await;
     let done = wait_for(&acme.owner, &job, terminal).await;
     let post_id = done["output"]["postId"].as_str().unwrap();
@@ -201,8 +197,8 @@ async fn rate_limited_answers_are_retried_and_refused_keys_fail_at_once(app: Tes
     let (base_url, fake) = fake_provider(2).await;
     let acme = app.org("Acme").await;
     let project = acme.project("Posts").await;
-    set_credential(&acme, KEY).await;
-    let plain = json!({ "baseUrl": base_url, "model": "flaky", "stream": false });
+    set_credential(&acme, KEY, &base_url).await;
+    let plain = json!({ "model": "flaky", "stream": false });
     let job = llm_job(&acme.owner, &project, plain, 1).await;
     let done = wait_for(&acme.owner, &job, terminal).await;
     assert_eq!(done["status"], "SUCCEEDED", "{done:#}");
@@ -210,8 +206,8 @@ async fn rate_limited_answers_are_retried_and_refused_keys_fail_at_once(app: Tes
     assert_eq!(fake.requests.lock().unwrap().len(), 3);
 
     // A wrong key: one request, no retry of the job, and an error that says why.
-    set_credential(&acme, "sk-wrong").await;
-    let refused = json!({ "baseUrl": base_url, "model": "gpt-test" });
+    set_credential(&acme, "sk-wrong", &base_url).await;
+    let refused = json!({ "model": "gpt-test" });
     let job = llm_job(&acme.owner, &project, refused, 3).await;
     let done = wait_for(&acme.owner, &job, terminal).await;
     assert_eq!(done["status"], "FAILED");
@@ -221,8 +217,8 @@ async fn rate_limited_answers_are_retried_and_refused_keys_fail_at_once(app: Tes
     assert!(!error.contains("sk-wrong"), "{error}");
 
     // A provider that stays down: retried, then failed.
-    set_credential(&acme, KEY).await;
-    let down = json!({ "baseUrl": base_url, "model": "overloaded", "maxRetries": 2 });
+    set_credential(&acme, KEY, &base_url).await;
+    let down = json!({ "model": "overloaded", "maxRetries": 2 });
     let job = llm_job(&acme.owner, &project, down, 1).await;
     let done = wait_for(&acme.owner, &job, terminal).await;
     assert_eq!(done["status"], "FAILED");
@@ -231,13 +227,7 @@ async fn rate_limited_answers_are_retried_and_refused_keys_fail_at_once(app: Tes
     // No credential at all.
     let globex = app.org("Globex").await;
     let theirs = globex.project("Posts").await;
-    let job = llm_job(
-        &globex.owner,
-        &theirs,
-        json!({ "baseUrl": base_url, "model": "gpt-test" }),
-        3,
-    )
-    .await;
+    let job = llm_job(&globex.owner, &theirs, json!({ "model": "gpt-test" }), 3).await;
     let done = wait_for(&globex.owner, &job, terminal).await;
     assert_eq!(done["status"], "FAILED");
     assert!(
@@ -258,14 +248,8 @@ async fn a_run_stops_when_the_budget_runs_out() {
     let (base_url, _fake) = fake_provider(0).await;
     let acme = app.org("Acme").await;
     let project = acme.project("Posts").await;
-    set_credential(&acme, KEY).await;
-    let job = llm_job(
-        &acme.owner,
-        &project,
-        json!({ "baseUrl": base_url, "model": "pricey" }),
-        3,
-    )
-    .await;
+    set_credential(&acme, KEY, &base_url).await;
+    let job = llm_job(&acme.owner, &project, json!({ "model": "pricey" }), 3).await;
     let done = wait_for(&acme.owner, &job, terminal).await;
     assert_eq!(done["status"], "FAILED");
     assert_eq!(done["attempts"], 1);

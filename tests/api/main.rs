@@ -15,6 +15,7 @@ mod auth;
 mod budgets;
 mod content;
 mod cross_tenant;
+mod egress;
 mod erasure;
 mod http;
 mod integrations;

@@ -108,6 +108,7 @@ async fn fake_provider() -> (ProviderConfig, Arc<FakeProvider>) {
         name: "fakebook".into(),
         authorize_url: format!("http://{addr}/authorize"),
         token_url: format!("http://{addr}/token"),
+        api_url: Some(format!("http://{addr}")),
         client_id: "client-1".into(),
         client_secret: Some("shh".into()),
         scopes: vec!["posts.write".into()],
@@ -119,7 +120,7 @@ const START: &str = "mutation { startOAuth(provider: \"fakebook\") { authorizeUr
 const INTEGRATIONS: &str = "{ integrations { id provider scopes expiresAt } }";
 
 /// Starts a connection; the authorize URL's query parameters.
-async fn start(client: &crate::helpers::Client) -> Vec<(String, String)> {
+pub(crate) async fn start(client: &crate::helpers::Client) -> Vec<(String, String)> {
     let started = client.gql(START, json!({})).await;
     let url = reqwest::Url::parse(started.data("startOAuth")["authorizeUrl"].as_str().unwrap()).unwrap();
     url.query_pairs()
@@ -127,7 +128,7 @@ async fn start(client: &crate::helpers::Client) -> Vec<(String, String)> {
         .collect()
 }
 
-fn param(params: &[(String, String)], name: &str) -> String {
+pub(crate) fn param(params: &[(String, String)], name: &str) -> String {
     params
         .iter()
         .find(|(key, _)| key == name)
@@ -136,7 +137,7 @@ fn param(params: &[(String, String)], name: &str) -> String {
 }
 
 /// What a browser does when the provider redirects it back.
-async fn callback(app: &TestApp, query: &[(&str, &str)]) -> (u16, String) {
+pub(crate) async fn callback(app: &TestApp, query: &[(&str, &str)]) -> (u16, String) {
     let response = app
         .http
         .get(format!("{}/oauth/fakebook/callback", app.base_url))
@@ -327,22 +328,31 @@ async fn expiring_tokens_are_refreshed_before_a_job_uses_them(
         .await
         .unwrap();
     let project = acme.project("Social").await;
+    // An agent names a path under the provider's apiUrl, not an address.
+    let create = "mutation($input: CreateAgentInput!) { createAgent(input: $input) { id } }";
     let publish_url = token_url.replace("/token", "/publish");
+    let by_url = acme
+        .owner
+        .gql(
+            create,
+            json!({ "input": { "name": "Poster", "kind": "publish", "config": { "provider": "fakebook", "url": publish_url } } }),
+        )
+        .await;
+    assert_eq!(by_url.error_code(), "BAD_USER_INPUT");
+    assert!(by_url.body.to_string().contains("apiUrl"), "{}", by_url.body);
     let created = acme
         .owner
         .gql(
-            "mutation($input: CreateAgentInput!) { createAgent(input: $input) { id } }",
-            json!({ "input": { "name": "Poster", "kind": "publish", "config": { "provider": "fakebook", "url": publish_url } } }),
+            create,
+            json!({ "input": { "name": "Poster", "kind": "publish", "config": { "provider": "fakebook", "path": "/publish" } } }),
         )
         .await;
     let agent = created.data("createAgent")["id"].as_str().unwrap().to_owned();
     let job = crate::jobs::start_job(&acme.owner, &agent, &project, json!({ "text": "Hello" })).await;
     let done = crate::jobs::wait_for(&acme.owner, &job, crate::jobs::terminal).await;
     assert_eq!(done["status"], "SUCCEEDED", "{done:#}");
-    assert_eq!(
-        done["output"]["published"],
-        json!({ "id": "p-1", "text": "Hello" })
-    );
+    // The status and the answer's id; not the rest of what the provider sent.
+    assert_eq!(done["output"]["published"], json!({ "status": 200, "id": "p-1" }));
     // The renewed tokens are stored, encrypted.
     let rows = stored_tokens(&app).await;
     let binding = Binding {

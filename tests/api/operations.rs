@@ -59,7 +59,9 @@ fn value_of(body: &str, name: &str, wanted: &[(&str, &str)]) -> Option<f64> {
 
 /// `GET /metrics` on the server at `base_url`: asserts a Prometheus text answer, returns it.
 async fn scrape(base_url: &str) -> String {
-    let response = reqwest::get(format!("{base_url}/metrics"))
+    let response = crate::helpers::test_client()
+        .get(format!("{base_url}/metrics"))
+        .send()
         .await
         .expect("the metrics scrape");
     assert_eq!(response.status(), 200);
@@ -332,12 +334,14 @@ async fn sigterm_drains_closes_sockets_releases_jobs_and_flushes_traces(app: Tes
         .expect("kill runs");
     assert!(sent.success());
 
-    // During the drain: not ready, yet still accepting new connections (`reqwest::get` opens
+    // During the drain: not ready, yet still accepting new connections (a new client opens
     // a fresh one each time).
     let readyz = format!("{}/readyz", replica.base_url);
     let mut ready_status = 0;
     while signalled.elapsed() < Duration::from_millis(DRAIN_SECONDS * 1000 * 3 / 4) {
-        ready_status = reqwest::get(readyz.as_str())
+        ready_status = crate::helpers::test_client()
+            .get(readyz.as_str())
+            .send()
             .await
             .expect("/readyz is served during the drain")
             .status()
@@ -348,7 +352,9 @@ async fn sigterm_drains_closes_sockets_releases_jobs_and_flushes_traces(app: Tes
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(ready_status, 503, "/readyz answers 503 once the signal arrived");
-    let healthz = reqwest::get(format!("{}/healthz", replica.base_url))
+    let healthz = crate::helpers::test_client()
+        .get(format!("{}/healthz", replica.base_url))
+        .send()
         .await
         .expect("new connections are accepted during the drain");
     assert_eq!(healthz.status(), 200);

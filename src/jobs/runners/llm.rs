@@ -1,20 +1,23 @@
-//! `llm`: one chat completion from an OpenAI-compatible endpoint, with the organization's
-//! own credential. Configuration: `{"baseUrl": "https://api.openai.com/v1", "model": "…",
-//! "provider": "openai", "system": "…", "stream": true, "maxTokens": 1024, "timeoutMs":
-//! 60000, "maxRetries": 3}`; input `{"prompt": "…"}` or `{"messages": [{"role", "content"}]}`.
+//! `llm`: one chat completion from an OpenAI-compatible endpoint, with the running
+//! organization's own credential, sent only to that credential's endpoint (through the
+//! egress gate). Configuration: `{"provider": "openai", "model": "…", "system": "…",
+//! "stream": true, "maxTokens": 1024, "timeoutMs": 60000, "maxRetries": 3}`: an agent names
+//! no address, so a shared agent cannot send another tenant's key to its author. Input
+//! `{"prompt": "…"}` or `{"messages": [{"role", "content"}]}`.
 //! Streamed tokens become progress events; tokens and their cost (the price list) are
 //! charged to the organization as they arrive, and the run stops when its budget runs out.
-//! 429 and 5xx answers are retried with backoff; a refused credential fails at once. With
-//! `"draftPost": true` the answer is saved as a draft post of the job's project.
+//! 429 and 5xx answers are retried with backoff; a refused credential fails at once; errors
+//! name the status, never the provider's text. With `"draftPost": true` the answer is saved
+//! as a draft post of the job's project.
 
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{RunError, Runner, Steps};
+use super::{Credential, RunError, Runner, Steps};
+use crate::integrations::egress::{EgressError, Gate, Reply};
 
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Streamed tokens per progress event.
@@ -23,7 +26,6 @@ const TOKENS_PER_EVENT: u64 = 16;
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct Config {
-    base_url: String,
     model: String,
     #[serde(default = "default_provider")]
     provider: String,
@@ -58,11 +60,14 @@ fn default_max_retries() -> u32 {
 }
 
 fn parse(config: &Value) -> Result<Config, String> {
-    let config: Config = serde_json::from_value(config.clone()).map_err(|error| format!("llm: {error}"))?;
-    let url = reqwest::Url::parse(&config.base_url).map_err(|_| "llm: baseUrl is not a URL".to_owned())?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err("llm: baseUrl must be http(s)".into());
+    if config.get("baseUrl").is_some() {
+        return Err(
+            "llm: an agent names no baseUrl: the endpoint belongs to the organization's \
+                    credential (setProviderCredential with baseUrl); name its provider"
+                .into(),
+        );
     }
+    let config: Config = serde_json::from_value(config.clone()).map_err(|error| format!("llm: {error}"))?;
     if config.model.trim().is_empty() || config.model.len() > 100 {
         return Err("llm: model is required (at most 100 characters)".into());
     }
@@ -88,14 +93,14 @@ impl Runner for Llm {
     async fn run(config: &Value, input: &Value, steps: &mut impl Steps) -> Result<Value, RunError> {
         let config = parse(config).map_err(RunError::Fatal)?;
         let messages = messages(&config, input)?;
-        let key = steps.secret(&config.provider).await?.ok_or_else(|| {
+        let credential = steps.credential(&config.provider).await?.ok_or_else(|| {
             RunError::Fatal(format!(
                 "the organization has no {} credential (setProviderCredential)",
                 config.provider
             ))
         })?;
-        let http = steps.tools().http.clone();
-        let response = send(&http, &config, &key, &messages).await?;
+        let gate = steps.tools().gate.clone();
+        let response = send(&gate, &config, &credential, &messages).await?;
         let mut meter = Meter::new(&config.model);
         let text = if config.stream {
             read_stream(response, steps, &mut meter).await?
@@ -149,14 +154,15 @@ fn messages(config: &Config, input: &Value) -> Result<Vec<Value>, RunError> {
     Ok(messages)
 }
 
-/// POSTs the completion request, retrying rate limits, server errors and lost connections.
+/// POSTs the completion request to the credential's endpoint, retrying rate limits, server
+/// errors and lost connections.
 async fn send(
-    http: &reqwest::Client,
+    gate: &Gate,
     config: &Config,
-    key: &SecretString,
+    credential: &Credential,
     messages: &[Value],
-) -> Result<reqwest::Response, RunError> {
-    let url = format!("{}/chat/completions", config.base_url.trim_end_matches('/'));
+) -> Result<Reply, RunError> {
+    let url = format!("{}/chat/completions", credential.endpoint);
     let mut body = json!({
         "model": config.model,
         "messages": messages,
@@ -168,62 +174,63 @@ async fn send(
     }
     let mut attempt = 0;
     loop {
-        let sent = http
+        let sent = gate
             .post(&url)
             .headers(crate::telemetry::trace_headers())
-            .bearer_auth(key.expose_secret())
+            .bearer_auth(credential.secret.expose_secret())
             .timeout(Duration::from_millis(config.timeout_ms))
             .json(&body)
             .send()
             .await;
         let retry_after = match sent {
-            Ok(response) if response.status().is_success() => return Ok(response),
-            Ok(response) if matches!(response.status().as_u16(), 401 | 403) => {
+            Ok(response) if response.is_success() => return Ok(response),
+            Ok(response) if matches!(response.status(), 401 | 403) => {
                 return Err(RunError::Fatal(format!(
                     "the provider refused the organization's {} credential ({})",
                     config.provider,
-                    response.status().as_u16()
+                    response.status()
                 )));
             }
-            Ok(response) if response.status().as_u16() == 429 || response.status().is_server_error() => {
+            Ok(response) if response.status() == 429 || response.status() >= 500 => {
                 let wait = response
-                    .headers()
-                    .get(reqwest::header::RETRY_AFTER)
-                    .and_then(|value| value.to_str().ok())
+                    .header("retry-after")
                     .and_then(|value| value.parse::<u64>().ok())
                     .map(Duration::from_secs);
-                let status = response.status().as_u16();
                 if attempt >= config.max_retries {
                     return Err(RunError::Failed(format!(
-                        "the provider answered {status} {} times",
+                        "the provider answered {} {} times",
+                        response.status(),
                         attempt + 1
                     )));
                 }
                 wait
             }
+            // Redirects are not followed and bodies are not shown: the status says enough.
             Ok(response) => {
-                let status = response.status().as_u16();
-                let detail: String = response
-                    .text()
-                    .await
-                    .unwrap_or_default()
-                    .chars()
-                    .take(200)
-                    .collect();
                 return Err(RunError::Fatal(format!(
-                    "the provider refused the request ({status}): {detail}"
+                    "the provider refused the request ({})",
+                    response.status()
                 )));
             }
+            Err(error) if !error.is_transient() => return Err(gate_error(error)),
             Err(error) if attempt >= config.max_retries => {
-                return Err(RunError::Failed(format!(
-                    "the provider could not be reached: {error}"
-                )));
+                return Err(RunError::Failed(format!("the provider failed: {error}")));
             }
             Err(_) => None,
         };
         let backoff = Duration::from_millis(250) * 2u32.pow(attempt.min(8));
         tokio::time::sleep(retry_after.unwrap_or(backoff).min(MAX_BACKOFF)).await;
         attempt += 1;
+    }
+}
+
+/// A failure the gate reports in its own words; retried only when it may pass (a lost
+/// connection), not when the gate refused the call or cut the answer off.
+fn gate_error(error: EgressError) -> RunError {
+    if error.is_transient() {
+        RunError::Failed(format!("the provider failed: {error}"))
+    } else {
+        RunError::Fatal(error.to_string())
     }
 }
 
@@ -282,17 +289,15 @@ impl<'a> Meter<'a> {
 /// Reads server-sent events: each `data:` line is a chunk with a token delta; the last
 /// chunk carries the exact usage.
 async fn read_stream(
-    response: reqwest::Response,
+    mut response: Reply,
     steps: &mut impl Steps,
     meter: &mut Meter<'_>,
 ) -> Result<String, RunError> {
-    let mut body = response.bytes_stream();
     let mut pending = String::new();
     let mut text = String::new();
     let mut unsent = String::new();
     let mut usage: Option<(u64, u64)> = None;
-    while let Some(bytes) = body.next().await {
-        let bytes = bytes.map_err(|error| RunError::Failed(format!("the stream broke: {error}")))?;
+    while let Some(bytes) = response.chunk().await.map_err(gate_error)? {
         pending.push_str(&String::from_utf8_lossy(&bytes));
         while let Some(end) = pending.find('\n') {
             let line = pending[..end].trim().to_owned();
@@ -337,11 +342,8 @@ async fn flush(steps: &mut impl Steps, meter: &mut Meter<'_>, unsent: &mut Strin
     Ok(())
 }
 
-async fn read_whole(response: reqwest::Response, meter: &mut Meter<'_>) -> Result<String, RunError> {
-    let body: Value = response
-        .json()
-        .await
-        .map_err(|error| RunError::Failed(format!("the provider's answer is not JSON: {error}")))?;
+async fn read_whole(response: Reply, meter: &mut Meter<'_>) -> Result<String, RunError> {
+    let body: Value = response.json().await.map_err(gate_error)?;
     let text = body["choices"][0]["message"]["content"]
         .as_str()
         .ok_or_else(|| RunError::Failed("the provider's answer has no message".into()))?

@@ -13,21 +13,31 @@ use anyhow::{Context, bail};
 use secrecy::SecretString;
 use serde_json::Value;
 
+use crate::integrations::credentials::ProviderEndpoints;
 use crate::integrations::crypto::Keyring;
+use crate::integrations::egress::Gate;
 use crate::integrations::oauth::OAuth;
 use crate::integrations::workspaces::Workspaces;
 
 /// Every agent kind there is a runner for.
 pub const KINDS: &[&str] = &["echo", "llm", "publish"];
 
-/// What runners reach outside the database: the keys to the organization's credentials,
-/// an HTTP client, and the price list their usage is billed by.
+/// What runners reach outside the database: the keys to the organization's credentials and
+/// the endpoints they belong to, the egress gate (their only way out), and the price list
+/// their usage is billed by.
 pub struct Toolbox {
     pub keyring: Arc<Keyring>,
     pub oauth: Arc<OAuth>,
     pub workspaces: Workspaces,
-    pub http: reqwest::Client,
+    pub gate: Arc<Gate>,
     pub prices: Prices,
+    pub llm_providers: ProviderEndpoints,
+}
+
+/// An organization's credential for a provider, and the one endpoint it may be sent to.
+pub struct Credential {
+    pub secret: SecretString,
+    pub endpoint: String,
 }
 
 /// Cents per million tokens, by model; `*` is the price of models not listed.
@@ -107,11 +117,11 @@ pub trait Steps: Send {
     /// 1 for the first attempt.
     fn attempt(&self) -> i32;
     fn tools(&self) -> &Toolbox;
-    /// The organization's credential for `provider`, decrypted.
-    fn secret(
+    /// The organization's credential for `provider`, decrypted, with its endpoint.
+    fn credential(
         &mut self,
         provider: &str,
-    ) -> impl Future<Output = Result<Option<SecretString>, RunError>> + Send;
+    ) -> impl Future<Output = Result<Option<Credential>, RunError>> + Send;
     /// The access token of the organization's connected `provider` account, refreshed if
     /// it is about to expire.
     fn account_token(
