@@ -132,13 +132,11 @@ impl PersistedQueries {
         self.limits
     }
 
-    /// The text to run, checked against the document limits whatever its source.
-    /// `trusted_only` holds the tenant of a persisted-only API key, which may run only
-    /// trusted documents whether it sends their hash, their text or both.
+    /// The text to run, checked against the document limits whatever its source (nothing
+    /// is stored before: an APQ registration waits for validation). `trusted_only` holds the
+    /// tenant of a persisted-only API key, which may run only trusted documents whether it
+    /// sends their hash, their text or both.
     pub async fn resolve(&self, requested: Requested, trusted_only: Option<&Tenant>) -> AppResult<Resolved> {
-        if let Some(query) = &requested.query {
-            self.limits.check(query)?;
-        }
         let resolved = self.find(requested, trusted_only).await?;
         self.limits.check(&resolved.text)?;
         Ok(resolved)

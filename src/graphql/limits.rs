@@ -137,31 +137,29 @@ impl Extension for OperationGuard {
     ) -> Result<ValidationResult, Vec<ServerError>> {
         let result = next.run(ctx).await?;
         let request = ctx.data_opt::<RequestContext>();
-        let caller = request.and_then(RequestContext::caller);
-        if caller.is_none() {
+        let Some(caller) = request.and_then(RequestContext::caller) else {
             // No tenant to charge: the client address pays, so anonymous work is metered too.
             let ip = request.and_then(|request| request.client().ip.as_deref());
             self.rate_limits
                 .charge_anonymous(ip)
                 .await
                 .map_err(|error| vec![request_error(error)])?;
-        }
-        if let Some(caller) = caller {
-            let cost = u32::try_from(result.complexity.max(1)).unwrap_or(u32::MAX);
-            let allowance = self
-                .rate_limits
-                .charge_operation(caller, cost)
-                .await
-                .map_err(|error| vec![request_error(error)])?;
-            *self.charged.lock().unwrap_or_else(PoisonError::into_inner) = Some((cost, allowance));
-            // Stored only now: the document validated and its caller paid for it. A failed
-            // store costs the client a resend, not this operation.
-            if let (Some(registration), Some(services)) =
-                (ctx.data_opt::<Registration>(), ctx.data_opt::<Arc<Services>>())
-                && let Err(error) = services.persisted.register(registration).await
-            {
-                tracing::warn!(error = ?error, "could not store a persisted query");
-            }
+            return Ok(result);
+        };
+        let cost = u32::try_from(result.complexity.max(1)).unwrap_or(u32::MAX);
+        let allowance = self
+            .rate_limits
+            .charge_operation(caller, cost)
+            .await
+            .map_err(|error| vec![request_error(error)])?;
+        *self.charged.lock().unwrap_or_else(PoisonError::into_inner) = Some((cost, allowance));
+        // Stored only now: the document validated and its caller paid for it. A failed store
+        // costs the client a resend, not this operation.
+        if let (Some(registration), Some(services)) =
+            (ctx.data_opt::<Registration>(), ctx.data_opt::<Arc<Services>>())
+            && let Err(error) = services.persisted.register(registration).await
+        {
+            tracing::warn!(error = ?error, "could not store a persisted query");
         }
         Ok(result)
     }
