@@ -7,10 +7,10 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde_json::{Value, json};
 
-use crate::backend_tests;
 use crate::helpers::{Backend, Client, GqlResponse, Org, TestApp, ws_to};
 use crate::jobs::{echo_agent, start_job};
 use crate::persisted::{persisted, sha256};
+use crate::{backend_tests, configured_backend_tests};
 
 async fn assert_healthy(app: &TestApp) {
     let health = app
@@ -582,29 +582,7 @@ backend_tests!(
     generated_hostile_documents_never_take_the_server_down,
 );
 
-/// Runs each scenario on both backends against a server configured by `adjust`.
-macro_rules! configured_tests {
-    ($($name:ident => $adjust:expr),* $(,)?) => {$(
-        mod $name {
-            use crate::helpers::{Backend, TestApp};
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let app = TestApp::spawn_with(Backend::Sqlite, $adjust).await.unwrap();
-                super::$name(app).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                if let Some(app) = TestApp::spawn_with(Backend::Postgres, $adjust).await {
-                    super::$name(app).await;
-                }
-            }
-        }
-    )*};
-}
-
-configured_tests!(
+configured_backend_tests!(
     anonymous_operations_are_limited_per_address => |config| {
         config.rate_limits.anonymous_requests_per_minute = 60;
     },

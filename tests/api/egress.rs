@@ -13,6 +13,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use tenantql::integrations::oauth::ProviderConfig;
 
+use crate::configured_backend_tests;
 use crate::helpers::{Backend, Client, Org, TestApp};
 use crate::jobs::{start_job, terminal, wait_for};
 
@@ -187,28 +188,6 @@ async fn run(org: &Org, project: &str, config: Value) -> Value {
     let agent = llm_agent(&org.owner, config).await;
     let job = start_job(&org.owner, &agent, project, json!({ "prompt": "Write" })).await;
     wait_for(&org.owner, &job, terminal).await
-}
-
-/// Runs `scenario` on each backend with the harness's config adjusted.
-macro_rules! configured_tests {
-    ($($name:ident => $adjust:expr),* $(,)?) => {$(
-        mod $name {
-            use super::*;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let app = TestApp::spawn_with(Backend::Sqlite, $adjust).await.unwrap();
-                super::$name(app).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                if let Some(app) = TestApp::spawn_with(Backend::Postgres, $adjust).await {
-                    super::$name(app).await;
-                }
-            }
-        }
-    )*};
 }
 
 /// Loopback is not allow-listed: whether the endpoint names the address or a name that
@@ -480,12 +459,12 @@ mod oauth_token_requests_pass_the_gate {
     }
 }
 
-configured_tests!(
+configured_backend_tests!(
     loopback_is_refused_before_any_connection => |config| {
         config.egress.policy.allow = Default::default();
     },
     allowed_calls_follow_no_redirect_and_keep_no_remote_text => |config| {
-        config.egress.max_response_bytes = MAX_RESPONSE_BYTES;
+        config.egress.max_response_bytes = super::MAX_RESPONSE_BYTES;
     },
     a_shared_agent_sends_the_runners_credential_only_to_its_endpoint => |_| {},
     credentials_carry_their_endpoint => |_| {},

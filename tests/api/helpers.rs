@@ -63,6 +63,28 @@ macro_rules! backend_tests {
     )*};
 }
 
+/// Runs each named scenario `async fn name(app: TestApp)` once per backend, on a server whose
+/// config the expression after `=>` (an `FnOnce(&mut Config)`) adjusts.
+#[macro_export]
+macro_rules! configured_backend_tests {
+    ($($name:ident => $adjust:expr),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let app = $crate::helpers::TestApp::spawn_with($crate::helpers::Backend::Sqlite, $adjust).await;
+                super::$name(app.expect("sqlite always runs")).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(app) = $crate::helpers::TestApp::spawn_with($crate::helpers::Backend::Postgres, $adjust).await {
+                    super::$name(app).await;
+                }
+            }
+        }
+    )*};
+}
+
 pub struct TestApp {
     pub base_url: String,
     pub http: reqwest::Client,
