@@ -15,6 +15,7 @@ backend_tests!(
     a_selective_share_takes_effect_when_the_receiving_admin_accepts_it,
     a_change_of_what_a_shared_agent_runs_is_accepted_again,
     declining_leaving_and_withdrawing_end_a_share,
+    global_agents_made_before_become_offers_to_those_that_ran_them,
     selective_agents_reach_only_the_listed_organizations,
     agent_input_is_checked,
     project_bounds_apply_to_agents,
@@ -684,4 +685,51 @@ async fn project_bounds_apply_to_agents(app: TestApp) {
             .data("agent")["config"],
         json!({})
     );
+}
+
+/// Until the sharing migration any organization admin could make an agent GLOBAL. Such an
+/// agent becomes SELECTIVE, offered (pending) to the organizations that ran it.
+async fn global_agents_made_before_become_offers_to_those_that_ran_them(app: TestApp) {
+    use migration::MigrationTrait;
+    use migration::m20261206_000010_share_acceptance::Migration;
+
+    let acme = app.org("Acme").await;
+    let globex = app.org("Globex").await;
+    let initech = app.org("Initech").await;
+    let project = globex.project("G").await;
+    let initech_project = initech.project("I").await;
+    app.make_platform_admin(&acme.owner_user_id).await;
+    let agent = acme
+        .owner
+        .gql(
+            "mutation { createAgent(input: { name: \"Old\", kind: \"echo\", config: {}, sharing: GLOBAL }) { id } }",
+            json!({}),
+        )
+        .await
+        .data("createAgent")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    start_job(&globex.owner, &agent, &project, json!({})).await;
+
+    // The database as it was before the migration, then the migration again.
+    let conn = app.owner_connection().await;
+    let manager = migration::SchemaManager::new(&conn);
+    Migration.down(&manager).await.unwrap();
+    Migration.up(&manager).await.unwrap();
+
+    let own = acme.owner.gql(AGENT, json!({ "id": agent })).await;
+    assert_eq!(own.data("agent")["sharing"], "SELECTIVE");
+    assert!(!usable(&globex, &agent, &project).await);
+    let pending = offers(&globex.owner.gql(OFFERS, json!({})).await);
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert_eq!(pending[0]["agent"]["id"], agent.as_str());
+    assert!(offers(&initech.owner.gql(OFFERS, json!({})).await).is_empty());
+    assert!(!usable(&initech, &agent, &initech_project).await);
+    globex
+        .owner
+        .gql(ACCEPT, json!({ "id": agent }))
+        .await
+        .data("acceptAgentShare");
+    assert!(usable(&globex, &agent, &project).await);
 }
