@@ -19,6 +19,9 @@ pub struct Model {
     pub sharing: AgentSharing,
     /// How many times a failing job is tried before it is FAILED.
     pub max_attempts: i32,
+    /// Bumped when what it runs changes (kind, config, attempts); organizations it is shared
+    /// with run it only while they have accepted this revision.
+    pub revision: i32,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

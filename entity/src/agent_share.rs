@@ -1,4 +1,6 @@
-//! A SELECTIVE agent's grant to one other organization. Owned by the agent's organization.
+//! A SELECTIVE agent's offer to one other organization. Owned by the agent's organization;
+//! the organization it names reads it and may remove it (decline, leave). It takes effect
+//! once that organization accepts it (`agent_share_acceptance`).
 
 use sea_orm::entity::prelude::*;
 

@@ -4,6 +4,7 @@ pub mod agent;
 pub mod agent_job;
 pub mod agent_job_event;
 pub mod agent_share;
+pub mod agent_share_acceptance;
 pub mod api_key;
 pub mod audit_entry;
 pub mod campaign;

@@ -13,6 +13,8 @@ mod m20261125_000007_oauth;
 mod m20261125_000008_content;
 mod m20261125_000009_erasures;
 mod m20261206_000001_credential_endpoints;
+/// Public so that a test can run its data step against rows made before it.
+pub mod m20261206_000010_share_acceptance;
 mod rls;
 
 pub use rls::APP_ROLE;
@@ -33,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000008_content::Migration),
             Box::new(m20261125_000009_erasures::Migration),
             Box::new(m20261206_000001_credential_endpoints::Migration),
+            Box::new(m20261206_000010_share_acceptance::Migration),
         ]
     }
 }

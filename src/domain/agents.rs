@@ -1,7 +1,11 @@
-//! Agents: owned by one organization, readable by others when shared.
+//! Agents: owned by one organization, usable by others when shared on their terms: GLOBAL is
+//! a platform admin's act; a SELECTIVE offer takes effect once the receiving organization's
+//! admin accepts the agent's current revision, and lapses when what it runs changes.
+
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::Utc;
-use entity::{AgentSharing, OrgRole, ProjectRole, agent, agent_share};
+use entity::{AgentSharing, OrgRole, ProjectRole, agent, agent_share, agent_share_acceptance};
 use sea_orm::{ActiveValue::Set, ColumnTrait, IntoActiveModel, QueryFilter};
 use serde_json::Value;
 use uuid::Uuid;
@@ -45,11 +49,17 @@ async fn get_owned(scoped: &Scoped, id: AgentId) -> AppResult<agent::Model> {
     Ok(agent)
 }
 
-/// Sharing beyond the organization is an administrator's decision.
-fn check_sharing(scoped: &Scoped, sharing: AgentSharing) -> AppResult<()> {
+/// Sharing beyond the organization is an administrator's decision; sharing with every
+/// organization, without their acceptance, is the platform's.
+fn check_sharing(scoped: &Scoped, sharing: AgentSharing, platform_admin: bool) -> AppResult<()> {
     if sharing != AgentSharing::Private && scoped.context().role < OrgRole::Admin {
         return Err(AppError::forbidden(
             "sharing an agent outside the organization needs the Admin role",
+        ));
+    }
+    if sharing == AgentSharing::Global && !platform_admin {
+        return Err(AppError::forbidden(
+            "making an agent GLOBAL needs a platform admin; share it SELECTIVE instead",
         ));
     }
     Ok(())
@@ -81,6 +91,8 @@ pub struct NewAgent<'a> {
     pub project: Option<ProjectId>,
     pub sharing: AgentSharing,
     pub max_attempts: Option<i32>,
+    /// Whether the caller is a platform admin (who alone makes an agent GLOBAL).
+    pub platform_admin: bool,
 }
 
 pub async fn create(scoped: &Scoped, input: NewAgent<'_>) -> AppResult<agent::Model> {
@@ -92,7 +104,7 @@ pub async fn create(scoped: &Scoped, input: NewAgent<'_>) -> AppResult<agent::Mo
         ));
     }
     let config = parse_config(input.kind, input.config)?;
-    check_sharing(scoped, input.sharing)?;
+    check_sharing(scoped, input.sharing, input.platform_admin)?;
     if let Some(project) = input.project {
         scoped.project_with_role(project, ProjectRole::Editor).await?;
     }
@@ -106,6 +118,7 @@ pub async fn create(scoped: &Scoped, input: NewAgent<'_>) -> AppResult<agent::Mo
         config: Set(config),
         sharing: Set(input.sharing),
         max_attempts: Set(parse_max_attempts(input.max_attempts)?),
+        revision: Set(1),
         created_at: Set(now),
         updated_at: Set(now),
     };
@@ -117,27 +130,59 @@ pub struct AgentChanges<'a> {
     pub config: Option<Value>,
     pub sharing: Option<AgentSharing>,
     pub max_attempts: Option<i32>,
+    /// Whether the caller is a platform admin (who alone changes what a GLOBAL agent runs).
+    pub platform_admin: bool,
 }
 
+/// Changes the agent. A change of what it runs (config, attempts) is a new revision: every
+/// organization it is shared with stops running it until its admin accepts the new one. A
+/// GLOBAL agent's runs change only by a platform admin, as nobody accepts them.
 pub async fn update(scoped: &Scoped, id: AgentId, changes: AgentChanges<'_>) -> AppResult<agent::Model> {
     let agent = get_owned(scoped, id).await?;
-    let kind = agent.kind.clone();
+    let was = agent.sharing;
+    let sharing = changes.sharing.unwrap_or(was);
+    if let Some(sharing) = changes.sharing {
+        check_sharing(scoped, sharing, changes.platform_admin)?;
+    }
+    let config = changes
+        .config
+        .map(|config| parse_config(&agent.kind, config))
+        .transpose()?
+        .filter(|config| *config != agent.config);
+    let max_attempts = changes
+        .max_attempts
+        .map(|attempts| parse_max_attempts(Some(attempts)))
+        .transpose()?
+        .filter(|attempts| *attempts != agent.max_attempts);
+    let new_revision = config.is_some() || max_attempts.is_some();
+    if new_revision && sharing == AgentSharing::Global && !changes.platform_admin {
+        return Err(AppError::forbidden(
+            "changing what a GLOBAL agent runs needs a platform admin",
+        ));
+    }
+    let revision = agent.revision;
     let mut agent = agent.into_active_model();
     if let Some(name) = changes.name {
         agent.name = Set(Name::parse("name", name)?.into_inner());
     }
-    if let Some(config) = changes.config {
-        agent.config = Set(parse_config(&kind, config)?);
+    if let Some(config) = config {
+        agent.config = Set(config);
     }
-    if let Some(sharing) = changes.sharing {
-        check_sharing(scoped, sharing)?;
-        agent.sharing = Set(sharing);
+    if let Some(attempts) = max_attempts {
+        agent.max_attempts = Set(attempts);
     }
-    if changes.max_attempts.is_some() {
-        agent.max_attempts = Set(parse_max_attempts(changes.max_attempts)?);
+    if new_revision {
+        agent.revision = Set(revision + 1);
     }
+    agent.sharing = Set(sharing);
     agent.updated_at = Set(Utc::now());
-    scoped.update(agent, "agent").await
+    let updated = scoped.update(agent, "agent").await?;
+    if was == AgentSharing::Selective && sharing != AgentSharing::Selective {
+        // No longer SELECTIVE: every offer is withdrawn (acceptances go with them), so
+        // sharing it again asks every organization anew.
+        withdraw_offers(scoped, updated.id, &BTreeSet::new()).await?;
+    }
+    Ok(updated)
 }
 
 /// Deletes the agent; jobs that ran it keep their history with no agent.
@@ -146,25 +191,52 @@ pub async fn delete(scoped: &Scoped, id: AgentId) -> AppResult<()> {
     scoped.delete::<agent::Entity>(id.0, "agent").await
 }
 
-/// Makes the agent SELECTIVE and readable by exactly these organizations.
-pub async fn share(scoped: &Scoped, id: AgentId, organizations: &[OrgId]) -> AppResult<agent::Model> {
-    check_sharing(scoped, AgentSharing::Selective)?;
-    let agent = get_owned(scoped, id).await?;
-    scoped
-        .delete_where(
+/// Withdraws the agent's offers to organizations outside `keep`; returns those still offered.
+async fn withdraw_offers(scoped: &Scoped, agent: Uuid, keep: &BTreeSet<OrgId>) -> AppResult<BTreeSet<OrgId>> {
+    let offers = scoped
+        .all(
             scoped
-                .delete_many::<agent_share::Entity>()
-                .filter(agent_share::Column::AgentId.eq(agent.id)),
+                .select::<agent_share::Entity>()
+                .filter(agent_share::Column::AgentId.eq(agent)),
         )
         .await?;
-    let now = Utc::now();
-    let organizations: std::collections::BTreeSet<OrgId> = organizations
+    let (kept, withdrawn): (Vec<_>, Vec<_>) = offers
+        .into_iter()
+        .partition(|offer| keep.contains(&OrgId(offer.shared_with_organization_id)));
+    if !withdrawn.is_empty() {
+        scoped
+            .delete_where(
+                scoped
+                    .delete_many::<agent_share::Entity>()
+                    .filter(agent_share::Column::Id.is_in(withdrawn.iter().map(|offer| offer.id))),
+            )
+            .await?;
+    }
+    Ok(kept
+        .into_iter()
+        .map(|offer| OrgId(offer.shared_with_organization_id))
+        .collect())
+}
+
+/// Makes the agent SELECTIVE and offers it to exactly these organizations: new ones get a
+/// pending offer, ones left off lose theirs (and their acceptance), ones kept keep theirs.
+pub async fn share(scoped: &Scoped, id: AgentId, organizations: &[OrgId]) -> AppResult<agent::Model> {
+    // SELECTIVE asks every receiver's consent, so an organization admin may offer it.
+    check_sharing(scoped, AgentSharing::Selective, false)?;
+    let agent = get_owned(scoped, id).await?;
+    let wanted: BTreeSet<OrgId> = organizations
         .iter()
         .copied()
         .filter(|org| *org != scoped.context().org)
         .collect();
-    for org in organizations {
-        let share = agent_share::ActiveModel {
+    let now = Utc::now();
+    let mut agent = agent.into_active_model();
+    agent.sharing = Set(AgentSharing::Selective);
+    agent.updated_at = Set(now);
+    let agent = scoped.update(agent, "agent").await?;
+    let kept = withdraw_offers(scoped, agent.id, &wanted).await?;
+    for org in wanted.difference(&kept) {
+        let offer = agent_share::ActiveModel {
             id: Set(Uuid::now_v7()),
             organization_id: Set(scoped.context().org.0),
             agent_id: Set(agent.id),
@@ -173,12 +245,126 @@ pub async fn share(scoped: &Scoped, id: AgentId, organizations: &[OrgId]) -> App
             updated_at: Set(now),
         };
         scoped
-            .insert(share)
+            .insert(offer)
             .await
             .map_err(missing_reference_as("organizationIds", "unknown organization"))?;
     }
-    let mut agent = agent.into_active_model();
-    agent.sharing = Set(AgentSharing::Selective);
-    agent.updated_at = Set(now);
-    scoped.update(agent, "agent").await
+    scoped.note(
+        "offeredTo",
+        serde_json::json!(wanted.iter().map(|org| org.to_string()).collect::<Vec<_>>()),
+    );
+    Ok(agent)
+}
+
+/// An agent offered to this tenant, awaiting (again, after a change) its acceptance.
+pub struct Offer {
+    pub agent: agent::Model,
+    /// The revision this tenant accepted before, when the offer is a changed agent.
+    pub accepted_revision: Option<i32>,
+}
+
+/// Offers awaiting this tenant's decision, newest agent first: offered agents whose current
+/// revision it has not accepted.
+pub async fn pending_offers(scoped: &Scoped, page: PageRequest) -> AppResult<Page<Offer>> {
+    let offered = scoped.page(scoped.select_pending_offers(), page).await?;
+    let ids: Vec<Uuid> = offered.items.iter().map(|agent| agent.id).collect();
+    let accepted: HashMap<Uuid, i32> = scoped
+        .all(
+            scoped
+                .select::<agent_share_acceptance::Entity>()
+                .filter(agent_share_acceptance::Column::AgentId.is_in(ids)),
+        )
+        .await?
+        .into_iter()
+        .map(|acceptance| (acceptance.agent_id, acceptance.revision))
+        .collect();
+    Ok(Page {
+        items: offered
+            .items
+            .into_iter()
+            .map(|agent| Offer {
+                accepted_revision: accepted.get(&agent.id).copied(),
+                agent,
+            })
+            .collect(),
+        has_next_page: offered.has_next_page,
+    })
+}
+
+/// Accepts the agent offered to this tenant at its current revision; with `revision`, only
+/// if that is still the current one (the config reviewed is the config accepted).
+/// `NOT_FOUND` when the agent is not offered to this tenant.
+pub async fn accept(scoped: &Scoped, id: AgentId, revision: Option<i32>) -> AppResult<agent::Model> {
+    let agent = scoped
+        .one(scoped.select_offered_agents().filter(agent::Column::Id.eq(id.0)))
+        .await?
+        .ok_or(AppError::NotFound("agent"))?;
+    if revision.is_some_and(|revision| revision != agent.revision) {
+        return Err(AppError::bad_input(
+            "revision",
+            format!(
+                "the agent changed since; review revision {} and accept that",
+                agent.revision
+            ),
+        ));
+    }
+    let offer = scoped
+        .offer_to_tenant(agent.id)
+        .await?
+        .ok_or(AppError::NotFound("agent"))?;
+    let now = Utc::now();
+    let existing = scoped
+        .one(
+            scoped
+                .select::<agent_share_acceptance::Entity>()
+                .filter(agent_share_acceptance::Column::AgentId.eq(agent.id)),
+        )
+        .await?;
+    match existing {
+        Some(acceptance) => {
+            let mut acceptance = acceptance.into_active_model();
+            acceptance.share_id = Set(offer.id);
+            acceptance.revision = Set(agent.revision);
+            acceptance.updated_at = Set(now);
+            scoped.update(acceptance, "agent share").await?;
+        }
+        None => {
+            let acceptance = agent_share_acceptance::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                organization_id: Set(scoped.context().org.0),
+                share_id: Set(offer.id),
+                agent_id: Set(agent.id),
+                revision: Set(agent.revision),
+                created_at: Set(now),
+                updated_at: Set(now),
+            };
+            scoped.insert(acceptance).await?;
+        }
+    }
+    Ok(agent)
+}
+
+/// Declines the agent offered to this tenant (pending, or changed since it was accepted):
+/// the offer is removed, so it neither runs nor asks again until its author offers it anew.
+pub async fn decline(scoped: &Scoped, id: AgentId) -> AppResult<()> {
+    scoped.remove_offer_to_tenant(id.0).await?;
+    Ok(())
+}
+
+/// Leaves a share this tenant accepted: its acceptance and the offer are removed.
+/// `NOT_FOUND` when it never accepted the agent.
+pub async fn leave(scoped: &Scoped, id: AgentId) -> AppResult<()> {
+    let acceptance = scoped
+        .one(
+            scoped
+                .select::<agent_share_acceptance::Entity>()
+                .filter(agent_share_acceptance::Column::AgentId.eq(id.0)),
+        )
+        .await?
+        .ok_or(AppError::NotFound("agent share"))?;
+    scoped
+        .delete::<agent_share_acceptance::Entity>(acceptance.id, "agent share")
+        .await?;
+    scoped.remove_offer_to_tenant(id.0).await?;
+    Ok(())
 }

@@ -1,11 +1,13 @@
-//! Agents: the caller's organization's own, plus those shared with it (read-only).
+//! Agents: the caller's organization's own, plus those shared with it (read-only), and the
+//! receiving side of sharing: offers to review, accept, decline or leave.
 
 use async_graphql::{Context, Enum, ID, InputObject, Json, Object, Result};
 use chrono::{DateTime, Utc};
 use entity::agent;
 use serde_json::Value;
 
-use crate::domain::agents::{self, AgentChanges, NewAgent};
+use crate::domain::agents::{self, AgentChanges, NewAgent, Offer};
+use crate::error::AppResult;
 use crate::graphql::context::ContextExt;
 use crate::graphql::guards::OrgRoleGuard;
 use crate::graphql::pagination::{Conn, DEFAULT_PAGE_SIZE, connection, list_cost, page_request, parse_id};
@@ -16,9 +18,11 @@ use crate::ids::{AgentId, OrgId, ProjectId};
 pub enum AgentSharing {
     /// Only the owning organization.
     Private,
-    /// Every organization may read and run it.
+    /// Every organization may read and run it; only a platform admin makes an agent GLOBAL
+    /// or changes what a GLOBAL agent runs.
     Global,
-    /// The organizations it is shared with may read and run it.
+    /// The organizations it is offered to may read and run it once their admin accepted its
+    /// current revision.
     Selective,
 }
 
@@ -48,11 +52,17 @@ impl Agent {
         &self.0.kind
     }
 
-    /// Shown to the owning organization only: another organization may run a shared agent
-    /// but not read its configuration.
-    async fn config(&self, ctx: &Context<'_>) -> Result<Option<Json<Value>>> {
-        let own = ctx.tenant()?.context().org.0 == self.0.organization_id;
-        Ok(own.then(|| Json(self.0.config.clone())))
+    /// What it runs, shown to every organization that may read the agent: one it is shared
+    /// with runs it under its own credentials and budget, so it sees what it accepts. A
+    /// config names a provider and a model, never an address or a secret.
+    async fn config(&self) -> Json<Value> {
+        Json(self.0.config.clone())
+    }
+
+    /// The revision of what it runs (config, attempts), bumped by each change of them;
+    /// organizations it is shared with accept one revision at a time.
+    async fn revision(&self) -> i32 {
+        self.0.revision
     }
 
     async fn sharing(&self) -> AgentSharing {
@@ -65,6 +75,34 @@ impl Agent {
 
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
+    }
+}
+
+/// An agent another organization offers to yours, awaiting your admins' decision.
+pub struct AgentShareOffer(Offer);
+
+#[Object]
+impl AgentShareOffer {
+    /// The agent as it would run, config included.
+    async fn agent(&self) -> Agent {
+        Agent(self.0.agent.clone())
+    }
+
+    /// The revision your organization accepted before, when the offer is a changed agent
+    /// (it does not run for you until you accept the new one); null for a new offer.
+    async fn accepted_revision(&self) -> Option<i32> {
+        self.0.accepted_revision
+    }
+}
+
+/// Whether the caller is a signed-in platform admin, read from the database (API keys never
+/// are).
+async fn platform_admin(ctx: &Context<'_>) -> AppResult<bool> {
+    match ctx.user() {
+        Ok(user) => Ok(crate::tenancy::unscoped::find_user(&ctx.services().db, user.id)
+            .await?
+            .is_some_and(|user| user.is_platform_admin)),
+        Err(_) => Ok(false),
     }
 }
 
@@ -117,6 +155,31 @@ impl AgentQuery {
             .await?;
         Ok(Some(Agent(agent)))
     }
+
+    /// Agents other organizations offer to yours that await acceptance: new offers, and
+    /// accepted agents whose author changed what they run. Newest agent first.
+    #[graphql(
+        guard = "OrgRoleGuard(entity::OrgRole::Admin)",
+        complexity = "list_cost(first, DEFAULT_PAGE_SIZE, child_complexity)"
+    )]
+    async fn agent_share_offers(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Conn<AgentShareOffer>> {
+        let page = page_request(first, after.as_deref())?;
+        let page = ctx
+            .tenant()?
+            .read(async |scoped| agents::pending_offers(scoped, page).await)
+            .await?;
+        Ok(connection(
+            page,
+            after.is_some(),
+            |offer| offer.agent.id,
+            AgentShareOffer,
+        ))
+    }
 }
 
 #[derive(Default)]
@@ -140,6 +203,7 @@ impl AgentMutation {
             project,
             sharing: input.sharing.into(),
             max_attempts: input.max_attempts,
+            platform_admin: input.sharing == AgentSharing::Global && platform_admin(ctx).await?,
         };
         let agent = ctx
             .tenant()?
@@ -148,14 +212,21 @@ impl AgentMutation {
         Ok(Agent(agent))
     }
 
+    /// A change of config or attempts is a new revision, which organizations the agent is
+    /// shared with must accept before it runs for them again.
     #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Member)")]
     async fn update_agent(&self, ctx: &Context<'_>, id: ID, input: UpdateAgentInput) -> Result<Agent> {
         let id = AgentId(parse_id("id", &id)?);
+        // Only what could touch a GLOBAL agent asks who the caller is.
+        let global_matters = input.sharing == Some(AgentSharing::Global)
+            || input.config.is_some()
+            || input.max_attempts.is_some();
         let changes = AgentChanges {
             name: input.name.as_deref(),
             config: input.config.map(|config| config.0),
             sharing: input.sharing.map(Into::into),
             max_attempts: input.max_attempts,
+            platform_admin: global_matters && platform_admin(ctx).await?,
         };
         let agent = ctx
             .tenant()?
@@ -174,7 +245,9 @@ impl AgentMutation {
         Ok(id)
     }
 
-    /// Makes the agent SELECTIVE, readable and runnable by exactly these organizations.
+    /// Makes the agent SELECTIVE and offers it to exactly these organizations. A new offer
+    /// takes effect when the receiving organization's admin accepts it; organizations left
+    /// off lose theirs.
     #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Admin)")]
     async fn share_agent(&self, ctx: &Context<'_>, agent_id: ID, organization_ids: Vec<ID>) -> Result<Agent> {
         let id = AgentId(parse_id("agentId", &agent_id)?);
@@ -187,5 +260,44 @@ impl AgentMutation {
             .write(async |scoped| agents::share(scoped, id, &organizations).await)
             .await?;
         Ok(Agent(agent))
+    }
+
+    /// Accepts an agent offered to your organization, at its current revision (with
+    /// `revision`, only if that is still the current one): from now on your organization
+    /// sees and runs it, until its author changes what it runs.
+    #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Admin)")]
+    async fn accept_agent_share(
+        &self,
+        ctx: &Context<'_>,
+        agent_id: ID,
+        revision: Option<i32>,
+    ) -> Result<Agent> {
+        let id = AgentId(parse_id("agentId", &agent_id)?);
+        let agent = ctx
+            .tenant()?
+            .write(async |scoped| agents::accept(scoped, id, revision).await)
+            .await?;
+        Ok(Agent(agent))
+    }
+
+    /// Declines an agent offered to your organization: the offer is removed. Returns its id.
+    #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Admin)")]
+    async fn decline_agent_share(&self, ctx: &Context<'_>, agent_id: ID) -> Result<ID> {
+        let id = AgentId(parse_id("agentId", &agent_id)?);
+        ctx.tenant()?
+            .write(async |scoped| agents::decline(scoped, id).await)
+            .await?;
+        Ok(agent_id)
+    }
+
+    /// Leaves an agent your organization accepted: it no longer sees or runs it, and the
+    /// offer is removed. Returns its id.
+    #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Admin)")]
+    async fn leave_agent_share(&self, ctx: &Context<'_>, agent_id: ID) -> Result<ID> {
+        let id = AgentId(parse_id("agentId", &agent_id)?);
+        ctx.tenant()?
+            .write(async |scoped| agents::leave(scoped, id).await)
+            .await?;
+        Ok(agent_id)
     }
 }

@@ -289,8 +289,13 @@ async fn run_job(
         )))
     } else {
         match agent {
-            None => Err(RunError::Failed(
-                "the agent was deleted or is no longer shared".into(),
+            // Retrying cannot help: the agent returns only by its author, or by an admin
+            // of this organization accepting it again.
+            None if job.agent_id.is_none() => Err(RunError::Fatal("the agent was deleted".into())),
+            None => Err(RunError::Fatal(
+                "the agent is no longer shared with this organization, or its changed \
+                 configuration awaits this organization's acceptance (acceptAgentShare)"
+                    .into(),
             )),
             Some(agent) => {
                 // Dropped (and so stopped) with this run, also when the run is aborted.

@@ -10,9 +10,9 @@ use std::marker::PhantomData;
 
 use chrono::Utc;
 use entity::{
-    agent, agent_job, agent_job_event, agent_share, api_key, audit_entry, campaign, chat_pairing,
-    integration, oauth_state, organization, organization_erasure, organization_member, pairing_code, post,
-    project, project_member, provider_credential, trusted_document, usage_record,
+    agent, agent_job, agent_job_event, agent_share, agent_share_acceptance, api_key, audit_entry, campaign,
+    chat_pairing, integration, oauth_state, organization, organization_erasure, organization_member,
+    pairing_code, post, project, project_member, provider_credential, trusted_document, usage_record,
 };
 use futures_util::future::BoxFuture;
 use sea_orm::sea_query::{Expr, OnConflict};
@@ -72,6 +72,7 @@ fn tenant_tables() -> Vec<Box<dyn TenantTable>> {
         table::<provider_credential::Entity>(),
         table::<usage_record::Entity>(),
         table::<trusted_document::Entity>(),
+        table::<agent_share_acceptance::Entity>(),
         table::<agent_share::Entity>(),
         table::<agent::Entity>(),
         table::<api_key::Entity>(),

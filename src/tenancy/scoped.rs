@@ -10,7 +10,9 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use entity::{AgentSharing, ProjectRole, agent, agent_share, project, project_member};
+use entity::{
+    AgentSharing, ProjectRole, agent, agent_share, agent_share_acceptance, project, project_member,
+};
 use sea_orm::sea_query::{Condition, Expr, Query};
 use sea_orm::{
     ActiveModelBehavior, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend,
@@ -175,24 +177,48 @@ impl Tenant {
 }
 
 /// Agents the organization `org` may use: its own (narrowed by `own`), every GLOBAL one, and
-/// SELECTIVE ones shared with it. `org` is a value for a tenant's reads, or the column of the
-/// row being matched when workers check many jobs' agents at once.
+/// SELECTIVE ones offered to it whose current revision it has accepted. `org` is a value for
+/// a tenant's reads, or the column of the row being matched when workers check many jobs'
+/// agents at once. The one rule for reads, lists, job starts and the worker's claim.
 pub(crate) fn usable_agents(org: Expr, own: Condition) -> Condition {
-    let shared_with_org = Query::select()
+    Condition::any()
+        .add(own.add(Expr::col((agent::Entity, agent::Column::OrganizationId)).eq(org.clone())))
+        .add(agent::Column::Sharing.eq(AgentSharing::Global))
+        .add(offered_to(org.clone()).add(agent::Column::Id.in_subquery(accepted_by(org))))
+}
+
+/// Ids of agents whose current revision the organization `org` has accepted.
+fn accepted_by(org: Expr) -> sea_orm::sea_query::SelectStatement {
+    Query::select()
+        .column(agent_share_acceptance::Column::AgentId)
+        .from(agent_share_acceptance::Entity)
+        .and_where(
+            Expr::col((
+                agent_share_acceptance::Entity,
+                agent_share_acceptance::Column::OrganizationId,
+            ))
+            .eq(org),
+        )
+        .and_where(
+            Expr::col((
+                agent_share_acceptance::Entity,
+                agent_share_acceptance::Column::Revision,
+            ))
+            .equals((agent::Entity, agent::Column::Revision)),
+        )
+        .to_owned()
+}
+
+/// SELECTIVE agents offered to the organization `org`, accepted or not.
+fn offered_to(org: Expr) -> Condition {
+    let offers = Query::select()
         .column(agent_share::Column::AgentId)
         .from(agent_share::Entity)
-        .and_where(
-            Expr::col((agent_share::Entity, agent_share::Column::SharedWithOrganizationId)).eq(org.clone()),
-        )
+        .and_where(Expr::col((agent_share::Entity, agent_share::Column::SharedWithOrganizationId)).eq(org))
         .to_owned();
-    Condition::any()
-        .add(own.add(Expr::col((agent::Entity, agent::Column::OrganizationId)).eq(org)))
-        .add(agent::Column::Sharing.eq(AgentSharing::Global))
-        .add(
-            Condition::all()
-                .add(agent::Column::Sharing.eq(AgentSharing::Selective))
-                .add(agent::Column::Id.in_subquery(shared_with_org)),
-        )
+    Condition::all()
+        .add(agent::Column::Sharing.eq(AgentSharing::Selective))
+        .add(agent::Column::Id.in_subquery(offers))
 }
 
 /// The id of a row of a tenant entity (every one has a UUID primary key).
@@ -427,6 +453,54 @@ impl Scoped {
             );
         }
         agent::Entity::find().filter(usable_agents(Expr::value(self.ctx.org.0), own))
+    }
+
+    /// SELECTIVE agents of other organizations offered to this tenant, whether or not it has
+    /// accepted them: what its admins review (`agentShareOffers`) before they may be used.
+    pub fn select_offered_agents(&self) -> Select<agent::Entity> {
+        agent::Entity::find().filter(offered_to(Expr::value(self.ctx.org.0)))
+    }
+
+    /// Offered agents whose current revision this tenant has not accepted: new offers, and
+    /// accepted ones whose author changed what they run since.
+    pub fn select_pending_offers(&self) -> Select<agent::Entity> {
+        let org = Expr::value(self.ctx.org.0);
+        agent::Entity::find()
+            .filter(offered_to(org.clone()).add(agent::Column::Id.not_in_subquery(accepted_by(org))))
+    }
+
+    /// The offer of this agent to this tenant, if there is one. The row is the author's; the
+    /// tenant reads it as the organization it names (and RLS lets it, by that column).
+    pub async fn offer_to_tenant(&self, agent: Uuid) -> AppResult<Option<agent_share::Model>> {
+        Ok(agent_share::Entity::find()
+            .filter(agent_share::Column::SharedWithOrganizationId.eq(self.ctx.org.0))
+            .filter(agent_share::Column::AgentId.eq(agent))
+            .one(&self.txn)
+            .await?)
+    }
+
+    /// Removes the offer of this agent to this tenant (declined or left), and with it the
+    /// tenant's acceptance; `NOT_FOUND` when there is none. The one write a tenant makes to
+    /// another's row: a delete, which can neither redirect nor widen a share.
+    pub async fn remove_offer_to_tenant(&self, agent: Uuid) -> AppResult<agent_share::Model> {
+        let offer = self
+            .offer_to_tenant(agent)
+            .await?
+            .ok_or(AppError::NotFound("agent share"))?;
+        agent_share::Entity::delete_many()
+            .filter(agent_share::Column::SharedWithOrganizationId.eq(self.ctx.org.0))
+            .filter(agent_share::Column::Id.eq(offer.id))
+            .exec(&self.txn)
+            .await?;
+        self.record(|| {
+            Change::new(
+                <agent_share::Entity as TenantEntity>::RESOURCE,
+                offer.id,
+                Some(&offer),
+                None,
+            )
+        });
+        Ok(offer)
     }
 
     pub fn update_many<E: TenantEntity>(&self) -> UpdateMany<E> {

@@ -13,6 +13,7 @@ pub const TENANT_TABLES: &[(&str, &str)] = &[
     ("api_keys", "organization_id"),
     ("agents", "organization_id"),
     ("agent_shares", "organization_id"),
+    ("agent_share_acceptances", "organization_id"),
     ("agent_jobs", "organization_id"),
     ("agent_job_events", "organization_id"),
     ("audit_log", "organization_id"),
@@ -71,6 +72,11 @@ tenant_entity!(
 tenant_entity!(api_key, "ApiKey", tenant = OrganizationId, project = ProjectId);
 tenant_entity!(agent, "Agent", tenant = OrganizationId, project = ProjectId);
 tenant_entity!(agent_share, "AgentShare", tenant = OrganizationId);
+tenant_entity!(
+    agent_share_acceptance,
+    "AgentShareAcceptance",
+    tenant = OrganizationId
+);
 tenant_entity!(
     agent_job,
     "AgentJob",

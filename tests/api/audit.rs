@@ -363,10 +363,29 @@ async fn each_mutation_of_the_schema_is_audited_once(app: TestApp) {
         json!({ "id": agent }),
     )
     .await;
+    let initech = app.org("Initech").await;
     run(
         owner,
         "mutation($id: ID!, $orgs: [ID!]!) { shareAgent(agentId: $id, organizationIds: $orgs) { id } }",
-        json!({ "id": agent, "orgs": [globex.id] }),
+        json!({ "id": agent, "orgs": [globex.id, initech.id] }),
+    )
+    .await;
+    run(
+        &globex.owner,
+        "mutation($id: ID!) { acceptAgentShare(agentId: $id) { id } }",
+        json!({ "id": agent }),
+    )
+    .await;
+    run(
+        &globex.owner,
+        "mutation($id: ID!) { leaveAgentShare(agentId: $id) }",
+        json!({ "id": agent }),
+    )
+    .await;
+    run(
+        &initech.owner,
+        "mutation($id: ID!) { declineAgentShare(agentId: $id) }",
+        json!({ "id": agent }),
     )
     .await;
     let job = run(

@@ -330,13 +330,7 @@ async fn a_shared_agent_sends_the_runners_credential_only_to_its_endpoint(app: T
     assert!(message.contains("credential"), "{message}");
 
     let agent = llm_agent(&acme.owner, json!({ "model": "gpt-test", "stream": false })).await;
-    acme.owner
-        .gql(
-            "mutation($id: ID!, $o: [ID!]!) { shareAgent(agentId: $id, organizationIds: $o) { sharing } }",
-            json!({ "id": agent, "o": [globex.id] }),
-        )
-        .await
-        .data("shareAgent");
+    crate::agents::share_and_accept(&acme.owner, &agent, &globex).await;
     let job = start_job(&globex.owner, &agent, &theirs, json!({ "prompt": "Write" })).await;
     let done = wait_for(&globex.owner, &job, terminal).await;
     assert_eq!(done["status"], "SUCCEEDED", "{done:#}");

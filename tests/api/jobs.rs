@@ -443,7 +443,9 @@ async fn a_job_runs_only_an_agent_its_organization_may_still_use(app: TestApp) {
     let globex = app.org("Globex").await;
     let share =
         "mutation($id: ID!, $o: [ID!]!) { shareAgent(agentId: $id, organizationIds: $o) { sharing } }";
-    let selective = echo_agent(&globex.owner, json!({ "steps": 1 })).await;
+    let unshared = echo_agent(&globex.owner, json!({ "steps": 1 })).await;
+    let changed = echo_agent(&globex.owner, json!({ "steps": 1 })).await;
+    app.make_platform_admin(&globex.owner_user_id).await;
     let global = globex
         .owner
         .gql(
@@ -455,31 +457,46 @@ async fn a_job_runs_only_an_agent_its_organization_may_still_use(app: TestApp) {
         .as_str()
         .unwrap()
         .to_owned();
-    globex
-        .owner
-        .gql(share, json!({ "id": selective, "o": [acme.id] }))
-        .await
-        .data("shareAgent");
+    for agent in [&unshared, &changed] {
+        crate::agents::share_and_accept(&globex.owner, agent, &acme).await;
+    }
     // Queued while this server runs no workers.
-    let unshared = start_job(&acme.owner, &selective, &project, json!({})).await;
+    let unshared_job = start_job(&acme.owner, &unshared, &project, json!({})).await;
+    let changed_job = start_job(&acme.owner, &changed, &project, json!({})).await;
     let still_global = start_job(&acme.owner, &global, &project, json!({})).await;
     let initech = app.org("Initech").await;
     globex
         .owner
-        .gql(share, json!({ "id": selective, "o": [initech.id] }))
+        .gql(share, json!({ "id": unshared, "o": [initech.id] }))
         .await
         .data("shareAgent");
+    // A new config waits for Acme's acceptance; the job queued before does not run it.
+    globex
+        .owner
+        .gql(
+            "mutation($id: ID!) { updateAgent(id: $id, input: { config: { steps: 2 } }) { id } }",
+            json!({ "id": changed }),
+        )
+        .await
+        .data("updateAgent");
 
     let mut worker = app.spawn_worker_process();
-    let failed = wait_for(&acme.owner, &unshared, terminal).await;
+    let unshared_failed = wait_for(&acme.owner, &unshared_job, terminal).await;
+    let changed_failed = wait_for(&acme.owner, &changed_job, terminal).await;
     let succeeded = wait_for(&acme.owner, &still_global, terminal).await;
     let _ = worker.kill();
     let _ = worker.wait();
-    assert_eq!(failed["status"], "FAILED", "{failed}");
-    assert!(
-        failed["error"].as_str().unwrap().contains("no longer shared"),
-        "{failed}"
-    );
+    for failed in [&unshared_failed, &changed_failed] {
+        assert_eq!(failed["status"], "FAILED", "{failed}");
+        // At once: retrying cannot bring the agent back.
+        assert_eq!(failed["attempts"], 1, "{failed}");
+        let error = failed["error"].as_str().unwrap();
+        assert!(error.contains("no longer shared"), "{failed}");
+        assert!(
+            error.contains("awaits this organization's acceptance"),
+            "{failed}"
+        );
+    }
     assert_eq!(succeeded["status"], "SUCCEEDED", "{succeeded}");
 }
 

@@ -310,3 +310,144 @@ async fn postgres_needs_a_tenant_role_to_serve() {
     let error = format!("{:#}", started.err().expect("the server must refuse to start"));
     assert!(error.contains("TENANT_DATABASE_URL is required"), "{error}");
 }
+
+/// Sharing under RLS alone: an agent offered to an organization is readable there (its admins
+/// review it) with its own offer row and no other organization's; the acceptance is the
+/// receiver's row, invisible to the author; the receiver may remove an offer made to it and
+/// nothing else of the author's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn share_rows_are_visible_to_their_two_sides_only() {
+    let Some(app) = postgres_app().await else { return };
+    let acme = app.org("Acme").await;
+    let globex = app.org("Globex").await;
+    let initech = app.org("Initech").await;
+    let umbrella = app.org("Umbrella").await;
+    let share = "mutation($id: ID!, $o: [ID!]!) { shareAgent(agentId: $id, organizationIds: $o) { id } }";
+    let to_globex = crate::jobs::echo_agent(&acme.owner, json!({})).await;
+    let to_initech = crate::jobs::echo_agent(&acme.owner, json!({})).await;
+    acme.owner
+        .gql(share, json!({ "id": to_globex, "o": [globex.id] }))
+        .await
+        .data("shareAgent");
+    acme.owner
+        .gql(share, json!({ "id": to_initech, "o": [initech.id] }))
+        .await
+        .data("shareAgent");
+    globex
+        .owner
+        .gql(
+            "mutation($id: ID!) { acceptAgentShare(agentId: $id) { id } }",
+            json!({ "id": to_globex }),
+        )
+        .await
+        .data("acceptAgentShare");
+    let org = |org: &crate::helpers::Org| OrgId(Uuid::parse_str(&org.id).unwrap());
+    let uuid = |id: &str| Uuid::parse_str(id).unwrap();
+
+    async fn counts(app: &TestApp, org: OrgId) -> (i64, i64, i64) {
+        let txn = begin_tenant_transaction(&app.tenant_db, org, Access::Read)
+            .await
+            .unwrap();
+        let row = txn
+            .query_one_raw(Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT (SELECT count(*) FROM agents), (SELECT count(*) FROM agent_shares), \
+                 (SELECT count(*) FROM agent_share_acceptances)",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        (
+            row.try_get_by_index(0).unwrap(),
+            row.try_get_by_index(1).unwrap(),
+            row.try_get_by_index(2).unwrap(),
+        )
+    }
+    // (agents, offers, acceptances) each organization's transactions see.
+    assert_eq!(counts(&app, org(&acme)).await, (2, 2, 0), "the author");
+    assert_eq!(
+        counts(&app, org(&globex)).await,
+        (1, 1, 1),
+        "the accepting receiver"
+    );
+    assert_eq!(
+        counts(&app, org(&initech)).await,
+        (1, 1, 0),
+        "the pending receiver"
+    );
+    assert_eq!(
+        counts(&app, org(&umbrella)).await,
+        (0, 0, 0),
+        "an organization not offered"
+    );
+
+    let txn = begin_tenant_transaction(&app.tenant_db, org(&globex), Access::Write)
+        .await
+        .unwrap();
+    // The receiver cannot redirect the author's offer, nor write offers of the author's agents.
+    let redirected = txn
+        .execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "UPDATE agent_shares SET shared_with_organization_id = $1",
+            [uuid(&umbrella.id).into()],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(redirected.rows_affected(), 0, "an offer was redirected");
+    let forged = txn
+        .execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "INSERT INTO agent_shares (id, organization_id, agent_id, shared_with_organization_id, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, now(), now())",
+            [
+                Uuid::now_v7().into(),
+                uuid(&acme.id).into(),
+                uuid(&to_initech).into(),
+                uuid(&globex.id).into(),
+            ],
+        ))
+        .await;
+    assert!(forged.is_err(), "the receiver wrote an offer to itself");
+    drop(txn);
+    // Nor accept on another organization's behalf.
+    let txn = begin_tenant_transaction(&app.tenant_db, org(&globex), Access::Write)
+        .await
+        .unwrap();
+    let accepted_for_initech = txn
+        .execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "INSERT INTO agent_share_acceptances (id, organization_id, share_id, agent_id, revision, created_at, updated_at) \
+             SELECT $1, $2, s.id, s.agent_id, 1, now(), now() FROM agent_shares s",
+            [Uuid::now_v7().into(), uuid(&initech.id).into()],
+        ))
+        .await;
+    assert!(
+        accepted_for_initech.is_err(),
+        "an acceptance was written for another tenant"
+    );
+    drop(txn);
+    // It may remove the offer made to it, and only that one (its acceptance goes with it).
+    let txn = begin_tenant_transaction(&app.tenant_db, org(&globex), Access::Write)
+        .await
+        .unwrap();
+    let agents_removed = txn.execute_unprepared("DELETE FROM agents").await.unwrap();
+    assert_eq!(
+        agents_removed.rows_affected(),
+        0,
+        "the receiver deleted the author's agent"
+    );
+    let removed = txn.execute_unprepared("DELETE FROM agent_shares").await.unwrap();
+    assert_eq!(removed.rows_affected(), 1);
+    let left = txn
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT count(*) FROM agent_share_acceptances",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(count(left), 0);
+    txn.commit().await.unwrap();
+    assert_eq!(counts(&app, org(&acme)).await, (2, 1, 0));
+    assert_eq!(counts(&app, org(&initech)).await, (1, 1, 0));
+    assert_eq!(counts(&app, org(&globex)).await, (0, 0, 0));
+}
