@@ -13,11 +13,10 @@ use secrecy::SecretString;
 use uuid::Uuid;
 
 use super::crypto::{Binding, Keyring};
+use super::keys::PROVIDER_SECRET;
 use crate::error::{AppError, AppResult};
 use crate::tenancy::Scoped;
 
-const TABLE: &str = "provider_credentials";
-const COLUMN: &str = "secret";
 const MAX_SECRET_CHARS: usize = 4_096;
 const MAX_URL_CHARS: usize = 2_048;
 
@@ -78,11 +77,7 @@ pub fn base_url(url: &str) -> Result<String, &'static str> {
 }
 
 pub fn binding(organization: Uuid) -> Binding<'static> {
-    Binding {
-        organization,
-        table: TABLE,
-        column: COLUMN,
-    }
+    PROVIDER_SECRET.binding(organization)
 }
 
 /// A provider's name as stored: lowercase letters, digits, `-` and `_`.

@@ -147,6 +147,11 @@ impl Keyring {
     }
 }
 
+/// How a value stored now under key `key_id` begins; anything else is due for rotation.
+pub fn current_prefix(key_id: &str) -> String {
+    format!("{FORMAT}:{key_id}:")
+}
+
 /// The key id a stored value was encrypted under.
 pub fn key_id_of(stored: &str) -> Option<&str> {
     let mut parts = stored.splitn(3, ':');

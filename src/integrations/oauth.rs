@@ -24,6 +24,7 @@ use uuid::Uuid;
 
 use super::crypto::{Binding, Keyring};
 use super::egress::Gate;
+use super::keys::{ACCESS_TOKEN, PKCE_VERIFIER, REFRESH_TOKEN};
 use crate::auth::secret_token::sha256_hex;
 use crate::error::{AppError, AppResult};
 use crate::governance::audit::Origin;
@@ -285,18 +286,13 @@ impl OAuth {
 }
 
 fn verifier_binding(organization: Uuid) -> Binding<'static> {
-    Binding {
-        organization,
-        table: "oauth_states",
-        column: "pkce_verifier",
-    }
+    PKCE_VERIFIER.binding(organization)
 }
 
 fn token_binding(organization: Uuid, column: &'static str) -> Binding<'static> {
-    Binding {
-        organization,
-        table: "integrations",
-        column,
+    match column {
+        "refresh_token" => REFRESH_TOKEN.binding(organization),
+        _ => ACCESS_TOKEN.binding(organization),
     }
 }
 

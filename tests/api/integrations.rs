@@ -132,7 +132,7 @@ async fn credentials_are_encrypted_bound_to_their_tenant_and_never_shown(app: Te
 }
 
 /// Runs the binary on the test's database with other keys; its exit status and stderr.
-fn run_with_keys(app: &TestApp, command: &str, keys: &str) -> (bool, String) {
+pub(crate) fn run_with_keys(app: &TestApp, command: &str, keys: &str) -> (bool, String) {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tenantql"));
     if !command.is_empty() {
         cmd.arg(command);

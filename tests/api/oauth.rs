@@ -19,8 +19,8 @@ use crate::helpers::{Backend, ENCRYPTION_KEYS, TestApp};
 
 /// The code and PKCE challenge the fake provider will accept next.
 #[derive(Default)]
-struct FakeProvider {
-    expected: Mutex<Option<(String, String)>>,
+pub(crate) struct FakeProvider {
+    pub(crate) expected: Mutex<Option<(String, String)>>,
 }
 
 #[handler]
@@ -95,7 +95,7 @@ async fn publish(req: &Request, Json(body): Json<serde_json::Value>) -> Response
     Json(json!({ "id": "p-1", "text": body["text"] })).into_response()
 }
 
-async fn fake_provider() -> (ProviderConfig, Arc<FakeProvider>) {
+pub(crate) async fn fake_provider() -> (ProviderConfig, Arc<FakeProvider>) {
     let fake = Arc::new(FakeProvider::default());
     let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();
     let addr = acceptor.local_addr()[0].as_socket_addr().copied().unwrap();
@@ -126,6 +126,14 @@ pub(crate) async fn start(client: &crate::helpers::Client) -> Vec<(String, Strin
     url.query_pairs()
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
+}
+
+/// Connects `owner`'s organization to the fake provider, as the person would in a browser.
+pub(crate) async fn connect(app: &TestApp, fake: &FakeProvider, owner: &crate::helpers::Client) {
+    let params = start(owner).await;
+    *fake.expected.lock().unwrap() = Some(("c0de".into(), param(&params, "code_challenge")));
+    let (status, page) = callback(app, &[("code", "c0de"), ("state", &param(&params, "state"))]).await;
+    assert_eq!(status, 200, "{page}");
 }
 
 pub(crate) fn param(params: &[(String, String)], name: &str) -> String {
