@@ -39,12 +39,13 @@ impl SealedColumn {
         }
     }
 
-    /// Where a value of this column in `organization`'s row belongs.
-    pub fn binding(self, organization: Uuid) -> Binding<'static> {
+    /// Where a value of this column in `organization`'s row `row` belongs.
+    pub fn binding(self, organization: Uuid, row: Uuid) -> Binding<'static> {
         Binding {
             organization,
             table: self.table,
             column: self.column,
+            row,
         }
     }
 }
@@ -77,7 +78,7 @@ pub async fn check_against_stored(db: &Db, keyring: &Keyring) -> anyhow::Result<
             );
         }
         if keyring
-            .decrypt(&stored.value, column.binding(stored.organization_id))
+            .decrypt(&stored.value, column.binding(stored.organization_id, stored.id))
             .is_err()
         {
             bail!(
@@ -98,8 +99,8 @@ pub struct Rotation {
     pub deleted: u64,
 }
 
-/// Re-encrypts every stored secret of every encrypted column not yet under the newest key,
-/// in batches, each row on its own with a conditional update (a concurrent change wins);
+/// Re-encrypts every stored secret of every encrypted column not yet under the newest key
+/// in the current format (so `v1` values become `v2`, bound to their row), in batches, each row on its own with a conditional update (a concurrent change wins);
 /// interrupted, it picks up where it stopped.
 pub async fn rotate(db: &Db, keyring: &Keyring) -> anyhow::Result<Rotation> {
     let current = keyring.current_key_id();
@@ -115,7 +116,7 @@ pub async fn rotate(db: &Db, keyring: &Keyring) -> anyhow::Result<Rotation> {
             let Some(last) = batch.last() else { break };
             after = Some(last.id);
             for stored in batch {
-                let binding = column.binding(stored.organization_id);
+                let binding = column.binding(stored.organization_id, stored.id);
                 let plain = keyring.decrypt(&stored.value, binding).with_context(|| {
                     format!(
                         "{}.{} of row {} cannot be decrypted",

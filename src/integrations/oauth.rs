@@ -177,13 +177,17 @@ impl OAuth {
         let org = scoped.context().org.0;
         let now = Utc::now();
         let expires_at = now + Duration::minutes(STATE_LIFETIME_MINUTES);
+        // The id first: the verifier is sealed to the row it goes into.
+        let id = Uuid::now_v7();
         let row = oauth_state::ActiveModel {
-            id: Set(Uuid::now_v7()),
+            id: Set(id),
             organization_id: Set(org),
             user_id: Set(user.0),
             provider: Set(name.to_owned()),
             state_hash: Set(sha256_hex(state.secret())),
-            pkce_verifier: Set(self.keyring.encrypt(verifier.secret(), verifier_binding(org))?),
+            pkce_verifier: Set(self
+                .keyring
+                .encrypt(verifier.secret(), verifier_binding(org, id))?),
             expires_at: Set(expires_at),
             used_at: Set(None),
             created_at: Set(now),
@@ -225,7 +229,7 @@ impl OAuth {
         let org = pending.organization_id;
         let verifier = self
             .keyring
-            .decrypt(&pending.pkce_verifier, verifier_binding(org))?;
+            .decrypt(&pending.pkce_verifier, verifier_binding(org, pending.id))?;
         let token = client
             .exchange_code(AuthorizationCode::new(code))
             .set_pkce_verifier(PkceCodeVerifier::new(verifier.expose_secret().to_owned()))
@@ -254,16 +258,10 @@ impl OAuth {
         )
         .audited(origin);
         let tokens = Tokens {
-            access: self
-                .keyring
-                .encrypt(token.access_token().secret(), token_binding(org, "access_token"))?,
+            access: SecretString::from(token.access_token().secret().as_str()),
             refresh: token
                 .refresh_token()
-                .map(|refresh| {
-                    self.keyring
-                        .encrypt(refresh.secret(), token_binding(org, "refresh_token"))
-                })
-                .transpose()?,
+                .map(|refresh| SecretString::from(refresh.secret().as_str())),
             expires_at: token
                 .expires_in()
                 .and_then(|lifetime| Duration::from_std(lifetime).ok())
@@ -280,37 +278,50 @@ impl OAuth {
                 .unwrap_or_default(),
         };
         tenant
-            .write(async |scoped| save(scoped, name, pending.user_id, tokens).await)
+            .write(async |scoped| save(scoped, &self.keyring, name, pending.user_id, tokens).await)
             .await
     }
 }
 
-fn verifier_binding(organization: Uuid) -> Binding<'static> {
-    PKCE_VERIFIER.binding(organization)
+fn verifier_binding(organization: Uuid, row: Uuid) -> Binding<'static> {
+    PKCE_VERIFIER.binding(organization, row)
 }
 
-fn token_binding(organization: Uuid, column: &'static str) -> Binding<'static> {
-    match column {
-        "refresh_token" => REFRESH_TOKEN.binding(organization),
-        _ => ACCESS_TOKEN.binding(organization),
-    }
-}
-
+/// What the provider granted, not yet sealed: the row it goes into is known only inside
+/// the transaction that writes it.
 struct Tokens {
-    access: String,
-    refresh: Option<String>,
+    access: SecretString,
+    refresh: Option<SecretString>,
     expires_at: Option<DateTime<Utc>>,
     scopes: String,
 }
 
-/// Connects the provider's account, replacing an earlier connection to the same provider.
-async fn save(scoped: &Scoped, provider: &str, user: Uuid, tokens: Tokens) -> AppResult<integration::Model> {
+/// Connects the provider's account, replacing an earlier connection to the same provider;
+/// the tokens are sealed to the row they go into.
+async fn save(
+    scoped: &Scoped,
+    keyring: &Keyring,
+    provider: &str,
+    user: Uuid,
+    tokens: Tokens,
+) -> AppResult<integration::Model> {
     let now = Utc::now();
+    let org = scoped.context().org.0;
+    let seal = |row: Uuid| -> AppResult<(String, Option<String>)> {
+        let access = keyring.encrypt(tokens.access.expose_secret(), ACCESS_TOKEN.binding(org, row))?;
+        let refresh = tokens
+            .refresh
+            .as_ref()
+            .map(|refresh| keyring.encrypt(refresh.expose_secret(), REFRESH_TOKEN.binding(org, row)))
+            .transpose()?;
+        Ok((access, refresh))
+    };
     match find(scoped, provider).await? {
         Some(existing) => {
+            let (access, refresh) = seal(existing.id)?;
             let mut row = existing.into_active_model();
-            row.access_token = Set(tokens.access);
-            row.refresh_token = Set(tokens.refresh);
+            row.access_token = Set(access);
+            row.refresh_token = Set(refresh);
             row.expires_at = Set(tokens.expires_at);
             row.scopes = Set(tokens.scopes);
             row.connected_by = Set(user);
@@ -318,12 +329,14 @@ async fn save(scoped: &Scoped, provider: &str, user: Uuid, tokens: Tokens) -> Ap
             scoped.update(row, "integration").await
         }
         None => {
+            let id = Uuid::now_v7();
+            let (access, refresh) = seal(id)?;
             let row = integration::ActiveModel {
-                id: Set(Uuid::now_v7()),
-                organization_id: Set(scoped.context().org.0),
+                id: Set(id),
+                organization_id: Set(org),
                 provider: Set(provider.to_owned()),
-                access_token: Set(tokens.access),
-                refresh_token: Set(tokens.refresh),
+                access_token: Set(access),
+                refresh_token: Set(refresh),
                 expires_at: Set(tokens.expires_at),
                 scopes: Set(tokens.scopes),
                 connected_by: Set(user),
@@ -342,18 +355,16 @@ impl OAuth {
         let Some(row) = find(scoped, provider).await? else {
             return Ok(None);
         };
-        let org = row.organization_id;
+        let (org, id) = (row.organization_id, row.id);
         let expiring = row
             .expires_at
             .is_some_and(|expires_at| expires_at <= Utc::now() + Duration::seconds(60));
         let refresh = match (&row.refresh_token, expiring) {
-            (Some(refresh), true) => self
-                .keyring
-                .decrypt(refresh, token_binding(org, "refresh_token"))?,
+            (Some(refresh), true) => self.keyring.decrypt(refresh, REFRESH_TOKEN.binding(org, id))?,
             _ => {
                 return self
                     .keyring
-                    .decrypt(&row.access_token, token_binding(org, "access_token"))
+                    .decrypt(&row.access_token, ACCESS_TOKEN.binding(org, id))
                     .map(Some);
             }
         };
@@ -371,13 +382,11 @@ impl OAuth {
             })?;
         let access = token.access_token().secret().clone();
         let mut updated = row.into_active_model();
-        updated.access_token = Set(self
-            .keyring
-            .encrypt(&access, token_binding(org, "access_token"))?);
+        updated.access_token = Set(self.keyring.encrypt(&access, ACCESS_TOKEN.binding(org, id))?);
         if let Some(refresh) = token.refresh_token() {
             updated.refresh_token = Set(Some(
                 self.keyring
-                    .encrypt(refresh.secret(), token_binding(org, "refresh_token"))?,
+                    .encrypt(refresh.secret(), REFRESH_TOKEN.binding(org, id))?,
             ));
         }
         updated.expires_at = Set(token

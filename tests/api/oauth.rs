@@ -21,6 +21,8 @@ use crate::helpers::{Backend, ENCRYPTION_KEYS, TestApp};
 #[derive(Default)]
 pub(crate) struct FakeProvider {
     pub(crate) expected: Mutex<Option<(String, String)>>,
+    /// Requests its API (`/publish`) received, whatever their token.
+    pub(crate) api_calls: std::sync::atomic::AtomicUsize,
 }
 
 #[handler]
@@ -88,7 +90,12 @@ async fn token(
 
 /// The provider's own API: accepts posts with the refreshed token only.
 #[handler]
-async fn publish(req: &Request, Json(body): Json<serde_json::Value>) -> Response {
+async fn publish(
+    req: &Request,
+    Json(body): Json<serde_json::Value>,
+    Data(fake): Data<&Arc<FakeProvider>>,
+) -> Response {
+    fake.api_calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     if req.headers().get("authorization").and_then(|v| v.to_str().ok()) != Some("Bearer at-secret-2") {
         return poem::http::StatusCode::UNAUTHORIZED.into_response();
     }
@@ -156,16 +163,23 @@ pub(crate) async fn callback(app: &TestApp, query: &[(&str, &str)]) -> (u16, Str
     (response.status().as_u16(), response.text().await.unwrap())
 }
 
-async fn stored_tokens(app: &TestApp) -> Vec<(Uuid, String)> {
+/// The stored access tokens: (organization, ciphertext, row id).
+async fn stored_tokens(app: &TestApp) -> Vec<(Uuid, String, Uuid)> {
     let db = app.owner_connection().await;
     db.query_all_raw(Statement::from_string(
         app.db.backend(),
-        "SELECT organization_id, access_token FROM integrations",
+        "SELECT organization_id, access_token, id FROM integrations",
     ))
     .await
     .unwrap()
     .into_iter()
-    .map(|row| (row.try_get_by_index(0).unwrap(), row.try_get_by_index(1).unwrap()))
+    .map(|row| {
+        (
+            row.try_get_by_index(0).unwrap(),
+            row.try_get_by_index(1).unwrap(),
+            row.try_get_by_index(2).unwrap(),
+        )
+    })
     .collect()
 }
 
@@ -203,6 +217,7 @@ async fn an_account_connects_once_with_state_and_pkce(app: TestApp, fake: Arc<Fa
         organization: acme_id,
         table: "integrations",
         column: "access_token",
+        row: rows[0].2,
     };
     let keyring = Keyring::parse(ENCRYPTION_KEYS).unwrap();
     assert_eq!(
@@ -367,6 +382,7 @@ async fn expiring_tokens_are_refreshed_before_a_job_uses_them(
         organization: Uuid::parse_str(&acme.id).unwrap(),
         table: "integrations",
         column: "access_token",
+        row: rows[0].2,
     };
     let keyring = Keyring::parse(ENCRYPTION_KEYS).unwrap();
     assert_eq!(
