@@ -13,6 +13,7 @@ mod m20261125_000007_oauth;
 mod m20261125_000008_content;
 mod m20261125_000009_erasures;
 mod m20261206_000001_credential_endpoints;
+mod m20261206_000020_oauth_browser_binding;
 mod rls;
 
 pub use rls::APP_ROLE;
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000008_content::Migration),
             Box::new(m20261125_000009_erasures::Migration),
             Box::new(m20261206_000001_credential_endpoints::Migration),
+            Box::new(m20261206_000020_oauth_browser_binding::Migration),
         ]
     }
 }

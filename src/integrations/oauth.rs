@@ -1,10 +1,12 @@
 //! OAuth2 connections of third-party accounts (authorization code with PKCE S256). An admin
-//! starts one and gets the provider's authorize URL; the state is stored hashed with the
-//! organization, the user and a ten-minute expiry, the PKCE verifier encrypted. The
-//! provider sends the browser back to `/oauth/{provider}/callback`, where the state is
-//! claimed once, the code exchanged, and the tokens stored encrypted in `integrations`.
-//! Token requests go through the egress gate; access tokens are sent by runners only to
-//! the provider's configured `apiUrl`.
+//! starts one and gets this server's start link; the state is stored hashed with the
+//! organization, the user and a ten-minute expiry, the PKCE verifier encrypted. The browser
+//! that opens the link (`/oauth/{provider}/start`) gets a cookie whose secret is stored
+//! hashed with the state, then goes on to the provider; the provider sends it back to
+//! `/oauth/{provider}/callback`, where the state is claimed once, the cookie checked (a
+//! consent given in another browser lands nowhere), the code exchanged, and the tokens
+//! stored encrypted in `integrations`. Token requests go through the egress gate; access
+//! tokens are sent by runners only to the provider's configured `apiUrl`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,7 +27,7 @@ use uuid::Uuid;
 use super::crypto::{Binding, Keyring};
 use super::egress::Gate;
 use super::keys::{ACCESS_TOKEN, PKCE_VERIFIER, REFRESH_TOKEN};
-use crate::auth::secret_token::sha256_hex;
+use crate::auth::secret_token::{constant_time_eq, random_alphanumeric, sha256_hex};
 use crate::error::{AppError, AppResult};
 use crate::governance::audit::Origin;
 use crate::ids::{OrgId, UserId};
@@ -160,20 +162,21 @@ impl OAuth {
         Ok((client, provider))
     }
 
-    /// The authorize URL for the organization's admin `user`, valid ten minutes.
+    /// The start link for the organization's admin `user`, valid ten minutes: this server's
+    /// `/oauth/{provider}/start?flow=…`, which ties the flow to the browser that opens it and
+    /// sends that browser on to the provider.
     pub async fn start(
         &self,
         scoped: &Scoped,
         user: UserId,
         name: &str,
     ) -> AppResult<(String, DateTime<Utc>)> {
-        let (client, provider) = self.client(name)?;
-        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-        let (url, state) = client
-            .authorize_url(CsrfToken::new_random)
-            .add_scopes(provider.scopes.iter().cloned().map(Scope::new))
-            .set_pkce_challenge(challenge)
-            .url();
+        self.client(name)?;
+        let verifier = PkceCodeVerifier::new(random_alphanumeric(64));
+        let state = random_alphanumeric(32);
+        let mut link = reqwest::Url::parse(&format!("{}/oauth/{name}/start", self.public_url))
+            .map_err(AppError::internal)?;
+        link.query_pairs_mut().append_pair("flow", &state);
         let org = scoped.context().org.0;
         let now = Utc::now();
         let expires_at = now + Duration::minutes(STATE_LIFETIME_MINUTES);
@@ -184,29 +187,69 @@ impl OAuth {
             organization_id: Set(org),
             user_id: Set(user.0),
             provider: Set(name.to_owned()),
-            state_hash: Set(sha256_hex(state.secret())),
+            state_hash: Set(sha256_hex(&state)),
             pkce_verifier: Set(self
                 .keyring
                 .encrypt(verifier.secret(), verifier_binding(org, id))?),
+            browser_hash: Set(None),
             expires_at: Set(expires_at),
             used_at: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
         };
         scoped.insert(row).await?;
-        Ok((url.to_string(), expires_at))
+        Ok((link.to_string(), expires_at))
     }
 
-    /// Completes a connection from the provider's callback. The state is spent first, so a
-    /// replayed callback finds nothing; nothing is stored unless the exchange succeeds. The
-    /// state is found across tenants on `db` (the owner's); the connection is written as
-    /// its tenant on `tenant_db`.
+    /// Opens a start link in a browser: ties the flow to it (once: a link opened in one
+    /// browser opens in no other) and returns the provider's authorize URL, with the state
+    /// and PKCE challenge, and the secret the browser's cookie is to hold.
+    pub async fn open(&self, db: &Db, name: &str, flow: &str) -> AppResult<(String, String)> {
+        let (client, provider) = self.client(name)?;
+        let browser_secret = random_alphanumeric(43);
+        let pending = unscoped::bind_oauth_browser(
+            db,
+            &sha256_hex(flow),
+            name,
+            &sha256_hex(&browser_secret),
+            Utc::now(),
+        )
+        .await?
+        .ok_or_else(|| {
+            AppError::bad_input(
+                "flow",
+                "this link is unknown, expired, already used or already opened in another browser: start again from the app",
+            )
+        })?;
+        let verifier = self.keyring.decrypt(
+            &pending.pkce_verifier,
+            verifier_binding(pending.organization_id, pending.id),
+        )?;
+        let challenge = PkceCodeChallenge::from_code_verifier_sha256(&PkceCodeVerifier::new(
+            verifier.expose_secret().to_owned(),
+        ));
+        let state = flow.to_owned();
+        let (url, _) = client
+            .authorize_url(move || CsrfToken::new(state))
+            .add_scopes(provider.scopes.iter().cloned().map(Scope::new))
+            .set_pkce_challenge(challenge)
+            .url();
+        Ok((url.to_string(), browser_secret))
+    }
+
+    /// Completes a connection from the provider's callback, in the browser that opened the
+    /// start link (`browser_secret`, from its cookie). The state is spent first, so a
+    /// replayed callback, or one from another browser, finds nothing afterwards; nothing is
+    /// stored unless the browser matches and the exchange succeeds. The state is found
+    /// across tenants on `db` (the owner's); the connection is written as its tenant on
+    /// `tenant_db`.
     pub async fn finish(
         &self,
         db: &Db,
         tenant_db: &TenantDb,
         name: &str,
         callback: Callback,
+        browser_secret: Option<&str>,
         origin: Origin,
     ) -> AppResult<integration::Model> {
         let (client, _) = self.client(name)?;
@@ -216,6 +259,18 @@ impl OAuth {
         let pending = unscoped::claim_oauth_state(db, &sha256_hex(&state), name, Utc::now())
             .await?
             .ok_or_else(unknown)?;
+        // A consent given in a browser other than the one that opened the link (someone
+        // else's, sent the provider's URL) must not land in the organization that started it.
+        let same_browser = match (&pending.browser_hash, browser_secret) {
+            (Some(expected), Some(secret)) => constant_time_eq(expected, &sha256_hex(secret)),
+            _ => false,
+        };
+        if !same_browser {
+            return Err(AppError::bad_input(
+                "browser",
+                "this authorization was started in another browser: nothing was connected; start again from the app in this browser",
+            ));
+        }
         if let Some(error) = callback.error {
             let error: String = error.chars().take(100).collect();
             return Err(AppError::bad_input(
