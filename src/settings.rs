@@ -274,7 +274,7 @@ pub struct Settings {
         hide_env_values = true
     )]
     pub oauth_providers: String,
-    /// The server's address as browsers reach it (OAuth callbacks); by default
+    /// The server's address as browsers reach it (OAuth start links and callbacks; https makes the OAuth cookie Secure); by default
     /// http://LISTEN_ADDR.
     #[arg(long, env = "PUBLIC_URL", global = true)]
     pub public_url: Option<String>,
