@@ -47,9 +47,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = cli.settings.into_config()?;
             let keyring = Keyring::parse(config.encryption_keys.expose_secret())?;
             let db = Db::connect(&config.database_url, 1).await?;
-            let rotated = keys::rotate(&db, &keyring).await?;
+            let done = keys::rotate(&db, &keyring).await?;
             tracing::info!(
-                rotated,
+                rotated = done.rotated,
+                spent_oauth_states_deleted = done.deleted,
                 key = keyring.current_key_id(),
                 "stored secrets are under the newest key"
             );

@@ -119,7 +119,9 @@ pub struct PairChatInput {
 
 #[derive(SimpleObject)]
 pub struct OAuthStart {
-    /// Send the browser here; the provider brings it back to this server's callback.
+    /// Send the user's browser here (this server's start link, opened once): it ties the
+    /// connection to that browser with a cookie and goes on to the provider, which brings
+    /// it back to this server's callback; a consent given in another browser is refused.
     pub authorize_url: String,
     pub expires_at: DateTime<Utc>,
 }
@@ -271,8 +273,8 @@ impl IntegrationMutation {
         Ok(id)
     }
 
-    /// Starts connecting a third-party account: returns the provider's authorize URL (with
-    /// state and PKCE), valid ten minutes and usable once.
+    /// Starts connecting a third-party account: returns this server's start link, valid ten
+    /// minutes and usable once, in the browser that opens it.
     #[graphql(
         name = "startOAuth",
         guard = "OrgRoleGuard(entity::OrgRole::Admin).and(UserGuard)"

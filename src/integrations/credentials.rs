@@ -13,11 +13,10 @@ use secrecy::SecretString;
 use uuid::Uuid;
 
 use super::crypto::{Binding, Keyring};
+use super::keys::PROVIDER_SECRET;
 use crate::error::{AppError, AppResult};
 use crate::tenancy::Scoped;
 
-const TABLE: &str = "provider_credentials";
-const COLUMN: &str = "secret";
 const MAX_SECRET_CHARS: usize = 4_096;
 const MAX_URL_CHARS: usize = 2_048;
 
@@ -77,12 +76,9 @@ pub fn base_url(url: &str) -> Result<String, &'static str> {
     Ok(parsed.as_str().trim_end_matches('/').to_owned())
 }
 
-pub fn binding(organization: Uuid) -> Binding<'static> {
-    Binding {
-        organization,
-        table: TABLE,
-        column: COLUMN,
-    }
+/// Where a credential's secret belongs: its organization's row `row`.
+pub fn binding(organization: Uuid, row: Uuid) -> Binding<'static> {
+    PROVIDER_SECRET.binding(organization, row)
 }
 
 /// A provider's name as stored: lowercase letters, digits, `-` and `_`.
@@ -143,11 +139,11 @@ pub async fn set(
         ));
     }
     let org = scoped.context().org.0;
-    let sealed = keyring.encrypt(secret, binding(org))?;
     let last_four: String = secret.chars().skip(length.saturating_sub(4)).collect();
     let now = Utc::now();
     match find(scoped, &provider).await? {
         Some(existing) => {
+            let sealed = keyring.encrypt(secret, binding(org, existing.id))?;
             let mut credential = existing.into_active_model();
             credential.secret = Set(sealed);
             credential.last_four = Set(last_four);
@@ -156,11 +152,13 @@ pub async fn set(
             scoped.update(credential, "provider credential").await
         }
         None => {
+            // The id first: the secret is sealed to the row it goes into.
+            let id = Uuid::now_v7();
             let credential = provider_credential::ActiveModel {
-                id: Set(Uuid::now_v7()),
+                id: Set(id),
                 organization_id: Set(org),
                 provider: Set(provider),
-                secret: Set(sealed),
+                secret: Set(keyring.encrypt(secret, binding(org, id))?),
                 last_four: Set(last_four),
                 base_url: Set(base_url),
                 created_by: Set(scoped.context().actor.accountable_user().0),
@@ -190,7 +188,7 @@ pub async fn reveal(
     let Some(credential) = find(scoped, &provider_name(provider)?).await? else {
         return Ok(None);
     };
-    let secret = keyring.decrypt(&credential.secret, binding(scoped.context().org.0))?;
+    let secret = keyring.decrypt(&credential.secret, binding(scoped.context().org.0, credential.id))?;
     Ok(Some((secret, endpoint(&credential, endpoints))))
 }
 

@@ -1,7 +1,9 @@
 //! Encryption of third-party secrets at rest: AES-256-GCM with a random nonce, bound by its
-//! associated data to one organization, table and column, so a ciphertext copied to another
-//! tenant (or another column) does not decrypt. Stored values name their key, so keys rotate:
-//! the first key of `ENCRYPTION_KEYS` encrypts, every listed key decrypts.
+//! associated data to one table, column, organization and row, so a ciphertext copied to
+//! another tenant, column or row does not decrypt. Stored values name their format and key,
+//! so keys rotate: the first key of `ENCRYPTION_KEYS` encrypts, every listed key decrypts.
+//! `v2` is written; `v1` (bound to the organization, table and column only, as written
+//! before row binding) is still read until `rotate-keys` rewrites it.
 
 use aes_gcm::aead::{Aead, Generate, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
@@ -13,7 +15,10 @@ use uuid::Uuid;
 
 use crate::error::{AppError, AppResult};
 
-const FORMAT: &str = "v1";
+/// The format written: the row id in the associated data.
+const FORMAT: &str = "v2";
+/// The format written before rows were bound: read, never written.
+const FORMAT_V1: &str = "v1";
 const NONCE_BYTES: usize = 12;
 
 /// Where a ciphertext belongs; it decrypts nowhere else.
@@ -22,11 +27,21 @@ pub struct Binding<'a> {
     pub organization: Uuid,
     pub table: &'a str,
     pub column: &'a str,
+    /// The id of the row holding it: ids are generated in code before the insert, so the
+    /// value can be sealed to its row before the row exists.
+    pub row: Uuid,
 }
 
 impl Binding<'_> {
-    fn associated_data(&self) -> Vec<u8> {
-        format!("tenantql/{}.{}/{}", self.table, self.column, self.organization).into_bytes()
+    fn associated_data(&self, format: &str) -> Vec<u8> {
+        if format == FORMAT_V1 {
+            return format!("tenantql/{}.{}/{}", self.table, self.column, self.organization).into_bytes();
+        }
+        format!(
+            "tenantql/{format}/{}.{}/{}/{}",
+            self.table, self.column, self.organization, self.row
+        )
+        .into_bytes()
     }
 }
 
@@ -91,14 +106,18 @@ impl Keyring {
         self.keys.iter().any(|(known, _)| known == id)
     }
 
-    /// `v1:<key id>:<base64(nonce ‖ ciphertext)>` under the newest key.
+    /// `v2:<key id>:<base64(nonce ‖ ciphertext)>` under the newest key.
     pub fn encrypt(&self, plaintext: &str, binding: Binding<'_>) -> AppResult<String> {
+        self.encrypt_as(FORMAT, plaintext, binding)
+    }
+
+    fn encrypt_as(&self, format: &str, plaintext: &str, binding: Binding<'_>) -> AppResult<String> {
         let (id, cipher) = self
             .keys
             .first()
             .ok_or_else(|| AppError::internal(anyhow::anyhow!("no encryption key")))?;
         let nonce = Nonce::generate();
-        let aad = binding.associated_data();
+        let aad = binding.associated_data(format);
         let sealed = cipher
             .encrypt(
                 &nonce,
@@ -110,13 +129,15 @@ impl Keyring {
             .map_err(|_| AppError::internal(anyhow::anyhow!("encryption failed")))?;
         let mut stored = nonce.to_vec();
         stored.extend_from_slice(&sealed);
-        Ok(format!("{FORMAT}:{id}:{}", STANDARD.encode(stored)))
+        Ok(format!("{format}:{id}:{}", STANDARD.encode(stored)))
     }
 
     pub fn decrypt(&self, stored: &str, binding: Binding<'_>) -> AppResult<SecretString> {
         let failed = |why: &str| AppError::internal(anyhow::anyhow!("cannot decrypt a stored secret: {why}"));
         let mut parts = stored.splitn(3, ':');
-        let (Some(FORMAT), Some(id), Some(body)) = (parts.next(), parts.next(), parts.next()) else {
+        let (Some(format @ (FORMAT | FORMAT_V1)), Some(id), Some(body)) =
+            (parts.next(), parts.next(), parts.next())
+        else {
             return Err(failed("unknown format"));
         };
         let cipher = self
@@ -131,7 +152,7 @@ impl Keyring {
         }
         let (nonce, sealed) = bytes.split_at(NONCE_BYTES);
         let nonce = Nonce::try_from(nonce).map_err(|_| failed("bad nonce"))?;
-        let aad = binding.associated_data();
+        let aad = binding.associated_data(format);
         let plain = cipher
             .decrypt(
                 &nonce,
@@ -147,10 +168,18 @@ impl Keyring {
     }
 }
 
+/// How a value stored now under key `key_id` begins; anything else (another key, or `v1`)
+/// is due for rotation.
+pub fn current_prefix(key_id: &str) -> String {
+    format!("{FORMAT}:{key_id}:")
+}
+
 /// The key id a stored value was encrypted under.
 pub fn key_id_of(stored: &str) -> Option<&str> {
     let mut parts = stored.splitn(3, ':');
-    (parts.next() == Some(FORMAT)).then(|| parts.next()).flatten()
+    matches!(parts.next(), Some(FORMAT | FORMAT_V1))
+        .then(|| parts.next())
+        .flatten()
 }
 
 #[cfg(test)]
@@ -159,11 +188,15 @@ mod tests {
 
     use super::*;
 
+    /// One row of one tenant, reused by the tests that are not about rows.
+    const ROW: Uuid = Uuid::from_u128(7);
+
     fn binding(organization: Uuid) -> Binding<'static> {
         Binding {
             organization,
             table: "provider_credentials",
             column: "secret",
+            row: ROW,
         }
     }
 
@@ -172,7 +205,7 @@ mod tests {
         let keyring = Keyring::parse(&Keyring::generate_entry("k1")).unwrap();
         let (acme, globex) = (Uuid::now_v7(), Uuid::now_v7());
         let stored = keyring.encrypt("sk-live-1234", binding(acme)).unwrap();
-        assert!(stored.starts_with("v1:k1:"));
+        assert!(stored.starts_with("v2:k1:"));
         assert!(!stored.contains("sk-live"));
         assert_eq!(
             keyring.decrypt(&stored, binding(acme)).unwrap().expose_secret(),
@@ -187,6 +220,74 @@ mod tests {
         assert!(keyring.decrypt(&stored, elsewhere).is_err());
         // Two encryptions of one secret differ (random nonces).
         assert_ne!(stored, keyring.encrypt("sk-live-1234", binding(acme)).unwrap());
+    }
+
+    #[test]
+    fn a_v2_value_decrypts_only_in_its_own_row_table_column_and_tenant() {
+        let keyring = Keyring::parse(&Keyring::generate_entry("k1")).unwrap();
+        let home = Binding {
+            organization: Uuid::now_v7(),
+            table: "integrations",
+            column: "access_token",
+            row: Uuid::now_v7(),
+        };
+        let stored = keyring.encrypt("at-1234", home).unwrap();
+        assert_eq!(keyring.decrypt(&stored, home).unwrap().expose_secret(), "at-1234");
+        let elsewhere = [
+            Binding {
+                row: Uuid::now_v7(),
+                ..home
+            },
+            Binding {
+                table: "provider_credentials",
+                ..home
+            },
+            Binding {
+                column: "refresh_token",
+                ..home
+            },
+            Binding {
+                organization: Uuid::now_v7(),
+                ..home
+            },
+        ];
+        for binding in elsewhere {
+            assert!(keyring.decrypt(&stored, binding).is_err(), "{binding:?}");
+        }
+        // Relabelled as v1 it does not decrypt either: the format is part of the binding.
+        let relabelled = stored.replacen("v2:", "v1:", 1);
+        assert!(keyring.decrypt(&relabelled, home).is_err());
+    }
+
+    #[test]
+    fn a_v1_value_still_decrypts_and_is_due_for_rotation_to_v2() {
+        let keyring = Keyring::parse(&Keyring::generate_entry("k1")).unwrap();
+        let org = Uuid::now_v7();
+        let home = Binding {
+            row: Uuid::now_v7(),
+            ..binding(org)
+        };
+        let old = keyring.encrypt_as(FORMAT_V1, "sk-old", home).unwrap();
+        assert!(old.starts_with("v1:k1:"));
+        assert_eq!(key_id_of(&old), Some("k1"));
+        assert!(!old.starts_with(&current_prefix("k1")));
+        // v1 named no row: any row of the same tenant, table and column reads it...
+        let other_row = Binding {
+            row: Uuid::now_v7(),
+            ..home
+        };
+        assert_eq!(
+            keyring.decrypt(&old, other_row).unwrap().expose_secret(),
+            "sk-old"
+        );
+        // ...but not another tenant.
+        assert!(keyring.decrypt(&old, binding(Uuid::now_v7())).is_err());
+        // What rotation writes: v2, bound to the row.
+        let plain = keyring.decrypt(&old, home).unwrap();
+        let rotated = keyring.encrypt(plain.expose_secret(), home).unwrap();
+        assert!(rotated.starts_with(&current_prefix("k1")), "{rotated}");
+        assert_eq!(keyring.decrypt(&rotated, home).unwrap().expose_secret(), "sk-old");
+        assert!(keyring.decrypt(&rotated, other_row).is_err());
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! OAuth2 connections of third-party accounts (authorization code with PKCE S256). An admin
-//! starts one and gets the provider's authorize URL; the state is stored hashed with the
-//! organization, the user and a ten-minute expiry, the PKCE verifier encrypted. The
-//! provider sends the browser back to `/oauth/{provider}/callback`, where the state is
-//! claimed once, the code exchanged, and the tokens stored encrypted in `integrations`.
-//! Token requests go through the egress gate; access tokens are sent by runners only to
-//! the provider's configured `apiUrl`.
+//! starts one and gets this server's start link; the state is stored hashed with the
+//! organization, the user and a ten-minute expiry, the PKCE verifier encrypted. The browser
+//! that opens the link (`/oauth/{provider}/start`) gets a cookie whose secret is stored
+//! hashed with the state, then goes on to the provider; the provider sends it back to
+//! `/oauth/{provider}/callback`, where the state is claimed once, the cookie checked (a
+//! consent given in another browser lands nowhere), the code exchanged, and the tokens
+//! stored encrypted in `integrations`. Token requests go through the egress gate; access
+//! tokens are sent by runners only to the provider's configured `apiUrl`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,7 +26,8 @@ use uuid::Uuid;
 
 use super::crypto::{Binding, Keyring};
 use super::egress::Gate;
-use crate::auth::secret_token::sha256_hex;
+use super::keys::{ACCESS_TOKEN, PKCE_VERIFIER, REFRESH_TOKEN};
+use crate::auth::secret_token::{constant_time_eq, random_alphanumeric, sha256_hex};
 use crate::error::{AppError, AppResult};
 use crate::governance::audit::Origin;
 use crate::ids::{OrgId, UserId};
@@ -159,49 +162,94 @@ impl OAuth {
         Ok((client, provider))
     }
 
-    /// The authorize URL for the organization's admin `user`, valid ten minutes.
+    /// The start link for the organization's admin `user`, valid ten minutes: this server's
+    /// `/oauth/{provider}/start?flow=…`, which ties the flow to the browser that opens it and
+    /// sends that browser on to the provider.
     pub async fn start(
         &self,
         scoped: &Scoped,
         user: UserId,
         name: &str,
     ) -> AppResult<(String, DateTime<Utc>)> {
-        let (client, provider) = self.client(name)?;
-        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-        let (url, state) = client
-            .authorize_url(CsrfToken::new_random)
-            .add_scopes(provider.scopes.iter().cloned().map(Scope::new))
-            .set_pkce_challenge(challenge)
-            .url();
+        self.client(name)?;
+        let verifier = PkceCodeVerifier::new(random_alphanumeric(64));
+        let state = random_alphanumeric(32);
+        let mut link = reqwest::Url::parse(&format!("{}/oauth/{name}/start", self.public_url))
+            .map_err(AppError::internal)?;
+        link.query_pairs_mut().append_pair("flow", &state);
         let org = scoped.context().org.0;
         let now = Utc::now();
         let expires_at = now + Duration::minutes(STATE_LIFETIME_MINUTES);
+        // The id first: the verifier is sealed to the row it goes into.
+        let id = Uuid::now_v7();
         let row = oauth_state::ActiveModel {
-            id: Set(Uuid::now_v7()),
+            id: Set(id),
             organization_id: Set(org),
             user_id: Set(user.0),
             provider: Set(name.to_owned()),
-            state_hash: Set(sha256_hex(state.secret())),
-            pkce_verifier: Set(self.keyring.encrypt(verifier.secret(), verifier_binding(org))?),
+            state_hash: Set(sha256_hex(&state)),
+            pkce_verifier: Set(self
+                .keyring
+                .encrypt(verifier.secret(), verifier_binding(org, id))?),
+            browser_hash: Set(None),
             expires_at: Set(expires_at),
             used_at: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
         };
         scoped.insert(row).await?;
-        Ok((url.to_string(), expires_at))
+        Ok((link.to_string(), expires_at))
     }
 
-    /// Completes a connection from the provider's callback. The state is spent first, so a
-    /// replayed callback finds nothing; nothing is stored unless the exchange succeeds. The
-    /// state is found across tenants on `db` (the owner's); the connection is written as
-    /// its tenant on `tenant_db`.
+    /// Opens a start link in a browser: ties the flow to it (once: a link opened in one
+    /// browser opens in no other) and returns the provider's authorize URL, with the state
+    /// and PKCE challenge, and the secret the browser's cookie is to hold.
+    pub async fn open(&self, db: &Db, name: &str, flow: &str) -> AppResult<(String, String)> {
+        let (client, provider) = self.client(name)?;
+        let browser_secret = random_alphanumeric(43);
+        let pending = unscoped::bind_oauth_browser(
+            db,
+            &sha256_hex(flow),
+            name,
+            &sha256_hex(&browser_secret),
+            Utc::now(),
+        )
+        .await?
+        .ok_or_else(|| {
+            AppError::bad_input(
+                "flow",
+                "this link is unknown, expired, already used or already opened in another browser: start again from the app",
+            )
+        })?;
+        let verifier = self.keyring.decrypt(
+            &pending.pkce_verifier,
+            verifier_binding(pending.organization_id, pending.id),
+        )?;
+        let challenge = PkceCodeChallenge::from_code_verifier_sha256(&PkceCodeVerifier::new(
+            verifier.expose_secret().to_owned(),
+        ));
+        let state = flow.to_owned();
+        let (url, _) = client
+            .authorize_url(move || CsrfToken::new(state))
+            .add_scopes(provider.scopes.iter().cloned().map(Scope::new))
+            .set_pkce_challenge(challenge)
+            .url();
+        Ok((url.to_string(), browser_secret))
+    }
+
+    /// Completes a connection from the provider's callback, in the browser that opened the
+    /// start link (`browser_secret`, from its cookie). The state is spent first, so a
+    /// replayed callback, or one from another browser, finds nothing afterwards; nothing is
+    /// stored unless the browser matches and the exchange succeeds. The state is found
+    /// across tenants on `db` (the owner's); the connection is written as its tenant on
+    /// `tenant_db`.
     pub async fn finish(
         &self,
         db: &Db,
         tenant_db: &TenantDb,
         name: &str,
         callback: Callback,
+        browser_secret: Option<&str>,
         origin: Origin,
     ) -> AppResult<integration::Model> {
         let (client, _) = self.client(name)?;
@@ -211,6 +259,18 @@ impl OAuth {
         let pending = unscoped::claim_oauth_state(db, &sha256_hex(&state), name, Utc::now())
             .await?
             .ok_or_else(unknown)?;
+        // A consent given in a browser other than the one that opened the link (someone
+        // else's, sent the provider's URL) must not land in the organization that started it.
+        let same_browser = match (&pending.browser_hash, browser_secret) {
+            (Some(expected), Some(secret)) => constant_time_eq(expected, &sha256_hex(secret)),
+            _ => false,
+        };
+        if !same_browser {
+            return Err(AppError::bad_input(
+                "browser",
+                "this authorization was started in another browser: nothing was connected; start again from the app in this browser",
+            ));
+        }
         if let Some(error) = callback.error {
             let error: String = error.chars().take(100).collect();
             return Err(AppError::bad_input(
@@ -224,7 +284,7 @@ impl OAuth {
         let org = pending.organization_id;
         let verifier = self
             .keyring
-            .decrypt(&pending.pkce_verifier, verifier_binding(org))?;
+            .decrypt(&pending.pkce_verifier, verifier_binding(org, pending.id))?;
         let token = client
             .exchange_code(AuthorizationCode::new(code))
             .set_pkce_verifier(PkceCodeVerifier::new(verifier.expose_secret().to_owned()))
@@ -253,16 +313,10 @@ impl OAuth {
         )
         .audited(origin);
         let tokens = Tokens {
-            access: self
-                .keyring
-                .encrypt(token.access_token().secret(), token_binding(org, "access_token"))?,
+            access: SecretString::from(token.access_token().secret().as_str()),
             refresh: token
                 .refresh_token()
-                .map(|refresh| {
-                    self.keyring
-                        .encrypt(refresh.secret(), token_binding(org, "refresh_token"))
-                })
-                .transpose()?,
+                .map(|refresh| SecretString::from(refresh.secret().as_str())),
             expires_at: token
                 .expires_in()
                 .and_then(|lifetime| Duration::from_std(lifetime).ok())
@@ -279,42 +333,50 @@ impl OAuth {
                 .unwrap_or_default(),
         };
         tenant
-            .write(async |scoped| save(scoped, name, pending.user_id, tokens).await)
+            .write(async |scoped| save(scoped, &self.keyring, name, pending.user_id, tokens).await)
             .await
     }
 }
 
-fn verifier_binding(organization: Uuid) -> Binding<'static> {
-    Binding {
-        organization,
-        table: "oauth_states",
-        column: "pkce_verifier",
-    }
+fn verifier_binding(organization: Uuid, row: Uuid) -> Binding<'static> {
+    PKCE_VERIFIER.binding(organization, row)
 }
 
-fn token_binding(organization: Uuid, column: &'static str) -> Binding<'static> {
-    Binding {
-        organization,
-        table: "integrations",
-        column,
-    }
-}
-
+/// What the provider granted, not yet sealed: the row it goes into is known only inside
+/// the transaction that writes it.
 struct Tokens {
-    access: String,
-    refresh: Option<String>,
+    access: SecretString,
+    refresh: Option<SecretString>,
     expires_at: Option<DateTime<Utc>>,
     scopes: String,
 }
 
-/// Connects the provider's account, replacing an earlier connection to the same provider.
-async fn save(scoped: &Scoped, provider: &str, user: Uuid, tokens: Tokens) -> AppResult<integration::Model> {
+/// Connects the provider's account, replacing an earlier connection to the same provider;
+/// the tokens are sealed to the row they go into.
+async fn save(
+    scoped: &Scoped,
+    keyring: &Keyring,
+    provider: &str,
+    user: Uuid,
+    tokens: Tokens,
+) -> AppResult<integration::Model> {
     let now = Utc::now();
+    let org = scoped.context().org.0;
+    let seal = |row: Uuid| -> AppResult<(String, Option<String>)> {
+        let access = keyring.encrypt(tokens.access.expose_secret(), ACCESS_TOKEN.binding(org, row))?;
+        let refresh = tokens
+            .refresh
+            .as_ref()
+            .map(|refresh| keyring.encrypt(refresh.expose_secret(), REFRESH_TOKEN.binding(org, row)))
+            .transpose()?;
+        Ok((access, refresh))
+    };
     match find(scoped, provider).await? {
         Some(existing) => {
+            let (access, refresh) = seal(existing.id)?;
             let mut row = existing.into_active_model();
-            row.access_token = Set(tokens.access);
-            row.refresh_token = Set(tokens.refresh);
+            row.access_token = Set(access);
+            row.refresh_token = Set(refresh);
             row.expires_at = Set(tokens.expires_at);
             row.scopes = Set(tokens.scopes);
             row.connected_by = Set(user);
@@ -322,12 +384,14 @@ async fn save(scoped: &Scoped, provider: &str, user: Uuid, tokens: Tokens) -> Ap
             scoped.update(row, "integration").await
         }
         None => {
+            let id = Uuid::now_v7();
+            let (access, refresh) = seal(id)?;
             let row = integration::ActiveModel {
-                id: Set(Uuid::now_v7()),
-                organization_id: Set(scoped.context().org.0),
+                id: Set(id),
+                organization_id: Set(org),
                 provider: Set(provider.to_owned()),
-                access_token: Set(tokens.access),
-                refresh_token: Set(tokens.refresh),
+                access_token: Set(access),
+                refresh_token: Set(refresh),
                 expires_at: Set(tokens.expires_at),
                 scopes: Set(tokens.scopes),
                 connected_by: Set(user),
@@ -346,18 +410,16 @@ impl OAuth {
         let Some(row) = find(scoped, provider).await? else {
             return Ok(None);
         };
-        let org = row.organization_id;
+        let (org, id) = (row.organization_id, row.id);
         let expiring = row
             .expires_at
             .is_some_and(|expires_at| expires_at <= Utc::now() + Duration::seconds(60));
         let refresh = match (&row.refresh_token, expiring) {
-            (Some(refresh), true) => self
-                .keyring
-                .decrypt(refresh, token_binding(org, "refresh_token"))?,
+            (Some(refresh), true) => self.keyring.decrypt(refresh, REFRESH_TOKEN.binding(org, id))?,
             _ => {
                 return self
                     .keyring
-                    .decrypt(&row.access_token, token_binding(org, "access_token"))
+                    .decrypt(&row.access_token, ACCESS_TOKEN.binding(org, id))
                     .map(Some);
             }
         };
@@ -375,13 +437,11 @@ impl OAuth {
             })?;
         let access = token.access_token().secret().clone();
         let mut updated = row.into_active_model();
-        updated.access_token = Set(self
-            .keyring
-            .encrypt(&access, token_binding(org, "access_token"))?);
+        updated.access_token = Set(self.keyring.encrypt(&access, ACCESS_TOKEN.binding(org, id))?);
         if let Some(refresh) = token.refresh_token() {
             updated.refresh_token = Set(Some(
                 self.keyring
-                    .encrypt(refresh.secret(), token_binding(org, "refresh_token"))?,
+                    .encrypt(refresh.secret(), REFRESH_TOKEN.binding(org, id))?,
             ));
         }
         updated.expires_at = Set(token

@@ -13,9 +13,12 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use entity::{
     JobStatus, OrgRole, agent, agent_job, agent_job_event, api_key, audit_entry, oauth_state, organization,
-    organization_member, persisted_query, provider_credential, session, user,
+    organization_member, persisted_query, session, user,
 };
-use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::sea_query::{Alias, Condition, Expr, LikeExpr, Order, Query, SelectStatement};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+};
 use uuid::Uuid;
 
 use super::db::Db;
@@ -23,6 +26,8 @@ use super::{Access, Actor, Page, PageRequest};
 use crate::error::{AppError, AppResult, duplicate_as};
 use crate::governance::audit::{self, Change, Origin};
 use crate::ids::{OrgId, SessionFamilyId, UserId};
+use crate::integrations::crypto::current_prefix;
+use crate::integrations::keys::SealedColumn;
 
 pub async fn find_user(db: &Db, id: UserId) -> AppResult<Option<user::Model>> {
     Ok(user::Entity::find_by_id(id.0).one(&db.conn).await?)
@@ -346,42 +351,124 @@ pub async fn set_organization_plan(
     Ok(after)
 }
 
-/// The most recently written provider credential, to check at start that the configured
-/// keys can read what is stored.
-pub async fn newest_credential(db: &Db) -> AppResult<Option<provider_credential::Model>> {
-    Ok(provider_credential::Entity::find()
-        .order_by_desc(provider_credential::Column::UpdatedAt)
-        .one(&db.conn)
-        .await?)
+/// One stored ciphertext and the row it lives in.
+#[derive(Debug, Clone)]
+pub struct SealedValue {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub value: String,
 }
 
-/// Up to `limit` credentials of any tenant not yet under key `current`, for rotation.
-pub async fn credentials_not_under(
-    db: &Db,
-    current: &str,
-    limit: u64,
-) -> AppResult<Vec<provider_credential::Model>> {
-    use sea_orm::QuerySelect;
-    Ok(provider_credential::Entity::find()
-        .filter(provider_credential::Column::Secret.not_like(format!("v1:{current}:%")))
-        .order_by_asc(provider_credential::Column::Id)
-        .limit(limit)
-        .all(&db.conn)
-        .await?)
-}
-
-/// Replaces one credential's ciphertext if it is still `was` (a concurrent change wins).
-pub async fn reseal_credential(db: &Db, id: Uuid, was: &str, now_sealed: String) -> AppResult<bool> {
-    let updated = provider_credential::Entity::update_many()
-        .col_expr(
-            provider_credential::Column::Secret,
-            sea_orm::sea_query::Expr::value(now_sealed),
+/// The rows of `column` that hold a value still to be read: all of them, or for a
+/// single-use table the pending ones.
+fn sealed_values(column: SealedColumn, now: DateTime<Utc>) -> SelectStatement {
+    use sea_orm::sea_query::ExprTrait;
+    let mut select = Query::select();
+    select
+        .expr_as(Expr::col(Alias::new(column.id)), Alias::new("id"))
+        .expr_as(
+            Expr::col(Alias::new(column.organization)),
+            Alias::new("organization_id"),
         )
-        .filter(provider_credential::Column::Id.eq(id))
-        .filter(provider_credential::Column::Secret.eq(was))
-        .exec(&db.conn)
-        .await?;
-    Ok(updated.rows_affected == 1)
+        .expr_as(Expr::col(Alias::new(column.column)), Alias::new("value"))
+        .from(Alias::new(column.table))
+        .and_where(Expr::col(Alias::new(column.column)).is_not_null());
+    if column.single_use {
+        select
+            .and_where(Expr::col(Alias::new("used_at")).is_null())
+            .and_where(Expr::col(Alias::new("expires_at")).gt(now));
+    }
+    select
+}
+
+async fn query_sealed(db: &Db, select: &SelectStatement) -> AppResult<Vec<SealedValue>> {
+    let rows = db.conn.query_all(select).await?;
+    rows.into_iter()
+        .map(|row| {
+            Ok(SealedValue {
+                id: row.try_get("", "id")?,
+                organization_id: row.try_get("", "organization_id")?,
+                value: row.try_get("", "value")?,
+            })
+        })
+        .collect()
+}
+
+/// The most recently written value of an encrypted column, to check at start that the
+/// configured keys can read what is stored.
+pub async fn newest_sealed(
+    db: &Db,
+    column: SealedColumn,
+    now: DateTime<Utc>,
+) -> AppResult<Option<SealedValue>> {
+    let mut select = sealed_values(column, now);
+    select.order_by(Alias::new("updated_at"), Order::Desc).limit(1);
+    Ok(query_sealed(db, &select).await?.into_iter().next())
+}
+
+/// Up to `limit` values of an encrypted column, of any tenant, not yet in the current
+/// format under key `current`, in id order after `after`, for rotation.
+pub async fn sealed_not_under(
+    db: &Db,
+    column: SealedColumn,
+    current: &str,
+    after: Option<Uuid>,
+    now: DateTime<Utc>,
+    limit: u64,
+) -> AppResult<Vec<SealedValue>> {
+    use sea_orm::sea_query::ExprTrait;
+    let mut select = sealed_values(column, now);
+    select.and_where(Expr::col(Alias::new(column.column)).not_like(like_prefix(&current_prefix(current))));
+    if let Some(after) = after {
+        select.and_where(Expr::col(Alias::new(column.id)).gt(after));
+    }
+    select.order_by(Alias::new(column.id), Order::Asc).limit(limit);
+    query_sealed(db, &select).await
+}
+
+/// `LIKE 'prefix%'` with the prefix taken literally (key ids may hold `_`).
+fn like_prefix(prefix: &str) -> LikeExpr {
+    let mut escaped = String::with_capacity(prefix.len() + 1);
+    for c in prefix.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped.push('%');
+    LikeExpr::new(escaped).escape('\\')
+}
+
+/// Replaces one row's ciphertext if it is still `was` (a concurrent change wins).
+pub async fn reseal(
+    db: &Db,
+    column: SealedColumn,
+    id: Uuid,
+    was: &str,
+    now_sealed: String,
+) -> AppResult<bool> {
+    use sea_orm::sea_query::ExprTrait;
+    let mut update = Query::update();
+    update
+        .table(Alias::new(column.table))
+        .value(Alias::new(column.column), now_sealed)
+        .and_where(Expr::col(Alias::new(column.id)).eq(id))
+        .and_where(Expr::col(Alias::new(column.column)).eq(was));
+    let updated = db.conn.execute(&update).await?;
+    Ok(updated.rows_affected() == 1)
+}
+
+/// Deletes the spent rows (used, or expired) of a single-use table: their ciphertexts are
+/// never read again, so they go rather than being re-encrypted.
+pub async fn delete_spent(db: &Db, column: SealedColumn, now: DateTime<Utc>) -> AppResult<u64> {
+    use sea_orm::sea_query::ExprTrait;
+    let mut delete = Query::delete();
+    delete.from_table(Alias::new(column.table)).cond_where(
+        Condition::any()
+            .add(Expr::col(Alias::new("used_at")).is_not_null())
+            .add(Expr::col(Alias::new("expires_at")).lte(now)),
+    );
+    Ok(db.conn.execute(&delete).await?.rows_affected())
 }
 
 /// Spends a pending OAuth authorization: the row, if it existed for this provider, was
@@ -406,6 +493,35 @@ pub async fn claim_oauth_state(
         .exec_with_returning(&db.conn)
         .await?;
     Ok(claimed.into_iter().next())
+}
+
+/// Ties a pending OAuth authorization to the browser that opened its start link: only if
+/// it exists for this provider, is unused, unexpired and not yet tied to a browser, so a
+/// link opens in one browser only. Like the callback, the link names no tenant.
+pub async fn bind_oauth_browser(
+    db: &Db,
+    state_hash: &str,
+    provider: &str,
+    browser_hash: &str,
+    now: DateTime<Utc>,
+) -> AppResult<Option<oauth_state::Model>> {
+    let bound = oauth_state::Entity::update_many()
+        .col_expr(
+            oauth_state::Column::BrowserHash,
+            sea_orm::sea_query::Expr::value(browser_hash),
+        )
+        .col_expr(
+            oauth_state::Column::UpdatedAt,
+            sea_orm::sea_query::Expr::value(now),
+        )
+        .filter(oauth_state::Column::StateHash.eq(state_hash))
+        .filter(oauth_state::Column::Provider.eq(provider))
+        .filter(oauth_state::Column::UsedAt.is_null())
+        .filter(oauth_state::Column::BrowserHash.is_null())
+        .filter(oauth_state::Column::ExpiresAt.gt(now))
+        .exec_with_returning(&db.conn)
+        .await?;
+    Ok(bound.into_iter().next())
 }
 
 /// The text registered under an APQ hash since `since`, if any replica registered it.

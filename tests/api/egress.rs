@@ -409,9 +409,10 @@ async fn credentials_carry_their_endpoint(app: TestApp) {
 /// exchange with a provider on loopback fails and its token endpoint sees no connection.
 async fn oauth_token_requests_pass_the_gate(app: TestApp, token_endpoint: Arc<Fake>) {
     let acme = app.org("Acme").await;
-    let params = crate::oauth::start(&acme.owner).await;
-    let state = crate::oauth::param(&params, "state");
-    let (status, page) = crate::oauth::callback(&app, &[("code", "c0de"), ("state", &state)]).await;
+    let flow = crate::oauth::start(&app, &acme.owner).await;
+    let state = crate::oauth::param(&flow, "state");
+    let (status, page) =
+        crate::oauth::callback(&app, Some(&flow), &[("code", "c0de"), ("state", &state)]).await;
     assert_eq!(status, 400, "{page}");
     assert!(page.contains("did not accept"), "{page}");
     assert_eq!(token_endpoint.connections(), 0);

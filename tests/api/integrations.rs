@@ -17,13 +17,13 @@ const SET: &str = "mutation($provider: String!, $secret: String!) {
     setProviderCredential(input: { provider: $provider, secret: $secret }) { id provider lastFour } }";
 const LIST: &str = "{ providerCredentials { id provider lastFour } }";
 
-/// The stored ciphertexts, straight from the table: (organization, provider, secret).
-async fn stored(app: &TestApp) -> Vec<(Uuid, String, String)> {
+/// The stored ciphertexts, straight from the table: (organization, provider, secret, id).
+async fn stored(app: &TestApp) -> Vec<(Uuid, String, String, Uuid)> {
     let db = app.owner_connection().await;
     let rows = db
         .query_all_raw(Statement::from_string(
             app.db.backend(),
-            "SELECT organization_id, provider, secret FROM provider_credentials ORDER BY id",
+            "SELECT organization_id, provider, secret, id FROM provider_credentials ORDER BY id",
         ))
         .await
         .unwrap();
@@ -33,6 +33,7 @@ async fn stored(app: &TestApp) -> Vec<(Uuid, String, String)> {
                 row.try_get_by_index(0).unwrap(),
                 row.try_get_by_index(1).unwrap(),
                 row.try_get_by_index(2).unwrap(),
+                row.try_get_by_index(3).unwrap(),
             )
         })
         .collect()
@@ -76,18 +77,23 @@ async fn credentials_are_encrypted_bound_to_their_tenant_and_never_shown(app: Te
     assert_eq!(rows.len(), 2);
     let acme_id = Uuid::parse_str(&acme.id).unwrap();
     let globex_id = Uuid::parse_str(&globex.id).unwrap();
-    let (_, _, acme_secret) = rows.iter().find(|row| row.0 == acme_id).unwrap();
-    assert!(acme_secret.starts_with("v1:test1:"), "{acme_secret}");
+    let (_, _, acme_secret, acme_row) = rows.iter().find(|row| row.0 == acme_id).unwrap();
+    let (_, _, _, globex_row) = rows.iter().find(|row| row.0 == globex_id).unwrap();
+    assert!(acme_secret.starts_with("v2:test1:"), "{acme_secret}");
     assert!(!acme_secret.contains("sk-acme"));
     assert_eq!(
         keyring
-            .decrypt(acme_secret, binding(acme_id))
+            .decrypt(acme_secret, binding(acme_id, *acme_row))
             .unwrap()
             .expose_secret(),
         "sk-acme-secret-0002"
     );
     // Acme's ciphertext in Globex's row does not decrypt as Globex's.
-    assert!(keyring.decrypt(acme_secret, binding(globex_id)).is_err());
+    assert!(
+        keyring
+            .decrypt(acme_secret, binding(globex_id, *globex_row))
+            .is_err()
+    );
 
     // Not for members, not across tenants, and the audit trail holds no secret.
     let member = acme.member(&app, "MEMBER").await;
@@ -115,7 +121,7 @@ async fn credentials_are_encrypted_bound_to_their_tenant_and_never_shown(app: Te
         .await;
     let trail = trail.body.to_string();
     assert!(
-        trail.contains("[REDACTED]") && !trail.contains("v1:test1"),
+        trail.contains("[REDACTED]") && !trail.contains("v2:test1"),
         "{trail}"
     );
 
@@ -132,7 +138,7 @@ async fn credentials_are_encrypted_bound_to_their_tenant_and_never_shown(app: Te
 }
 
 /// Runs the binary on the test's database with other keys; its exit status and stderr.
-fn run_with_keys(app: &TestApp, command: &str, keys: &str) -> (bool, String) {
+pub(crate) fn run_with_keys(app: &TestApp, command: &str, keys: &str) -> (bool, String) {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tenantql"));
     if !command.is_empty() {
         cmd.arg(command);
@@ -190,11 +196,14 @@ async fn keys_rotate_and_wrong_keys_stop_the_server_at_start(app: TestApp) {
     let (ok, output) = run_with_keys(&app, "rotate-keys", &newer);
     assert!(ok, "{output}");
     let rows = stored(&app).await;
-    assert!(rows[0].2.starts_with("v1:k2:"), "{}", rows[0].2);
+    assert!(rows[0].2.starts_with("v2:k2:"), "{}", rows[0].2);
     let keyring = Keyring::parse(&newer).unwrap();
     let org = Uuid::parse_str(&acme.id).unwrap();
     assert_eq!(
-        keyring.decrypt(&rows[0].2, binding(org)).unwrap().expose_secret(),
+        keyring
+            .decrypt(&rows[0].2, binding(org, rows[0].3))
+            .unwrap()
+            .expose_secret(),
         "sk-rotate-me-4242"
     );
     // Again: nothing left to do, nothing changed.

@@ -30,6 +30,7 @@ mod replicas;
 mod rls;
 mod roles;
 mod schema;
+mod secrets;
 mod tenancy;
 mod validation;
 mod websocket;

@@ -1,5 +1,6 @@
-//! OAuth2 connections against a fake provider on loopback: the authorize URL carries state
-//! and a PKCE S256 challenge; the callback exchanges the code over real HTTP, once.
+//! OAuth2 connections against a fake provider on loopback: the start link ties the flow to
+//! the browser that opens it and sends it on with state and a PKCE S256 challenge; the
+//! callback, in that browser only, exchanges the code over real HTTP, once.
 
 use std::sync::{Arc, Mutex};
 
@@ -19,8 +20,10 @@ use crate::helpers::{Backend, ENCRYPTION_KEYS, TestApp};
 
 /// The code and PKCE challenge the fake provider will accept next.
 #[derive(Default)]
-struct FakeProvider {
-    expected: Mutex<Option<(String, String)>>,
+pub(crate) struct FakeProvider {
+    pub(crate) expected: Mutex<Option<(String, String)>>,
+    /// Requests its API (`/publish`) received, whatever their token.
+    pub(crate) api_calls: std::sync::atomic::AtomicUsize,
 }
 
 #[handler]
@@ -88,14 +91,19 @@ async fn token(
 
 /// The provider's own API: accepts posts with the refreshed token only.
 #[handler]
-async fn publish(req: &Request, Json(body): Json<serde_json::Value>) -> Response {
+async fn publish(
+    req: &Request,
+    Json(body): Json<serde_json::Value>,
+    Data(fake): Data<&Arc<FakeProvider>>,
+) -> Response {
+    fake.api_calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     if req.headers().get("authorization").and_then(|v| v.to_str().ok()) != Some("Bearer at-secret-2") {
         return poem::http::StatusCode::UNAUTHORIZED.into_response();
     }
     Json(json!({ "id": "p-1", "text": body["text"] })).into_response()
 }
 
-async fn fake_provider() -> (ProviderConfig, Arc<FakeProvider>) {
+pub(crate) async fn fake_provider() -> (ProviderConfig, Arc<FakeProvider>) {
     let fake = Arc::new(FakeProvider::default());
     let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();
     let addr = acceptor.local_addr()[0].as_socket_addr().copied().unwrap();
@@ -119,52 +127,144 @@ async fn fake_provider() -> (ProviderConfig, Arc<FakeProvider>) {
 const START: &str = "mutation { startOAuth(provider: \"fakebook\") { authorizeUrl expiresAt } }";
 const INTEGRATIONS: &str = "{ integrations { id provider scopes expiresAt } }";
 
-/// Starts a connection; the authorize URL's query parameters.
-pub(crate) async fn start(client: &crate::helpers::Client) -> Vec<(String, String)> {
-    let started = client.gql(START, json!({})).await;
-    let url = reqwest::Url::parse(started.data("startOAuth")["authorizeUrl"].as_str().unwrap()).unwrap();
-    url.query_pairs()
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
+/// A connection as the browser that opened its start link holds it: the provider's
+/// authorize URL's query parameters, and the cookie the start link set.
+pub(crate) struct Flow {
+    pub(crate) params: Vec<(String, String)>,
+    /// `name=value`, as a browser sends it back.
+    pub(crate) cookie: String,
 }
 
-pub(crate) fn param(params: &[(String, String)], name: &str) -> String {
-    params
+/// `startOAuth`'s link: this server's start route at `PUBLIC_URL`.
+pub(crate) async fn start_link(client: &crate::helpers::Client) -> String {
+    let started = client.gql(START, json!({})).await;
+    let link = started.data("startOAuth")["authorizeUrl"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        link.starts_with("http://tenantql.test/oauth/fakebook/start?flow="),
+        "{link}"
+    );
+    link
+}
+
+/// What a browser gets opening a start link (`PUBLIC_URL` is this test's server): the
+/// status, `Location` and `Set-Cookie`, the redirect not followed.
+pub(crate) async fn open(app: &TestApp, link: &str) -> (u16, Option<String>, Option<String>) {
+    let response = browser()
+        .get(link.replace("http://tenantql.test", &app.base_url))
+        .send()
+        .await
+        .unwrap();
+    let header = |name| {
+        response
+            .headers()
+            .get(name)
+            .map(|value: &reqwest::header::HeaderValue| value.to_str().unwrap().to_owned())
+    };
+    let (location, cookie) = (header("location"), header("set-cookie"));
+    (response.status().as_u16(), location, cookie)
+}
+
+/// A browser that shows redirects rather than following them.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "a test client calling the server under test, not the server's egress"
+)]
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Starts a connection and opens its link in the person's browser, which goes on to the
+/// provider.
+pub(crate) async fn start(app: &TestApp, client: &crate::helpers::Client) -> Flow {
+    let (status, location, cookie) = open(app, &start_link(client).await).await;
+    assert_eq!(status, 303);
+    flow_from(&location.unwrap(), &cookie.unwrap())
+}
+
+/// The flow a browser holds after a start link sent it to `location` setting `cookie`.
+fn flow_from(location: &str, cookie: &str) -> Flow {
+    let url = reqwest::Url::parse(location).unwrap();
+    assert!(url.as_str().contains("/authorize?"), "{url}");
+    assert!(
+        cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Lax")
+            && cookie.contains("Path=/oauth/fakebook/")
+            && !cookie.contains("Secure"),
+        "{cookie}"
+    );
+    Flow {
+        params: url
+            .query_pairs()
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect(),
+        cookie: cookie.split(';').next().unwrap().to_owned(),
+    }
+}
+
+/// Connects `owner`'s organization to the fake provider, as the person would in a browser.
+pub(crate) async fn connect(app: &TestApp, fake: &FakeProvider, owner: &crate::helpers::Client) {
+    let flow = start(app, owner).await;
+    *fake.expected.lock().unwrap() = Some(("c0de".into(), param(&flow, "code_challenge")));
+    let (status, page) = callback(
+        app,
+        Some(&flow),
+        &[("code", "c0de"), ("state", &param(&flow, "state"))],
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+}
+
+pub(crate) fn param(flow: &Flow, name: &str) -> String {
+    flow.params
         .iter()
         .find(|(key, _)| key == name)
         .map(|(_, value)| value.clone())
         .unwrap()
 }
 
-/// What a browser does when the provider redirects it back.
-pub(crate) async fn callback(app: &TestApp, query: &[(&str, &str)]) -> (u16, String) {
-    let response = app
+/// What a browser does when the provider redirects it back: with the cookie of `flow`'s
+/// start link, or none (another browser).
+pub(crate) async fn callback(app: &TestApp, flow: Option<&Flow>, query: &[(&str, &str)]) -> (u16, String) {
+    let mut request = app
         .http
         .get(format!("{}/oauth/fakebook/callback", app.base_url))
-        .query(query)
-        .send()
-        .await
-        .unwrap();
+        .query(query);
+    if let Some(flow) = flow {
+        request = request.header("cookie", &flow.cookie);
+    }
+    let response = request.send().await.unwrap();
     (response.status().as_u16(), response.text().await.unwrap())
 }
 
-async fn stored_tokens(app: &TestApp) -> Vec<(Uuid, String)> {
+async fn stored_tokens(app: &TestApp) -> Vec<(Uuid, String, Uuid)> {
     let db = app.owner_connection().await;
     db.query_all_raw(Statement::from_string(
         app.db.backend(),
-        "SELECT organization_id, access_token FROM integrations",
+        "SELECT organization_id, access_token, id FROM integrations",
     ))
     .await
     .unwrap()
     .into_iter()
-    .map(|row| (row.try_get_by_index(0).unwrap(), row.try_get_by_index(1).unwrap()))
+    .map(|row| {
+        (
+            row.try_get_by_index(0).unwrap(),
+            row.try_get_by_index(1).unwrap(),
+            row.try_get_by_index(2).unwrap(),
+        )
+    })
     .collect()
 }
 
 async fn an_account_connects_once_with_state_and_pkce(app: TestApp, fake: Arc<FakeProvider>) {
     let acme = app.org("Acme").await;
     let globex = app.org("Globex").await;
-    let params = start(&acme.owner).await;
+    let params = start(&app, &acme.owner).await;
     assert_eq!(param(&params, "response_type"), "code");
     assert_eq!(param(&params, "client_id"), "client-1");
     assert_eq!(param(&params, "code_challenge_method"), "S256");
@@ -176,7 +276,7 @@ async fn an_account_connects_once_with_state_and_pkce(app: TestApp, fake: Arc<Fa
     let state = param(&params, "state");
     *fake.expected.lock().unwrap() = Some(("c0de".into(), param(&params, "code_challenge")));
 
-    let (status, page) = callback(&app, &[("code", "c0de"), ("state", &state)]).await;
+    let (status, page) = callback(&app, Some(&params), &[("code", "c0de"), ("state", &state)]).await;
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("connected"));
     let listed = acme.owner.gql(INTEGRATIONS, json!({})).await;
@@ -195,6 +295,7 @@ async fn an_account_connects_once_with_state_and_pkce(app: TestApp, fake: Arc<Fa
         organization: acme_id,
         table: "integrations",
         column: "access_token",
+        row: rows[0].2,
     };
     let keyring = Keyring::parse(ENCRYPTION_KEYS).unwrap();
     assert_eq!(
@@ -203,10 +304,10 @@ async fn an_account_connects_once_with_state_and_pkce(app: TestApp, fake: Arc<Fa
     );
 
     // The same callback again, an unknown state: refused, nothing more stored.
-    let (status, page) = callback(&app, &[("code", "c0de"), ("state", &state)]).await;
+    let (status, page) = callback(&app, Some(&params), &[("code", "c0de"), ("state", &state)]).await;
     assert_eq!(status, 400);
     assert!(page.contains("already used"), "{page}");
-    let (status, _) = callback(&app, &[("code", "c0de"), ("state", "made-up")]).await;
+    let (status, _) = callback(&app, Some(&params), &[("code", "c0de"), ("state", "made-up")]).await;
     assert_eq!(status, 400);
 
     // Another tenant sees none of it and cannot remove it; only admins, and only people, start.
@@ -288,25 +389,41 @@ async fn an_account_connects_once_with_state_and_pkce(app: TestApp, fake: Arc<Fa
 async fn failed_authorizations_store_nothing(app: TestApp, fake: Arc<FakeProvider>) {
     let acme = app.org("Acme").await;
     // The person declined at the provider.
-    let state = param(&start(&acme.owner).await, "state");
-    let (status, page) = callback(&app, &[("error", "access_denied"), ("state", &state)]).await;
+    let flow = start(&app, &acme.owner).await;
+    let state = param(&flow, "state");
+    let (status, page) = callback(
+        &app,
+        Some(&flow),
+        &[("error", "access_denied"), ("state", &state)],
+    )
+    .await;
     assert_eq!(status, 400);
     assert!(page.contains("did not authorize"), "{page}");
     // The provider refuses the code (a wrong verifier or code).
-    let params = start(&acme.owner).await;
+    let params = start(&app, &acme.owner).await;
     *fake.expected.lock().unwrap() = Some(("other".into(), param(&params, "code_challenge")));
-    let (status, page) = callback(&app, &[("code", "c0de"), ("state", &param(&params, "state"))]).await;
+    let (status, page) = callback(
+        &app,
+        Some(&params),
+        &[("code", "c0de"), ("state", &param(&params, "state"))],
+    )
+    .await;
     assert_eq!(status, 400);
     assert!(page.contains("did not accept"), "{page}");
     // Ten minutes passed.
-    let params = start(&acme.owner).await;
+    let params = start(&app, &acme.owner).await;
     *fake.expected.lock().unwrap() = Some(("c0de".into(), param(&params, "code_challenge")));
     app.owner_connection()
         .await
         .execute_unprepared("UPDATE oauth_states SET expires_at = created_at")
         .await
         .unwrap();
-    let (status, _) = callback(&app, &[("code", "c0de"), ("state", &param(&params, "state"))]).await;
+    let (status, _) = callback(
+        &app,
+        Some(&params),
+        &[("code", "c0de"), ("state", &param(&params, "state"))],
+    )
+    .await;
     assert_eq!(status, 400);
     assert!(stored_tokens(&app).await.is_empty());
 }
@@ -317,9 +434,14 @@ async fn expiring_tokens_are_refreshed_before_a_job_uses_them(
     token_url: String,
 ) {
     let acme = app.org("Acme").await;
-    let params = start(&acme.owner).await;
+    let params = start(&app, &acme.owner).await;
     *fake.expected.lock().unwrap() = Some(("c0de".into(), param(&params, "code_challenge")));
-    let (status, _) = callback(&app, &[("code", "c0de"), ("state", &param(&params, "state"))]).await;
+    let (status, _) = callback(
+        &app,
+        Some(&params),
+        &[("code", "c0de"), ("state", &param(&params, "state"))],
+    )
+    .await;
     assert_eq!(status, 200);
     // The access token is about to expire.
     app.owner_connection()
@@ -359,6 +481,7 @@ async fn expiring_tokens_are_refreshed_before_a_job_uses_them(
         organization: Uuid::parse_str(&acme.id).unwrap(),
         table: "integrations",
         column: "access_token",
+        row: rows[0].2,
     };
     let keyring = Keyring::parse(ENCRYPTION_KEYS).unwrap();
     assert_eq!(
@@ -372,6 +495,94 @@ async fn expiring_tokens_are_refreshed_before_a_job_uses_them(
         .parse()
         .unwrap();
     assert!(expires > chrono::Utc::now() + chrono::Duration::minutes(30));
+}
+
+/// An admin starts a connection in their organization, opens the link, and sends the
+/// provider's URL to someone else: that person's consent comes back to a browser without
+/// the cookie and lands nowhere, and the state is spent. The start link opens in one
+/// browser only; the browser that opened it connects.
+async fn a_consent_lands_only_in_the_browser_that_started_it(app: TestApp, fake: Arc<FakeProvider>) {
+    let mallory = app.org("Mallory").await;
+    let link = start_link(&mallory.owner).await;
+    let (status, location, cookie) = open(&app, &link).await;
+    assert_eq!(status, 303);
+    let flow = flow_from(&location.unwrap(), &cookie.unwrap());
+    let state = param(&flow, "state");
+    // Opened again (the link forwarded after Mallory opened it): refused, no cookie.
+    let (status, location, cookie) = open(&app, &link).await;
+    assert_eq!(status, 400);
+    assert!(location.is_none() && cookie.is_none());
+    let (status, _, _) = open(&app, "http://tenantql.test/oauth/fakebook/start?flow=made-up").await;
+    assert_eq!(status, 400);
+
+    // The victim consents; the provider sends their browser back, without the cookie.
+    *fake.expected.lock().unwrap() = Some(("c0de".into(), param(&flow, "code_challenge")));
+    let (status, page) = callback(&app, None, &[("code", "c0de"), ("state", &state)]).await;
+    assert_eq!(status, 400, "{page}");
+    assert!(page.contains("started in another browser"), "{page}");
+    assert!(stored_tokens(&app).await.is_empty());
+    // The code was never exchanged, and the state is spent: the cookie comes too late.
+    assert!(fake.expected.lock().unwrap().is_some());
+    let (status, page) = callback(&app, Some(&flow), &[("code", "c0de"), ("state", &state)]).await;
+    assert_eq!(status, 400);
+    assert!(page.contains("already used"), "{page}");
+    assert!(stored_tokens(&app).await.is_empty());
+
+    // A made-up cookie is no better than none.
+    let flow = start(&app, &mallory.owner).await;
+    let forged = Flow {
+        params: flow.params.clone(),
+        cookie: "tenantql_oauth=guessed".into(),
+    };
+    *fake.expected.lock().unwrap() = Some(("c0de".into(), param(&flow, "code_challenge")));
+    let (status, page) = callback(
+        &app,
+        Some(&forged),
+        &[("code", "c0de"), ("state", &param(&flow, "state"))],
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(page.contains("started in another browser"), "{page}");
+    assert!(stored_tokens(&app).await.is_empty());
+
+    // In the browser that opened the link it connects, and the cookie is cleared.
+    let flow = start(&app, &mallory.owner).await;
+    *fake.expected.lock().unwrap() = Some(("c0de".into(), param(&flow, "code_challenge")));
+    let response = app
+        .http
+        .get(format!("{}/oauth/fakebook/callback", app.base_url))
+        .query(&[("code", "c0de"), ("state", &param(&flow, "state"))])
+        .header("cookie", &flow.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let cleared = response.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        cleared.starts_with("tenantql_oauth=;") && cleared.contains("Max-Age=0"),
+        "{cleared}"
+    );
+    assert!(response.text().await.unwrap().contains("connected"));
+    let rows = stored_tokens(&app).await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].0, Uuid::parse_str(&mallory.id).unwrap());
+}
+
+mod browser_binding {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        let (app, fake, _) = app_with_provider(Backend::Sqlite).await.unwrap();
+        a_consent_lands_only_in_the_browser_that_started_it(app, fake).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        if let Some((app, fake, _)) = app_with_provider(Backend::Postgres).await {
+            a_consent_lands_only_in_the_browser_that_started_it(app, fake).await;
+        }
+    }
 }
 
 /// The server with the fake provider configured; `None` when PostgreSQL is skipped.
