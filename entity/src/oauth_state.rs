@@ -15,8 +15,9 @@ pub struct Model {
     #[sea_orm(unique)]
     pub state_hash: String,
     pub pkce_verifier: String,
-    /// SHA-256 of the secret in the cookie of the browser that opened the start link;
-    /// `None` until one did. The callback completes only in that browser.
+    /// SHA-256 of the secret in the cookie set, by the `startOAuth` response, in the browser
+    /// that started the flow; the callback completes only in that browser. `None` (a row
+    /// from before) completes nowhere.
     pub browser_hash: Option<String>,
     pub expires_at: DateTimeUtc,
     pub used_at: Option<DateTimeUtc>,

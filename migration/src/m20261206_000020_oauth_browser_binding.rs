@@ -1,6 +1,5 @@
-//! A pending OAuth authorization remembers the browser that opened its start link: the
-//! SHA-256 of the secret its cookie holds, `NULL` until the link is opened. The callback
-//! completes only in that browser.
+//! A pending OAuth authorization remembers the browser it is bound to: the SHA-256 of the
+//! secret its cookie holds. The callback completes only in that browser.
 
 use sea_orm_migration::{prelude::*, schema::*};
 

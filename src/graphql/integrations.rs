@@ -119,9 +119,10 @@ pub struct PairChatInput {
 
 #[derive(SimpleObject)]
 pub struct OAuthStart {
-    /// Send the user's browser here (this server's start link, opened once): it ties the
-    /// connection to that browser with a cookie and goes on to the provider, which brings
-    /// it back to this server's callback; a consent given in another browser is refused.
+    /// The provider's authorize URL (state and PKCE): send the browser that called
+    /// `startOAuth` there. The provider brings it back to this server's callback, which
+    /// completes only with the cookie that call set; a consent given in another browser is
+    /// refused.
     pub authorize_url: String,
     pub expires_at: DateTime<Utc>,
 }
@@ -273,8 +274,10 @@ impl IntegrationMutation {
         Ok(id)
     }
 
-    /// Starts connecting a third-party account: returns this server's start link, valid ten
-    /// minutes and usable once, in the browser that opens it.
+    /// Starts connecting a third-party account: returns the provider's authorize URL (with
+    /// state and PKCE), valid ten minutes and usable once, and sets an HttpOnly cookie that
+    /// binds it to the calling browser. Call it over HTTP from that browser (or a server
+    /// that passes the `Set-Cookie` on); a websocket carries no cookie.
     #[graphql(
         name = "startOAuth",
         guard = "OrgRoleGuard(entity::OrgRole::Admin).and(UserGuard)"
@@ -282,13 +285,16 @@ impl IntegrationMutation {
     async fn start_oauth(&self, ctx: &Context<'_>, provider: String) -> Result<OAuthStart> {
         let user = ctx.user()?.id;
         let oauth = ctx.services().oauth.clone();
-        let (authorize_url, expires_at) = ctx
+        let started = ctx
             .tenant()?
             .write(async |scoped| oauth.start(scoped, user, &provider).await)
             .await?;
+        // The callback completes only in the browser holding this cookie: the caller's, not
+        // whoever the authorize URL is sent on to. `http::graphql` passes it to the response.
+        ctx.append_http_header("set-cookie", started.cookie);
         Ok(OAuthStart {
-            authorize_url,
-            expires_at,
+            authorize_url: started.authorize_url,
+            expires_at: started.expires_at,
         })
     }
 

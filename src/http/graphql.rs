@@ -352,6 +352,7 @@ async fn execute(
         .content_type(media.as_str())
         .body(body);
     add_rate_limit_headers(&mut http, &response, retry_after);
+    add_cookies(&mut http, &response);
     http
 }
 
@@ -382,7 +383,28 @@ async fn execute_batch(
     if let Some(last) = responses.last() {
         add_rate_limit_headers(&mut http, last, None);
     }
+    for response in &responses {
+        add_cookies(&mut http, response);
+    }
     http
+}
+
+/// The cookies resolvers set (`startOAuth`'s browser binding), and only those: no other
+/// header a resolver might add reaches the client. A response that sets one is not for
+/// caches to keep.
+fn add_cookies(http: &mut Response, response: &async_graphql::Response) {
+    let cookies = response.http_headers.get_all(header::SET_COOKIE);
+    if cookies.iter().next().is_none() {
+        return;
+    }
+    let headers = http.headers_mut();
+    for cookie in cookies {
+        headers.append(header::SET_COOKIE, cookie.clone());
+    }
+    headers.insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
 }
 
 /// Resolves the caller and the document, then runs the operation. A GET naming a mutation

@@ -32,8 +32,6 @@ pub struct HttpState {
     /// Operations in one batched POST; 0 refuses batches.
     pub max_batch_size: usize,
     pub oauth_return_url: Option<String>,
-    /// Browsers reach the server over https (`PUBLIC_URL`): the OAuth cookie is `Secure`.
-    pub oauth_cookie_secure: bool,
     pub websockets: websocket_limits::OpenWebsockets,
 }
 
@@ -61,7 +59,6 @@ pub fn routes(
         trust_forwarded_for: config.trust_forwarded_for,
         max_batch_size: config.query_limits.max_batch_size,
         oauth_return_url: config.oauth_return_url.clone(),
-        oauth_cookie_secure: config.public_url.starts_with("https://"),
         websockets: websocket_limits::OpenWebsockets::new(config.websocket_limits),
     });
     let cors = cors(&config.cors_origins);
@@ -69,7 +66,6 @@ pub fn routes(
         .at("/", get(graphiql::page))
         .nest("/graphiql", graphiql::assets())
         .at("/graphql", get(graphql::get).post(graphql::post))
-        .at("/oauth/:provider/start", get(oauth::start))
         .at("/oauth/:provider/callback", get(oauth::callback))
         .at("/healthz", get(health::healthz))
         .at("/readyz", get(health::readyz))

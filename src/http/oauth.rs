@@ -1,7 +1,6 @@
-//! `GET /oauth/{provider}/start`: the link `startOAuth` returns, which gives the browser
-//! opening it a cookie and sends it on to the provider; `GET /oauth/{provider}/callback`:
-//! where the provider sends the browser back, completed only with that cookie. The outcome
-//! goes to OAUTH_RETURN_URL as query parameters, or onto a small page.
+//! `GET /oauth/{provider}/callback`: where a provider sends the browser back, completed only
+//! with the cookie the `startOAuth` response set in the browser that started the flow. The
+//! outcome goes to OAUTH_RETURN_URL as query parameters, or onto a small page.
 
 use std::sync::Arc;
 
@@ -13,70 +12,18 @@ use super::HttpState;
 use super::client::client_info;
 use crate::error::AppError;
 use crate::governance::audit::Origin;
-use crate::integrations::oauth::Callback;
+use crate::integrations::oauth::{Callback, cookie_name};
 
-/// The cookie holding a flow's browser secret, scoped to its provider's `/oauth/` paths.
-const COOKIE: &str = "tenantql_oauth";
-/// As long as a pending authorization lives.
-const COOKIE_MAX_AGE_SECONDS: u32 = 600;
-
-#[derive(Debug, serde::Deserialize)]
-pub struct Start {
-    pub flow: Option<String>,
-}
-
-/// `Set-Cookie` for a flow's browser secret: HttpOnly (no script reads it), SameSite=Lax
-/// (sent on the provider's top-level redirect back, not on cross-site subrequests), Secure
-/// when browsers reach the server over https. An empty secret clears it.
-fn browser_cookie(provider: &str, secret: &str, secure: bool) -> String {
-    let max_age = if secret.is_empty() {
-        0
-    } else {
-        COOKIE_MAX_AGE_SECONDS
-    };
-    let secure = if secure { "; Secure" } else { "" };
-    format!("{COOKIE}={secret}; Path=/oauth/{provider}/; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}")
-}
-
-/// The flow's browser secret the request's cookies carry, if any.
-fn browser_secret(req: &Request) -> Option<String> {
+/// The value of the cookie named `name` the request carries, if any.
+fn cookie(req: &Request, name: &str) -> Option<String> {
     req.headers()
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, value)| *name == COOKIE && !value.is_empty())
+        .find(|(key, value)| *key == name && !value.is_empty())
         .map(|(_, value)| value.to_owned())
-}
-
-#[handler]
-pub async fn start(
-    Path(provider): Path<String>,
-    Query(start): Query<Start>,
-    Data(state): Data<&Arc<HttpState>>,
-) -> Response {
-    let services = state.services();
-    if !services.oauth.has_provider(&provider) {
-        return outcome(
-            state,
-            &provider,
-            Err("no such OAuth provider is configured".into()),
-        );
-    }
-    let flow = start.flow.unwrap_or_default();
-    match services.oauth.open(&services.db, &provider, &flow).await {
-        Ok((authorize_url, secret)) => Response::builder()
-            .status(StatusCode::SEE_OTHER)
-            .header(header::LOCATION, authorize_url)
-            .header(
-                header::SET_COOKIE,
-                browser_cookie(&provider, &secret, state.oauth_cookie_secure),
-            )
-            .header(header::CACHE_CONTROL, "no-store")
-            .finish(),
-        Err(error) => outcome(state, &provider, Err(user_message(error))),
-    }
 }
 
 #[handler]
@@ -98,7 +45,10 @@ pub async fn callback(
         action: "connectIntegration".into(),
         client: client_info(req, state.trust_forwarded_for),
     };
-    let browser = browser_secret(req);
+    let state_param = callback.state.clone();
+    let browser = state_param
+        .as_deref()
+        .and_then(|state| cookie(req, &cookie_name(state)));
     let result = services
         .oauth
         .finish(
@@ -113,7 +63,9 @@ pub async fn callback(
     let result = result.map(drop).map_err(user_message);
     // The flow is over either way: its cookie goes.
     let mut response = outcome(state, &provider, result);
-    if let Ok(clear) = browser_cookie(&provider, "", state.oauth_cookie_secure).parse() {
+    if let Some(flow) = state_param
+        && let Ok(clear) = services.oauth.cookie(&provider, &flow, "").parse()
+    {
         response.headers_mut().append(header::SET_COOKIE, clear);
     }
     response
@@ -180,22 +132,4 @@ fn escape_html(text: &str) -> String {
             c => c.to_string(),
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_browser_cookie_is_http_only_lax_scoped_and_secure_over_https() {
-        assert_eq!(
-            browser_cookie("fakebook", "s3cret", false),
-            "tenantql_oauth=s3cret; Path=/oauth/fakebook/; Max-Age=600; HttpOnly; SameSite=Lax"
-        );
-        assert!(browser_cookie("fakebook", "s3cret", true).ends_with("; Secure"));
-        assert!(
-            browser_cookie("fakebook", "", true)
-                .contains("tenantql_oauth=; Path=/oauth/fakebook/; Max-Age=0;")
-        );
-    }
 }

@@ -32,7 +32,6 @@ fn route(path: &str) -> &'static str {
         "/" => "/",
         _ if path.starts_with("/graphiql/") => "/graphiql",
         _ if path.starts_with("/oauth/") && path.ends_with("/callback") => "/oauth/:provider/callback",
-        _ if path.starts_with("/oauth/") && path.ends_with("/start") => "/oauth/:provider/start",
         _ => "other",
     }
 }

@@ -1,12 +1,12 @@
 //! OAuth2 connections of third-party accounts (authorization code with PKCE S256). An admin
-//! starts one and gets this server's start link; the state is stored hashed with the
-//! organization, the user and a ten-minute expiry, the PKCE verifier encrypted. The browser
-//! that opens the link (`/oauth/{provider}/start`) gets a cookie whose secret is stored
-//! hashed with the state, then goes on to the provider; the provider sends it back to
-//! `/oauth/{provider}/callback`, where the state is claimed once, the cookie checked (a
-//! consent given in another browser lands nowhere), the code exchanged, and the tokens
-//! stored encrypted in `integrations`. Token requests go through the egress gate; access
-//! tokens are sent by runners only to the provider's configured `apiUrl`.
+//! starts one and gets the provider's authorize URL; the state is stored hashed with the
+//! organization, the user and a ten-minute expiry, the PKCE verifier encrypted, and the
+//! hash of a fresh browser secret that the `startOAuth` response sets as a cookie in the
+//! caller's browser. The provider sends the browser back to `/oauth/{provider}/callback`,
+//! where the state is claimed once, the cookie checked (a consent given in a browser that
+//! did not start the flow lands nowhere), the code exchanged, and the tokens stored
+//! encrypted in `integrations`. Token requests go through the egress gate; access tokens
+//! are sent by runners only to the provider's configured `apiUrl`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -162,21 +162,17 @@ impl OAuth {
         Ok((client, provider))
     }
 
-    /// The start link for the organization's admin `user`, valid ten minutes: this server's
-    /// `/oauth/{provider}/start?flow=…`, which ties the flow to the browser that opens it and
-    /// sends that browser on to the provider.
-    pub async fn start(
-        &self,
-        scoped: &Scoped,
-        user: UserId,
-        name: &str,
-    ) -> AppResult<(String, DateTime<Utc>)> {
-        self.client(name)?;
-        let verifier = PkceCodeVerifier::new(random_alphanumeric(64));
-        let state = random_alphanumeric(32);
-        let mut link = reqwest::Url::parse(&format!("{}/oauth/{name}/start", self.public_url))
-            .map_err(AppError::internal)?;
-        link.query_pairs_mut().append_pair("flow", &state);
+    /// The authorize URL for the organization's admin `user`, valid ten minutes, and the
+    /// `Set-Cookie` that binds the flow to the browser the caller's response goes to.
+    pub async fn start(&self, scoped: &Scoped, user: UserId, name: &str) -> AppResult<Started> {
+        let (client, provider) = self.client(name)?;
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let (url, state) = client
+            .authorize_url(CsrfToken::new_random)
+            .add_scopes(provider.scopes.iter().cloned().map(Scope::new))
+            .set_pkce_challenge(challenge)
+            .url();
+        let browser_secret = random_alphanumeric(43);
         let org = scoped.context().org.0;
         let now = Utc::now();
         let expires_at = now + Duration::minutes(STATE_LIFETIME_MINUTES);
@@ -187,60 +183,34 @@ impl OAuth {
             organization_id: Set(org),
             user_id: Set(user.0),
             provider: Set(name.to_owned()),
-            state_hash: Set(sha256_hex(&state)),
+            state_hash: Set(sha256_hex(state.secret())),
             pkce_verifier: Set(self
                 .keyring
                 .encrypt(verifier.secret(), verifier_binding(org, id))?),
-            browser_hash: Set(None),
+            browser_hash: Set(Some(sha256_hex(&browser_secret))),
             expires_at: Set(expires_at),
             used_at: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
         };
         scoped.insert(row).await?;
-        Ok((link.to_string(), expires_at))
+        Ok(Started {
+            authorize_url: url.to_string(),
+            expires_at,
+            cookie: self.cookie(name, state.secret(), &browser_secret),
+        })
     }
 
-    /// Opens a start link in a browser: ties the flow to it (once: a link opened in one
-    /// browser opens in no other) and returns the provider's authorize URL, with the state
-    /// and PKCE challenge, and the secret the browser's cookie is to hold.
-    pub async fn open(&self, db: &Db, name: &str, flow: &str) -> AppResult<(String, String)> {
-        let (client, provider) = self.client(name)?;
-        let browser_secret = random_alphanumeric(43);
-        let pending = unscoped::bind_oauth_browser(
-            db,
-            &sha256_hex(flow),
-            name,
-            &sha256_hex(&browser_secret),
-            Utc::now(),
-        )
-        .await?
-        .ok_or_else(|| {
-            AppError::bad_input(
-                "flow",
-                "this link is unknown, expired, already used or already opened in another browser: start again from the app",
-            )
-        })?;
-        let verifier = self.keyring.decrypt(
-            &pending.pkce_verifier,
-            verifier_binding(pending.organization_id, pending.id),
-        )?;
-        let challenge = PkceCodeChallenge::from_code_verifier_sha256(&PkceCodeVerifier::new(
-            verifier.expose_secret().to_owned(),
-        ));
-        let state = flow.to_owned();
-        let (url, _) = client
-            .authorize_url(move || CsrfToken::new(state))
-            .add_scopes(provider.scopes.iter().cloned().map(Scope::new))
-            .set_pkce_challenge(challenge)
-            .url();
-        Ok((url.to_string(), browser_secret))
+    /// `Set-Cookie` for a flow's browser secret (see [`browser_cookie`]), Secure when
+    /// browsers reach the server over https. An empty secret clears it.
+    pub fn cookie(&self, provider: &str, state: &str, secret: &str) -> String {
+        browser_cookie(provider, state, secret, self.public_url.starts_with("https://"))
     }
 
-    /// Completes a connection from the provider's callback, in the browser that opened the
-    /// start link (`browser_secret`, from its cookie). The state is spent first, so a
-    /// replayed callback, or one from another browser, finds nothing afterwards; nothing is
-    /// stored unless the browser matches and the exchange succeeds. The state is found
+    /// Completes a connection from the provider's callback, in the browser that started it
+    /// (`browser_secret`, from its cookie). The state is spent first, so a replayed callback,
+    /// or one from another browser, finds nothing afterwards; nothing is stored unless the
+    /// browser matches and the exchange succeeds. The state is found
     /// across tenants on `db` (the owner's); the connection is written as its tenant on
     /// `tenant_db`.
     pub async fn finish(
@@ -259,7 +229,7 @@ impl OAuth {
         let pending = unscoped::claim_oauth_state(db, &sha256_hex(&state), name, Utc::now())
             .await?
             .ok_or_else(unknown)?;
-        // A consent given in a browser other than the one that opened the link (someone
+        // A consent given in a browser other than the one that called `startOAuth` (someone
         // else's, sent the provider's URL) must not land in the organization that started it.
         let same_browser = match (&pending.browser_hash, browser_secret) {
             (Some(expected), Some(secret)) => constant_time_eq(expected, &sha256_hex(secret)),
@@ -336,6 +306,39 @@ impl OAuth {
             .write(async |scoped| save(scoped, &self.keyring, name, pending.user_id, tokens).await)
             .await
     }
+}
+
+/// A started connection: where to send the browser, until when, and the cookie that must
+/// come back with it.
+pub struct Started {
+    pub authorize_url: String,
+    pub expires_at: DateTime<Utc>,
+    /// A `Set-Cookie` value for the response to the browser that started the flow.
+    pub cookie: String,
+}
+
+/// The cookie of one flow, named after its state so that flows started at once in one
+/// browser keep their own (the callback knows the state, hence the name). A prefix of the
+/// state's hash, so the state itself stays out of cookie jars.
+pub fn cookie_name(state: &str) -> String {
+    format!("tql_oauth_{}", &sha256_hex(state)[..8])
+}
+
+/// `Set-Cookie` for a flow's browser secret: HttpOnly (no script reads it), SameSite=Lax
+/// (sent on the provider's top-level redirect back, not on cross-site subrequests), scoped
+/// to the provider's callback path, Secure when asked, and kept as long as the state lives.
+/// An empty secret clears it.
+fn browser_cookie(provider: &str, state: &str, secret: &str, secure: bool) -> String {
+    let max_age = if secret.is_empty() {
+        0
+    } else {
+        STATE_LIFETIME_MINUTES * 60
+    };
+    let secure = if secure { "; Secure" } else { "" };
+    format!(
+        "{}={secret}; Path=/oauth/{provider}/; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}",
+        cookie_name(state)
+    )
 }
 
 fn verifier_binding(organization: Uuid, row: Uuid) -> Binding<'static> {
@@ -470,4 +473,25 @@ pub async fn list(scoped: &Scoped) -> AppResult<Vec<integration::Model>> {
 
 pub async fn disconnect(scoped: &Scoped, id: Uuid) -> AppResult<()> {
     scoped.delete::<integration::Entity>(id, "integration").await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_browser_cookie_is_per_flow_http_only_lax_scoped_and_secure_over_https() {
+        let name = cookie_name("state-1");
+        assert_eq!(name, format!("tql_oauth_{}", &sha256_hex("state-1")[..8]));
+        assert_ne!(name, cookie_name("state-2"));
+        assert_eq!(
+            browser_cookie("fakebook", "state-1", "s3cret", false),
+            format!("{name}=s3cret; Path=/oauth/fakebook/; Max-Age=600; HttpOnly; SameSite=Lax")
+        );
+        assert!(browser_cookie("fakebook", "state-1", "s3cret", true).ends_with("; SameSite=Lax; Secure"));
+        assert!(
+            browser_cookie("fakebook", "state-1", "", true)
+                .starts_with(&format!("{name}=; Path=/oauth/fakebook/; Max-Age=0;"))
+        );
+    }
 }

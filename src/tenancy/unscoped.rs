@@ -495,35 +495,6 @@ pub async fn claim_oauth_state(
     Ok(claimed.into_iter().next())
 }
 
-/// Ties a pending OAuth authorization to the browser that opened its start link: only if
-/// it exists for this provider, is unused, unexpired and not yet tied to a browser, so a
-/// link opens in one browser only. Like the callback, the link names no tenant.
-pub async fn bind_oauth_browser(
-    db: &Db,
-    state_hash: &str,
-    provider: &str,
-    browser_hash: &str,
-    now: DateTime<Utc>,
-) -> AppResult<Option<oauth_state::Model>> {
-    let bound = oauth_state::Entity::update_many()
-        .col_expr(
-            oauth_state::Column::BrowserHash,
-            sea_orm::sea_query::Expr::value(browser_hash),
-        )
-        .col_expr(
-            oauth_state::Column::UpdatedAt,
-            sea_orm::sea_query::Expr::value(now),
-        )
-        .filter(oauth_state::Column::StateHash.eq(state_hash))
-        .filter(oauth_state::Column::Provider.eq(provider))
-        .filter(oauth_state::Column::UsedAt.is_null())
-        .filter(oauth_state::Column::BrowserHash.is_null())
-        .filter(oauth_state::Column::ExpiresAt.gt(now))
-        .exec_with_returning(&db.conn)
-        .await?;
-    Ok(bound.into_iter().next())
-}
-
 /// The text registered under an APQ hash since `since`, if any replica registered it.
 pub async fn find_persisted_query(db: &Db, sha256: &str, since: DateTime<Utc>) -> AppResult<Option<String>> {
     Ok(persisted_query::Entity::find_by_id(sha256.to_owned())

@@ -409,7 +409,7 @@ async fn credentials_carry_their_endpoint(app: TestApp) {
 /// exchange with a provider on loopback fails and its token endpoint sees no connection.
 async fn oauth_token_requests_pass_the_gate(app: TestApp, token_endpoint: Arc<Fake>) {
     let acme = app.org("Acme").await;
-    let flow = crate::oauth::start(&app, &acme.owner).await;
+    let flow = crate::oauth::start(&acme.owner).await;
     let state = crate::oauth::param(&flow, "state");
     let (status, page) =
         crate::oauth::callback(&app, Some(&flow), &[("code", "c0de"), ("state", &state)]).await;

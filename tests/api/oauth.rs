@@ -1,6 +1,7 @@
-//! OAuth2 connections against a fake provider on loopback: the start link ties the flow to
-//! the browser that opens it and sends it on with state and a PKCE S256 challenge; the
-//! callback, in that browser only, exchanges the code over real HTTP, once.
+//! OAuth2 connections against a fake provider on loopback: `startOAuth` returns the
+//! provider's authorize URL with state and a PKCE S256 challenge and sets a cookie in the
+//! calling browser; the callback, in that browser only, exchanges the code over real HTTP,
+//! once.
 
 use std::sync::{Arc, Mutex};
 
@@ -127,89 +128,75 @@ pub(crate) async fn fake_provider() -> (ProviderConfig, Arc<FakeProvider>) {
 const START: &str = "mutation { startOAuth(provider: \"fakebook\") { authorizeUrl expiresAt } }";
 const INTEGRATIONS: &str = "{ integrations { id provider scopes expiresAt } }";
 
-/// A connection as the browser that opened its start link holds it: the provider's
-/// authorize URL's query parameters, and the cookie the start link set.
+/// A connection as the browser that started it holds it: the provider's authorize URL's
+/// query parameters, and the cookie the `startOAuth` response set.
 pub(crate) struct Flow {
     pub(crate) params: Vec<(String, String)>,
     /// `name=value`, as a browser sends it back.
     pub(crate) cookie: String,
 }
 
-/// `startOAuth`'s link: this server's start route at `PUBLIC_URL`.
-pub(crate) async fn start_link(client: &crate::helpers::Client) -> String {
+/// Starts a connection as `client`'s browser would: over HTTP, keeping the cookie.
+pub(crate) async fn start(client: &crate::helpers::Client) -> Flow {
     let started = client.gql(START, json!({})).await;
-    let link = started.data("startOAuth")["authorizeUrl"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert!(
-        link.starts_with("http://tenantql.test/oauth/fakebook/start?flow="),
-        "{link}"
-    );
-    link
+    let flows = flows_from(&started, &["startOAuth"]);
+    flows.into_iter().next().unwrap()
 }
 
-/// What a browser gets opening a start link (`PUBLIC_URL` is this test's server): the
-/// status, `Location` and `Set-Cookie`, the redirect not followed.
-pub(crate) async fn open(app: &TestApp, link: &str) -> (u16, Option<String>, Option<String>) {
-    let response = browser()
-        .get(link.replace("http://tenantql.test", &app.base_url))
-        .send()
-        .await
-        .unwrap();
-    let header = |name| {
+/// The flows a `startOAuth` response started, one per field in `fields`, each with its
+/// cookie, after checking what the response and the cookies are.
+fn flows_from(response: &crate::helpers::GqlResponse, fields: &[&str]) -> Vec<Flow> {
+    assert_eq!(
         response
-            .headers()
-            .get(name)
-            .map(|value: &reqwest::header::HeaderValue| value.to_str().unwrap().to_owned())
-    };
-    let (location, cookie) = (header("location"), header("set-cookie"));
-    (response.status().as_u16(), location, cookie)
-}
-
-/// A browser that shows redirects rather than following them.
-#[expect(
-    clippy::disallowed_methods,
-    reason = "a test client calling the server under test, not the server's egress"
-)]
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-/// Starts a connection and opens its link in the person's browser, which goes on to the
-/// provider.
-pub(crate) async fn start(app: &TestApp, client: &crate::helpers::Client) -> Flow {
-    let (status, location, cookie) = open(app, &start_link(client).await).await;
-    assert_eq!(status, 303);
-    flow_from(&location.unwrap(), &cookie.unwrap())
-}
-
-/// The flow a browser holds after a start link sent it to `location` setting `cookie`.
-fn flow_from(location: &str, cookie: &str) -> Flow {
-    let url = reqwest::Url::parse(location).unwrap();
-    assert!(url.as_str().contains("/authorize?"), "{url}");
-    assert!(
-        cookie.contains("HttpOnly")
-            && cookie.contains("SameSite=Lax")
-            && cookie.contains("Path=/oauth/fakebook/")
-            && !cookie.contains("Secure"),
-        "{cookie}"
+            .headers
+            .get("cache-control")
+            .map(|value| value.to_str().unwrap()),
+        Some("no-store")
     );
-    Flow {
-        params: url
-            .query_pairs()
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect(),
-        cookie: cookie.split(';').next().unwrap().to_owned(),
-    }
+    let cookies: Vec<String> = response
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|value| value.to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(cookies.len(), fields.len(), "{cookies:?}");
+    fields
+        .iter()
+        .map(|field| {
+            let url = reqwest::Url::parse(response.data(field)["authorizeUrl"].as_str().unwrap()).unwrap();
+            // The provider's own page: nothing of this server's sits between.
+            assert!(url.as_str().starts_with("http://127.0.0.1:"), "{url}");
+            assert_eq!(url.path(), "/authorize");
+            let params: Vec<(String, String)> = url
+                .query_pairs()
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+            let state = &params.iter().find(|(key, _)| key == "state").unwrap().1;
+            let name = format!("tql_oauth_{}", &hex(&Sha256::digest(state.as_bytes()))[..8]);
+            let cookie = cookies
+                .iter()
+                .find(|cookie| cookie.starts_with(&format!("{name}=")))
+                .unwrap_or_else(|| panic!("no cookie {name} in {cookies:?}"));
+            let attributes: Vec<&str> = cookie.split("; ").skip(1).collect();
+            assert_eq!(
+                attributes,
+                ["Path=/oauth/fakebook/", "Max-Age=600", "HttpOnly", "SameSite=Lax"],
+                "{cookie}"
+            );
+            let pair = cookie.split(';').next().unwrap().to_owned();
+            assert!(pair.len() > name.len() + 40, "{pair}");
+            Flow { params, cookie: pair }
+        })
+        .collect()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// Connects `owner`'s organization to the fake provider, as the person would in a browser.
 pub(crate) async fn connect(app: &TestApp, fake: &FakeProvider, owner: &crate::helpers::Client) {
-    let flow = start(app, owner).await;
+    let flow = start(owner).await;
     *fake.expected.lock().unwrap() = Some(("c0de".into(), param(&flow, "code_challenge")));
     let (status, page) = callback(
         app,
@@ -228,20 +215,41 @@ pub(crate) fn param(flow: &Flow, name: &str) -> String {
         .unwrap()
 }
 
-/// What a browser does when the provider redirects it back: with the cookie of `flow`'s
-/// start link, or none (another browser).
+/// What a browser does when the provider redirects it back: with the cookie of `flow`, or
+/// none (another browser).
 pub(crate) async fn callback(app: &TestApp, flow: Option<&Flow>, query: &[(&str, &str)]) -> (u16, String) {
+    let (status, _, page) = callback_with(app, flow.map(|flow| flow.cookie.as_str()), query).await;
+    (status, page)
+}
+
+/// The callback with a `Cookie` header as given: its status, `Set-Cookie`s and page.
+async fn callback_with(
+    app: &TestApp,
+    cookies: Option<&str>,
+    query: &[(&str, &str)],
+) -> (u16, Vec<String>, String) {
     let mut request = app
         .http
         .get(format!("{}/oauth/fakebook/callback", app.base_url))
         .query(query);
-    if let Some(flow) = flow {
-        request = request.header("cookie", &flow.cookie);
+    if let Some(cookies) = cookies {
+        request = request.header("cookie", cookies);
     }
     let response = request.send().await.unwrap();
-    (response.status().as_u16(), response.text().await.unwrap())
+    let set_cookies = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|value| value.to_str().unwrap().to_owned())
+        .collect();
+    (
+        response.status().as_u16(),
+        set_cookies,
+        response.text().await.unwrap(),
+    )
 }
 
+/// The stored access tokens: (organization, ciphertext, row id).
 async fn stored_tokens(app: &TestApp) -> Vec<(Uuid, String, Uuid)> {
     let db = app.owner_connection().await;
     db.query_all_raw(Statement::from_string(
@@ -264,7 +272,7 @@ async fn stored_tokens(app: &TestApp) -> Vec<(Uuid, String, Uuid)> {
 async fn an_account_connects_once_with_state_and_pkce(app: TestApp, fake: Arc<FakeProvider>) {
     let acme = app.org("Acme").await;
     let globex = app.org("Globex").await;
-    let params = start(&app, &acme.owner).await;
+    let params = start(&acme.owner).await;
     assert_eq!(param(&params, "response_type"), "code");
     assert_eq!(param(&params, "client_id"), "client-1");
     assert_eq!(param(&params, "code_challenge_method"), "S256");
@@ -389,7 +397,7 @@ async fn an_account_connects_once_with_state_and_pkce(app: TestApp, fake: Arc<Fa
 async fn failed_authorizations_store_nothing(app: TestApp, fake: Arc<FakeProvider>) {
     let acme = app.org("Acme").await;
     // The person declined at the provider.
-    let flow = start(&app, &acme.owner).await;
+    let flow = start(&acme.owner).await;
     let state = param(&flow, "state");
     let (status, page) = callback(
         &app,
@@ -400,7 +408,7 @@ async fn failed_authorizations_store_nothing(app: TestApp, fake: Arc<FakeProvide
     assert_eq!(status, 400);
     assert!(page.contains("did not authorize"), "{page}");
     // The provider refuses the code (a wrong verifier or code).
-    let params = start(&app, &acme.owner).await;
+    let params = start(&acme.owner).await;
     *fake.expected.lock().unwrap() = Some(("other".into(), param(&params, "code_challenge")));
     let (status, page) = callback(
         &app,
@@ -411,7 +419,7 @@ async fn failed_authorizations_store_nothing(app: TestApp, fake: Arc<FakeProvide
     assert_eq!(status, 400);
     assert!(page.contains("did not accept"), "{page}");
     // Ten minutes passed.
-    let params = start(&app, &acme.owner).await;
+    let params = start(&acme.owner).await;
     *fake.expected.lock().unwrap() = Some(("c0de".into(), param(&params, "code_challenge")));
     app.owner_connection()
         .await
@@ -434,7 +442,7 @@ async fn expiring_tokens_are_refreshed_before_a_job_uses_them(
     token_url: String,
 ) {
     let acme = app.org("Acme").await;
-    let params = start(&app, &acme.owner).await;
+    let params = start(&acme.owner).await;
     *fake.expected.lock().unwrap() = Some(("c0de".into(), param(&params, "code_challenge")));
     let (status, _) = callback(
         &app,
@@ -497,75 +505,129 @@ async fn expiring_tokens_are_refreshed_before_a_job_uses_them(
     assert!(expires > chrono::Utc::now() + chrono::Duration::minutes(30));
 }
 
-/// An admin starts a connection in their organization, opens the link, and sends the
-/// provider's URL to someone else: that person's consent comes back to a browser without
-/// the cookie and lands nowhere, and the state is spent. The start link opens in one
-/// browser only; the browser that opened it connects.
+/// An admin starts a connection in their organization and sends the provider's URL to
+/// someone else: that person's consent comes back to a browser without the cookie the
+/// `startOAuth` response set (or with a cookie of their own flow, or a made-up one) and lands
+/// nowhere, and the state is spent. The browser that started a flow connects; one browser
+/// may have several flows under way.
 async fn a_consent_lands_only_in_the_browser_that_started_it(app: TestApp, fake: Arc<FakeProvider>) {
     let mallory = app.org("Mallory").await;
-    let link = start_link(&mallory.owner).await;
-    let (status, location, cookie) = open(&app, &link).await;
-    assert_eq!(status, 303);
-    let flow = flow_from(&location.unwrap(), &cookie.unwrap());
-    let state = param(&flow, "state");
-    // Opened again (the link forwarded after Mallory opened it): refused, no cookie.
-    let (status, location, cookie) = open(&app, &link).await;
-    assert_eq!(status, 400);
-    assert!(location.is_none() && cookie.is_none());
-    let (status, _, _) = open(&app, "http://tenantql.test/oauth/fakebook/start?flow=made-up").await;
-    assert_eq!(status, 400);
+    let acme = app.org("Acme").await;
+    let mallory_id = Uuid::parse_str(&mallory.id).unwrap();
+    let acme_id = Uuid::parse_str(&acme.id).unwrap();
+    let forwarded = start(&mallory.owner).await;
+    let state = param(&forwarded, "state");
 
     // The victim consents; the provider sends their browser back, without the cookie.
-    *fake.expected.lock().unwrap() = Some(("c0de".into(), param(&flow, "code_challenge")));
-    let (status, page) = callback(&app, None, &[("code", "c0de"), ("state", &state)]).await;
+    *fake.expected.lock().unwrap() = Some(("c0de".into(), param(&forwarded, "code_challenge")));
+    let (status, set_cookies, page) = callback_with(&app, None, &[("code", "c0de"), ("state", &state)]).await;
     assert_eq!(status, 400, "{page}");
     assert!(page.contains("started in another browser"), "{page}");
+    assert!(page.contains("nothing was connected"), "{page}");
     assert!(stored_tokens(&app).await.is_empty());
+    // The flow's cookie is cleared whatever the outcome.
+    let name = forwarded.cookie.split('=').next().unwrap();
+    assert_eq!(set_cookies.len(), 1, "{set_cookies:?}");
+    assert!(
+        set_cookies[0].starts_with(&format!("{name}=; Path=/oauth/fakebook/; Max-Age=0;")),
+        "{set_cookies:?}"
+    );
     // The code was never exchanged, and the state is spent: the cookie comes too late.
     assert!(fake.expected.lock().unwrap().is_some());
-    let (status, page) = callback(&app, Some(&flow), &[("code", "c0de"), ("state", &state)]).await;
+    let (status, page) = callback(&app, Some(&forwarded), &[("code", "c0de"), ("state", &state)]).await;
     assert_eq!(status, 400);
     assert!(page.contains("already used"), "{page}");
     assert!(stored_tokens(&app).await.is_empty());
 
-    // A made-up cookie is no better than none.
-    let flow = start(&app, &mallory.owner).await;
+    // The victim's browser holds a cookie of a flow of its own: it does not open another's.
+    let own = start(&acme.owner).await;
+    let forwarded = start(&mallory.owner).await;
+    *fake.expected.lock().unwrap() = Some(("c0de".into(), param(&forwarded, "code_challenge")));
+    let (status, page) = callback(
+        &app,
+        Some(&own),
+        &[("code", "c0de"), ("state", &param(&forwarded, "state"))],
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(page.contains("started in another browser"), "{page}");
+    assert!(stored_tokens(&app).await.is_empty());
+    // A made-up secret under the right name is no better.
+    let forwarded = start(&mallory.owner).await;
     let forged = Flow {
-        params: flow.params.clone(),
-        cookie: "tenantql_oauth=guessed".into(),
+        params: forwarded.params.clone(),
+        cookie: format!("{}=guessed", forwarded.cookie.split('=').next().unwrap()),
     };
-    *fake.expected.lock().unwrap() = Some(("c0de".into(), param(&flow, "code_challenge")));
+    *fake.expected.lock().unwrap() = Some(("c0de".into(), param(&forwarded, "code_challenge")));
     let (status, page) = callback(
         &app,
         Some(&forged),
-        &[("code", "c0de"), ("state", &param(&flow, "state"))],
+        &[("code", "c0de"), ("state", &param(&forwarded, "state"))],
     )
     .await;
     assert_eq!(status, 400);
     assert!(page.contains("started in another browser"), "{page}");
     assert!(stored_tokens(&app).await.is_empty());
 
-    // In the browser that opened the link it connects, and the cookie is cleared.
-    let flow = start(&app, &mallory.owner).await;
-    *fake.expected.lock().unwrap() = Some(("c0de".into(), param(&flow, "code_challenge")));
-    let response = app
-        .http
-        .get(format!("{}/oauth/fakebook/callback", app.base_url))
-        .query(&[("code", "c0de"), ("state", &param(&flow, "state"))])
-        .header("cookie", &flow.cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 200);
-    let cleared = response.headers()["set-cookie"].to_str().unwrap().to_owned();
-    assert!(
-        cleared.starts_with("tenantql_oauth=;") && cleared.contains("Max-Age=0"),
-        "{cleared}"
-    );
-    assert!(response.text().await.unwrap().contains("connected"));
+    // The victim's own flow, in their own browser, is untouched by all this: it connects.
+    *fake.expected.lock().unwrap() = Some(("c0de".into(), param(&own, "code_challenge")));
+    let (status, page) = callback(
+        &app,
+        Some(&own),
+        &[("code", "c0de"), ("state", &param(&own, "state"))],
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("connected"), "{page}");
     let rows = stored_tokens(&app).await;
     assert_eq!(rows.len(), 1);
-    assert_eq!(rows[0].0, Uuid::parse_str(&mallory.id).unwrap());
+    assert_eq!(rows[0].0, acme_id);
+
+    // Two flows started at once in one browser (one response, two cookies): each completes
+    // with its own cookie among the browser's, the later one first.
+    let started = mallory
+        .owner
+        .gql(
+            "mutation { a: startOAuth(provider: \"fakebook\") { authorizeUrl } b: startOAuth(provider: \"fakebook\") { authorizeUrl } }",
+            json!({}),
+        )
+        .await;
+    let flows = flows_from(&started, &["a", "b"]);
+    assert_ne!(flows[0].cookie, flows[1].cookie);
+    let jar = format!("{}; {}", flows[0].cookie, flows[1].cookie);
+    for flow in [&flows[1], &flows[0]] {
+        *fake.expected.lock().unwrap() = Some(("c0de".into(), param(flow, "code_challenge")));
+        let (status, _, page) = callback_with(
+            &app,
+            Some(&jar),
+            &[("code", "c0de"), ("state", &param(flow, "state"))],
+        )
+        .await;
+        assert_eq!(status, 200, "{page}");
+        assert!(page.contains("connected"), "{page}");
+    }
+    let mut orgs: Vec<Uuid> = stored_tokens(&app).await.into_iter().map(|row| row.0).collect();
+    orgs.sort();
+    let mut expected = vec![acme_id, mallory_id];
+    expected.sort();
+    assert_eq!(orgs, expected);
+}
+
+/// With `PUBLIC_URL` on https the cookie is `Secure`.
+async fn the_cookie_is_secure_over_https(app: TestApp) {
+    let acme = app.org("Acme").await;
+    let started = acme.owner.gql(START, json!({})).await;
+    assert!(
+        started.data("startOAuth")["authorizeUrl"]
+            .as_str()
+            .unwrap()
+            .contains("redirect_uri=https%3A%2F%2Ftenantql.test%2Foauth%2Ffakebook%2Fcallback")
+    );
+    let cookie = started.headers["set-cookie"].to_str().unwrap();
+    assert!(
+        cookie.starts_with("tql_oauth_") && cookie.ends_with("; HttpOnly; SameSite=Lax; Secure"),
+        "{cookie}"
+    );
 }
 
 mod browser_binding {
@@ -581,6 +643,31 @@ mod browser_binding {
     async fn postgres() {
         if let Some((app, fake, _)) = app_with_provider(Backend::Postgres).await {
             a_consent_lands_only_in_the_browser_that_started_it(app, fake).await;
+        }
+    }
+}
+
+mod secure_cookie {
+    use super::*;
+
+    async fn app(backend: Backend) -> Option<TestApp> {
+        let (provider, _) = fake_provider().await;
+        TestApp::spawn_with(backend, |config| {
+            config.oauth_providers = vec![provider];
+            config.public_url = "https://tenantql.test".into();
+        })
+        .await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        the_cookie_is_secure_over_https(app(Backend::Sqlite).await.unwrap()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        if let Some(app) = app(Backend::Postgres).await {
+            the_cookie_is_secure_over_https(app).await;
         }
     }
 }

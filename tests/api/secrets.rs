@@ -133,13 +133,13 @@ async fn every_encrypted_column_rotates_and_the_new_key_alone_serves(
         vec![sealed_as_v1("rt-secret-1", org, REFRESH_TOKEN).into()],
     )
     .await;
-    start(&app, &acme.owner).await;
+    start(&acme.owner).await;
     app.owner_connection()
         .await
         .execute_unprepared("UPDATE oauth_states SET expires_at = created_at WHERE used_at IS NULL")
         .await
         .unwrap();
-    let pending = start(&app, &acme.owner).await;
+    let pending = start(&acme.owner).await;
     for column in SEALED_COLUMNS {
         assert!(!stored(&app, column).await.is_empty(), "{column:?}");
     }
