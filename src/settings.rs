@@ -274,8 +274,8 @@ pub struct Settings {
         hide_env_values = true
     )]
     pub oauth_providers: String,
-    /// The server's address as browsers reach it (OAuth start links and callbacks; https
-    /// makes the OAuth cookie Secure); by default http://LISTEN_ADDR.
+    /// The server's address as browsers reach it (OAuth callbacks; https makes the OAuth
+    /// cookie Secure); by default http://LISTEN_ADDR.
     #[arg(long, env = "PUBLIC_URL", global = true)]
     pub public_url: Option<String>,
     /// Where the browser goes after an OAuth connection, with `status`, `provider` (and
