@@ -604,3 +604,38 @@ fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
         .is_some_and(|host| origin.split_once("://").is_some_and(|(_, rest)| rest == host));
     same_origin || allowed.iter().any(|allowed| allowed == origin)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_cookies_resolvers_set_reach_the_response() {
+        let mut response = async_graphql::Response::new(async_graphql::Value::Null);
+        for (name, value) in [
+            ("set-cookie", "a=1; HttpOnly"),
+            ("set-cookie", "b=2; HttpOnly"),
+            ("x-other", "leak"),
+            ("location", "https://elsewhere.example"),
+        ] {
+            response
+                .http_headers
+                .append(name, header::HeaderValue::from_static(value));
+        }
+        let mut http = Response::builder().body("");
+        add_cookies(&mut http, &response);
+        let cookies: Vec<_> = http.headers().get_all(header::SET_COOKIE).iter().collect();
+        assert_eq!(cookies, ["a=1; HttpOnly", "b=2; HttpOnly"]);
+        assert_eq!(http.headers()[header::CACHE_CONTROL], "no-store");
+        assert!(http.headers().get("x-other").is_none());
+        assert!(http.headers().get(header::LOCATION).is_none());
+
+        // No cookie, no change: ordinary answers stay cacheable as before.
+        let mut http = Response::builder().body("");
+        add_cookies(
+            &mut http,
+            &async_graphql::Response::new(async_graphql::Value::Null),
+        );
+        assert!(http.headers().is_empty());
+    }
+}
