@@ -208,7 +208,12 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 #[tokio::main]
 async fn main() {
     let options = Options::from_args();
-    let app = TestApp::spawn_with(Backend::Postgres, |config| config.db_max_connections = 16)
+    // The pools as deployed: the tenant pool at DB_MAX_CONNECTIONS' default and the owner's
+    // (API-key lookups) at DB_OWNER_MAX_CONNECTIONS' default, not the test harness's small ones.
+    let app = TestApp::spawn_with(Backend::Postgres, |config| {
+        config.db_max_connections = 16;
+        config.db_owner_max_connections = 4;
+    })
         .await
         .expect("the benchmark needs PostgreSQL (TEST_POSTGRES_URL)");
     seed(&app.owner_connection().await, &options).await;
