@@ -214,8 +214,8 @@ async fn main() {
         config.db_max_connections = 16;
         config.db_owner_max_connections = 4;
     })
-        .await
-        .expect("the benchmark needs PostgreSQL (TEST_POSTGRES_URL)");
+    .await
+    .expect("the benchmark needs PostgreSQL (TEST_POSTGRES_URL)");
     seed(&app.owner_connection().await, &options).await;
     let url = app.graphql_url();
     if let Some(seconds) = options.hold {
