@@ -251,6 +251,88 @@ async fn reset_role_inside_a_tenant_transaction_stays_under_every_policy() {
     assert_eq!(listed.data("projects")["edges"][0]["node"]["name"], "G1");
 }
 
+/// An injected `set_config` naming another organization (whose id it knows) switches to
+/// nothing: the policies admit an organization only with the proof the server signs it
+/// with, and the tenant role cannot read the keys to forge one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setting_another_organization_inside_a_tenant_transaction_sees_nothing() {
+    let Some(app) = postgres_app().await else { return };
+    let acme = app.org("Acme").await;
+    let globex = app.org("Globex").await;
+    acme.project("A1").await;
+    globex.project("G1").await;
+    let acme_id = OrgId(Uuid::parse_str(&acme.id).unwrap());
+
+    let txn = begin_tenant_transaction(&app.tenant_db, acme_id, Access::Write)
+        .await
+        .unwrap();
+    let projects = "SELECT count(*) FROM projects";
+    let own = txn
+        .query_one_raw(Statement::from_string(DbBackend::Postgres, projects))
+        .await
+        .unwrap();
+    assert_eq!(count(own), 1, "the transaction's own organization");
+    txn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT set_config('app.organization_id', $1, true)",
+        [globex.id.clone().into()],
+    ))
+    .await
+    .unwrap();
+    let switched = txn
+        .query_one_raw(Statement::from_string(DbBackend::Postgres, projects))
+        .await
+        .unwrap();
+    assert_eq!(count(switched), 0, "another organization named without its proof");
+    let inserted = txn
+        .execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "INSERT INTO projects (id, organization_id, slug, name, created_at, updated_at) \
+             VALUES (gen_random_uuid(), $1::uuid, 'planted', 'Planted', now(), now())",
+            [globex.id.clone().into()],
+        ))
+        .await;
+    assert!(
+        inserted
+            .expect_err("writing into another organization must be refused")
+            .to_string()
+            .contains("row-level security"),
+    );
+    drop(txn);
+    let keys = begin_tenant_transaction(&app.tenant_db, acme_id, Access::Read)
+        .await
+        .unwrap()
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT count(*) FROM tenancy_signing_keys",
+        ))
+        .await;
+    assert!(
+        keys.expect_err("the keys are the owner's")
+            .to_string()
+            .contains("permission denied")
+    );
+
+    // No policy reads the setting unsigned.
+    let conn = app.owner_connection().await;
+    let unsigned = conn
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT count(*) FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid \
+             WHERE c.relnamespace = 'public'::regnamespace \
+               AND (coalesce(pg_get_expr(p.polqual, p.polrelid), '') LIKE '%app.organization_id%' \
+                 OR coalesce(pg_get_expr(p.polwithcheck, p.polrelid), '') LIKE '%app.organization_id%')",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(count(unsigned), 0);
+    let listed = globex
+        .owner
+        .gql("{ projects { edges { node { name } } } }", json!({}))
+        .await;
+    assert_eq!(listed.data("projects")["edges"].as_array().unwrap().len(), 1);
+}
+
 /// The error of a production server whose tenant transactions would log in as `role`.
 async fn production_start_as(role: &str) -> Option<String> {
     let started = TestApp::try_spawn_with(Backend::Postgres, |config| {
