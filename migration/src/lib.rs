@@ -16,7 +16,6 @@ mod m20261206_000001_credential_endpoints;
 /// Public so that a test can run its data step against rows made before it.
 pub mod m20261206_000010_share_acceptance;
 mod m20261206_000020_oauth_browser_binding;
-mod m20261206_000030_signed_tenant_setting;
 mod rls;
 
 pub use rls::APP_ROLE;
@@ -39,7 +38,6 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000001_credential_endpoints::Migration),
             Box::new(m20261206_000010_share_acceptance::Migration),
             Box::new(m20261206_000020_oauth_browser_binding::Migration),
-            Box::new(m20261206_000030_signed_tenant_setting::Migration),
         ]
     }
 }

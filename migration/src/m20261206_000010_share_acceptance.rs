@@ -9,7 +9,7 @@ use sea_orm_migration::{prelude::*, schema::*};
 use uuid::Uuid;
 
 use crate::helpers::{cascade, index, timestamps};
-use crate::rls::{current_organization, protect_tenant_table};
+use crate::rls::{CURRENT_ORGANIZATION, protect_tenant_table};
 
 pub struct Migration;
 
@@ -87,12 +87,11 @@ impl MigrationTrait for Migration {
             // An offer is the author's row, but the organization it is made to may remove it
             // (decline, leave). Deleting cannot redirect or widen a share, so no column
             // privilege is needed; updates stay the author's alone.
-            let organization = current_organization(manager).await?;
             manager
                 .get_connection()
                 .execute_unprepared(&format!(
                     "CREATE POLICY shared_with_delete ON agent_shares FOR DELETE
-                       USING (shared_with_organization_id = {organization});"
+                       USING (shared_with_organization_id = {CURRENT_ORGANIZATION});"
                 ))
                 .await?;
         }

@@ -11,29 +11,8 @@ pub const APP_ROLE: &str = "tenantql_app";
 /// The policy predicate: the row's tenant key equals the organization set for this
 /// transaction. `(select …)` makes PostgreSQL read the setting once per statement;
 /// `NULLIF` turns the empty string left behind by an ended local setting into NULL.
-async fn tenant_predicate(manager: &SchemaManager<'_>, key_column: &str) -> Result<String, DbErr> {
-    Ok(format!("{key_column} = {}", current_organization(manager).await?))
-}
-
-/// The organization of the current transaction as a policy reads it: signed once
-/// `m20261206_000030_signed_tenant_setting` has made that possible, so a policy made by a
-/// later migration through these helpers is signed too.
-pub async fn current_organization(manager: &SchemaManager<'_>) -> Result<&'static str, DbErr> {
-    let signed = manager
-        .get_connection()
-        .query_one_raw(sea_orm_migration::sea_orm::Statement::from_string(
-            DbBackend::Postgres,
-            "SELECT to_regprocedure('tenantql_organization()') IS NOT NULL AS signed",
-        ))
-        .await?
-        .map(|row| row.try_get::<bool>("", "signed"))
-        .transpose()?
-        .unwrap_or(false);
-    Ok(if signed {
-        SIGNED_ORGANIZATION
-    } else {
-        CURRENT_ORGANIZATION
-    })
+fn tenant_predicate(key_column: &str) -> String {
+    format!("{key_column} = {CURRENT_ORGANIZATION}")
 }
 
 /// Creates the application role once per cluster and lets the migrating role switch to it.
@@ -69,7 +48,7 @@ pub async fn protect_tenant_table(
     if manager.get_database_backend() != DbBackend::Postgres {
         return Ok(());
     }
-    let predicate = tenant_predicate(manager, key_column).await?;
+    let predicate = tenant_predicate(key_column);
     manager
         .get_connection()
         .execute_unprepared(&format!(
@@ -101,7 +80,7 @@ pub async fn protect_append_only_table(
         }
         return Ok(());
     }
-    let predicate = tenant_predicate(manager, key_column).await?;
+    let predicate = tenant_predicate(key_column);
     db.execute_unprepared(&format!(
         "ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;
          ALTER TABLE {table} FORCE ROW LEVEL SECURITY;
@@ -139,12 +118,6 @@ pub async fn add_read_policy(
     Ok(())
 }
 
-/// The organization set for the current transaction, as SQL, as the policies made before
-/// `m20261206_000030_signed_tenant_setting` read it; that migration rewrote them all to
-/// [`SIGNED_ORGANIZATION`]. A later migration writing a policy by hand takes the
-/// expression from [`current_organization`].
+/// The organization set for the current transaction, as SQL.
 pub const CURRENT_ORGANIZATION: &str =
     "(SELECT NULLIF(current_setting('app.organization_id', true), '')::uuid)";
-
-/// The organization set for the current transaction, only if the server signed it.
-pub const SIGNED_ORGANIZATION: &str = "(SELECT NULLIF(tenantql_organization(), '')::uuid)";

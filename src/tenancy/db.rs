@@ -4,7 +4,6 @@
 //! a role that owns nothing and cannot bypass RLS, for tenant transactions. On SQLite (no RLS)
 //! both are the same pool.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -79,24 +78,6 @@ fn pool_figures(conn: &DatabaseConnection) -> (u32, u32) {
 }
 
 impl Db {
-    /// The keys that sign tenant transactions' organizations (made by a migration).
-    async fn signing_keys(&self) -> anyhow::Result<SigningKeys> {
-        use sea_orm::{ConnectionTrait, Statement};
-        let row = self
-            .conn
-            .query_one_raw(Statement::from_string(
-                DbBackend::Postgres,
-                "SELECT inner_key, outer_key FROM tenancy_signing_keys WHERE id = 1",
-            ))
-            .await
-            .context("cannot read the tenancy signing keys; has `tenantql migrate` run?")?
-            .context("the tenancy signing keys are missing; has `tenantql migrate` run?")?;
-        Ok(SigningKeys {
-            inner: row.try_get_by_index(0)?,
-            outer: row.try_get_by_index(1)?,
-        })
-    }
-
     pub async fn connect(url: &SecretString, max_connections: u32) -> anyhow::Result<Self> {
         let url = url.expose_secret();
         let conn = open(url, max_connections)
@@ -170,35 +151,6 @@ impl Db {
 #[derive(Clone)]
 pub struct TenantDb {
     conn: DatabaseConnection,
-    /// Signs the organization each tenant transaction sets (PostgreSQL).
-    signing: Option<Arc<SigningKeys>>,
-}
-
-/// The keys the policies check a transaction's organization against
-/// (`tenancy_signing_keys`, readable by the owner only): a statement inside a tenant
-/// transaction that sets another organization cannot also set its proof.
-struct SigningKeys {
-    inner: Vec<u8>,
-    outer: Vec<u8>,
-}
-
-impl SigningKeys {
-    /// The proof of `organization`: SHA-256(outer ‖ SHA-256(inner ‖ organization)), hex, as
-    /// `tenantql_organization()` computes it.
-    fn proof(&self, organization: &str) -> String {
-        use sha2::{Digest, Sha256};
-        let inner = Sha256::new()
-            .chain_update(&self.inner)
-            .chain_update(organization.as_bytes())
-            .finalize();
-        Sha256::new()
-            .chain_update(&self.outer)
-            .chain_update(inner)
-            .finalize()
-            .iter()
-            .map(|byte| format!("{byte:02x}"))
-            .collect()
-    }
 }
 
 impl TenantDb {
@@ -207,7 +159,7 @@ impl TenantDb {
         let conn = open(url.expose_secret(), max_connections)
             .await
             .context("cannot connect to the database as the tenant role (TENANT_DATABASE_URL)")?;
-        Ok(Self { conn, signing: None })
+        Ok(Self { conn })
     }
 
     /// SQLite has no roles and no RLS: tenant transactions share the one pool, and the
@@ -215,13 +167,7 @@ impl TenantDb {
     pub fn sharing(db: &Db) -> Self {
         Self {
             conn: db.conn.clone(),
-            signing: None,
         }
-    }
-
-    /// The organization's proof for this transaction's settings; `None` on SQLite.
-    pub(super) fn proof(&self, organization: &str) -> Option<String> {
-        self.signing.as_ref().map(|keys| keys.proof(organization))
     }
 
     /// The pools a server needs for `config`: the owner's, migrated if asked, and the
@@ -247,9 +193,8 @@ impl TenantDb {
                  connect as a role that owns nothing and cannot bypass RLS (README, \"Running on PostgreSQL\")"
             );
         };
-        let mut tenant = TenantDb::connect(tenant_url, config.db_max_connections).await?;
+        let tenant = TenantDb::connect(tenant_url, config.db_max_connections).await?;
         tenant.check_role(config.environment).await?;
-        tenant.signing = Some(Arc::new(db.signing_keys().await?));
         Ok((db, tenant))
     }
 

@@ -67,26 +67,17 @@ async fn begin_flushing(
     // tenant role's grants and policies are the lock that matters.
     let txn = db.begin(access).await?;
     if backend == DbBackend::Postgres {
-        // The organization and its proof in one statement: the policies admit the
-        // organization only with the proof, which a statement inside the transaction
-        // cannot forge for another.
         let settings = match flush {
-            Flush::Wait => {
-                "SELECT set_config('app.organization_id', $1, true), \
-                 set_config('app.organization_proof', $2, true)"
-            }
+            Flush::Wait => "SELECT set_config('app.organization_id', $1, true)",
             Flush::DontWait => {
                 "SELECT set_config('app.organization_id', $1, true), \
-                 set_config('app.organization_proof', $2, true), \
                  set_config('synchronous_commit', 'off', true)"
             }
         };
-        let organization = org.to_string();
-        let proof = db.proof(&organization).unwrap_or_default();
         txn.execute_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
             settings,
-            [organization.into(), proof.into()],
+            [org.to_string().into()],
         ))
         .await?;
     }
