@@ -157,6 +157,11 @@ impl<K: Hash + Eq + Clone> Rule<K> {
         Self::with_burst(name, per_minute, per_minute)
     }
 
+    /// A bucket that may spend [`burst`]`(per_minute, burst_seconds, floor)` at once.
+    fn sliced(name: &'static str, per_minute: u32, burst_seconds: u32, floor: u32) -> Self {
+        Self::with_burst(name, per_minute, burst(per_minute, burst_seconds, floor))
+    }
+
     fn with_burst(name: &'static str, per_minute: u32, burst: u32) -> Self {
         let per_minute = per_minute.max(1);
         let burst = burst.clamp(1, per_minute);
@@ -271,12 +276,10 @@ impl RateLimits {
                 jobs: 1,
             })
         };
-        let bursting = |name, per_minute, floor| {
-            Rule::with_burst(name, per_minute, burst(per_minute, config.burst_seconds, floor))
-        };
+        let seconds = config.burst_seconds;
         let per_plan = |name, pick: fn(PlanQuota) -> u32, floor| {
             Plan::iter()
-                .map(|plan| (plan, bursting(name, pick(quota(plan)), floor)))
+                .map(|plan| (plan, Rule::sliced(name, pick(quota(plan)), seconds, floor)))
                 .collect()
         };
         let limits = Arc::new(Self {
@@ -287,11 +290,17 @@ impl RateLimits {
                 config.max_operation_cost,
             ),
             org_jobs: per_plan("org-jobs", |quota| quota.jobs, 0),
-            api_key_requests: bursting("api-key-requests", config.api_key_requests_per_minute, 0),
-            anonymous_requests: Rule::with_burst(
+            api_key_requests: Rule::sliced(
+                "api-key-requests",
+                config.api_key_requests_per_minute,
+                seconds,
+                0,
+            ),
+            anonymous_requests: Rule::sliced(
                 "anonymous-requests",
                 config.anonymous_requests_per_minute,
-                burst(config.anonymous_requests_per_minute, config.burst_seconds, 0),
+                seconds,
+                0,
             ),
             auth_attempts: Rule::new("auth-attempts", config.auth_attempts_per_minute),
             account_signins: Rule::new("account-signins", config.account_signins_per_minute),
