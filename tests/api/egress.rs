@@ -16,6 +16,7 @@ use tenantql::integrations::oauth::ProviderConfig;
 use crate::configured_backend_tests;
 use crate::helpers::{Backend, Client, Org, TestApp};
 use crate::jobs::{start_job, terminal, wait_for};
+use crate::llm::set_credential;
 
 const MARKER: &str = "MARKER-7f3a-remote-body";
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
@@ -164,14 +165,6 @@ impl Fake {
 
 const SET: &str = "mutation($p: String!, $s: String!, $u: String) {
     setProviderCredential(input: { provider: $p, secret: $s, baseUrl: $u }) { id provider baseUrl ownEndpoint lastFour } }";
-
-async fn set_credential(org: &Org, secret: &str, base_url: &str) {
-    let set = org
-        .owner
-        .gql(SET, json!({ "p": "openai", "s": secret, "u": base_url }))
-        .await;
-    assert_eq!(set.data("setProviderCredential")["baseUrl"], base_url);
-}
 
 async fn llm_agent(client: &Client, config: Value) -> String {
     let created = client
@@ -393,13 +386,13 @@ async fn credentials_carry_their_endpoint(app: TestApp) {
     }
     let listed = acme
         .owner
-        .gql("{ providerCredentials { provider baseUrl } }", json!({}))
+        .gql("{ providerCredentials { provider baseUrl lastFour } }", json!({}))
         .await;
     assert_eq!(
         listed.data("providerCredentials"),
         &json!([
-            { "provider": "openai", "baseUrl": "https://api.openai.com/v1" },
-            { "provider": "local", "baseUrl": "https://models.example.com/v1" },
+            { "provider": "openai", "baseUrl": "https://api.openai.com/v1", "lastFour": "1234" },
+            { "provider": "local", "baseUrl": "https://models.example.com/v1", "lastFour": "5678" },
         ])
     );
     assert!(!listed.body.to_string().contains("sk-"));

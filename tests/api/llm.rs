@@ -86,7 +86,7 @@ async fn fake_provider(refusals: u32) -> (String, Arc<Fake>) {
 }
 
 /// Stores the organization's openai credential, sent only to `base_url`.
-async fn set_credential(org: &Org, secret: &str, base_url: &str) {
+pub(crate) async fn set_credential(org: &Org, secret: &str, base_url: &str) {
     let set = org
         .owner
         .gql(

@@ -407,7 +407,10 @@ async fn share_rows_are_visible_to_their_two_sides_only() {
             ],
         ))
         .await;
-    assert!(forged.is_err(), "the receiver wrote an offer to itself");
+    let forged = forged
+        .expect_err("the receiver wrote an offer to itself")
+        .to_string();
+    assert!(forged.contains("row-level security"), "{forged}");
     drop(txn);
     // Nor accept on another organization's behalf.
     let txn = begin_tenant_transaction(&app.tenant_db, org(&globex), Access::Write)
@@ -421,9 +424,12 @@ async fn share_rows_are_visible_to_their_two_sides_only() {
             [Uuid::now_v7().into(), uuid(&initech.id).into()],
         ))
         .await;
+    let accepted_for_initech = accepted_for_initech
+        .expect_err("an acceptance was written for another tenant")
+        .to_string();
     assert!(
-        accepted_for_initech.is_err(),
-        "an acceptance was written for another tenant"
+        accepted_for_initech.contains("row-level security"),
+        "{accepted_for_initech}"
     );
     drop(txn);
     // It may remove the offer made to it, and only that one (its acceptance goes with it).
