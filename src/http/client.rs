@@ -34,3 +34,15 @@ pub fn client_info(req: &Request, trust_forwarded_for: bool) -> ClientInfo {
         request_id: req.extensions().get::<RequestId>().map(|id| id.0.clone()),
     }
 }
+
+/// The value of the cookie named `name` the request carries, if any and not empty.
+pub(super) fn cookie(headers: &poem::http::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, value)| *key == name && !value.is_empty())
+        .map(|(_, value)| value.to_owned())
+}

@@ -14,7 +14,7 @@ use poem::web::{Data, Query};
 use poem::{Body, IntoResponse, Request, Response, handler};
 use serde_json::{Map, Value, json};
 
-use super::client::client_info;
+use super::client::{client_info, cookie};
 use super::{HttpState, websocket};
 use crate::error::AppError;
 use crate::governance::persisted::{Requested, Resolved};
@@ -280,19 +280,10 @@ fn organization_hints(headers: &HeaderMap, base_domain: Option<&str>) -> Organiz
             .to_owned();
         (!label.is_empty() && !label.contains('.')).then_some(label)
     });
-    let cookie = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .find_map(|cookies| {
-            cookies
-                .split(';')
-                .find_map(|pair| pair.trim().strip_prefix("organization_id=").map(str::to_owned))
-        });
     OrganizationHints {
         header: header.filter(|value| !value.is_empty()).map(str::to_owned),
         subdomain,
-        cookie: cookie.filter(|value| !value.is_empty()),
+        cookie: cookie(headers, "organization_id"),
     }
 }
 

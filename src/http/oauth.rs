@@ -9,22 +9,10 @@ use poem::web::{Data, Path, Query};
 use poem::{IntoResponse, Request, Response, handler};
 
 use super::HttpState;
-use super::client::client_info;
+use super::client::{client_info, cookie};
 use crate::error::AppError;
 use crate::governance::audit::Origin;
 use crate::integrations::oauth::{Callback, cookie_name};
-
-/// The value of the cookie named `name` the request carries, if any.
-fn cookie(req: &Request, name: &str) -> Option<String> {
-    req.headers()
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, value)| *key == name && !value.is_empty())
-        .map(|(_, value)| value.to_owned())
-}
 
 #[handler]
 pub async fn callback(
@@ -48,7 +36,7 @@ pub async fn callback(
     let state_param = callback.state.clone();
     let browser = state_param
         .as_deref()
-        .and_then(|state| cookie(req, &cookie_name(state)));
+        .and_then(|state| cookie(req.headers(), &cookie_name(state)));
     let result = services
         .oauth
         .finish(
