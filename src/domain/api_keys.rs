@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use entity::{OrgRole, api_key};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, IntoActiveModel, QueryFilter};
+use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, IntoActiveModel, Iterable, QueryFilter, UpdateMany};
 use uuid::Uuid;
 
 use crate::auth::api_key::{self as key_format};
@@ -101,59 +101,47 @@ pub async fn revoke(scoped: &Scoped, id: ApiKeyId) -> AppResult<api_key::Model> 
     scoped.update(key, "API key").await
 }
 
-/// The creator's keys still in use.
-async fn live_keys_of(scoped: &Scoped, creator: UserId) -> AppResult<Vec<api_key::Model>> {
-    scoped
-        .all(
-            scoped
-                .select::<api_key::Entity>()
+/// Applies `change` to the keys `creator` made that are still in use and match `narrow`,
+/// in one statement, noting their ids on the audit row under `note`; returns them.
+async fn change_keys_of(
+    scoped: &Scoped,
+    creator: UserId,
+    narrow: Condition,
+    change: UpdateMany<api_key::Entity>,
+    note: &str,
+) -> AppResult<Vec<api_key::Model>> {
+    let keys = scoped
+        .update_returning(
+            change
+                .col_expr(api_key::Column::UpdatedAt, Expr::value(Utc::now()))
                 .filter(api_key::Column::CreatedBy.eq(creator.0))
-                .filter(api_key::Column::RevokedAt.is_null()),
+                .filter(api_key::Column::RevokedAt.is_null())
+                .filter(narrow),
         )
-        .await
+        .await?;
+    if !keys.is_empty() {
+        let ids: Vec<Uuid> = keys.iter().map(|key| key.id).collect();
+        scoped.note(note, serde_json::json!(ids));
+    }
+    Ok(keys)
 }
 
-/// Revokes every key `creator` made in this organization (they are leaving it), noting
-/// them on the audit row; returns them as they were.
+/// Revokes every key `creator` made in this organization (they are leaving it); returns
+/// them.
 pub async fn revoke_keys_of(scoped: &Scoped, creator: UserId) -> AppResult<Vec<api_key::Model>> {
-    let keys = live_keys_of(scoped, creator).await?;
-    let ids: Vec<Uuid> = keys.iter().map(|key| key.id).collect();
-    if !ids.is_empty() {
-        scoped.note("revokedApiKeys", serde_json::json!(ids));
-        let now = Utc::now();
-        scoped
-            .update_where(
-                scoped
-                    .update_many::<api_key::Entity>()
-                    .col_expr(api_key::Column::RevokedAt, Expr::value(now))
-                    .col_expr(api_key::Column::UpdatedAt, Expr::value(now))
-                    .filter(api_key::Column::Id.is_in(ids.clone())),
-            )
-            .await?;
-    }
-    Ok(keys)
+    let revoke = scoped
+        .update_many::<api_key::Entity>()
+        .col_expr(api_key::Column::RevokedAt, Expr::value(Utc::now()));
+    change_keys_of(scoped, creator, Condition::all(), revoke, "revokedApiKeys").await
 }
 
-/// Lowers to `role` every key `creator` made above it (their role became `role`), noting
-/// them on the audit row; returns them as they were.
+/// Lowers to `role` every key `creator` made above it (their role became `role`); returns
+/// them.
 pub async fn cap_keys_of(scoped: &Scoped, creator: UserId, role: OrgRole) -> AppResult<Vec<api_key::Model>> {
-    let keys: Vec<api_key::Model> = live_keys_of(scoped, creator)
-        .await?
-        .into_iter()
-        .filter(|key| key.role > role)
-        .collect();
-    let ids: Vec<Uuid> = keys.iter().map(|key| key.id).collect();
-    if !ids.is_empty() {
-        scoped.note("cappedApiKeys", serde_json::json!(ids));
-        scoped
-            .update_where(
-                scoped
-                    .update_many::<api_key::Entity>()
-                    .col_expr(api_key::Column::Role, Expr::value(role))
-                    .col_expr(api_key::Column::UpdatedAt, Expr::value(Utc::now()))
-                    .filter(api_key::Column::Id.is_in(ids.clone())),
-            )
-            .await?;
-    }
-    Ok(keys)
+    let above = OrgRole::iter().filter(|other| *other > role);
+    let cap = scoped
+        .update_many::<api_key::Entity>()
+        .col_expr(api_key::Column::Role, Expr::value(role));
+    let narrow = Condition::all().add(api_key::Column::Role.is_in(above));
+    change_keys_of(scoped, creator, narrow, cap, "cappedApiKeys").await
 }

@@ -120,7 +120,7 @@ pub async fn add_member(
 }
 
 /// Changes a member's role; the API keys they created are capped at the new one, in the
-/// same transaction, and returned as they were.
+/// same transaction, and returned.
 pub async fn update_member_role(
     scoped: &Scoped,
     user: UserId,
@@ -141,7 +141,7 @@ pub async fn update_member_role(
 }
 
 /// Removes the member, their roles in this organization's projects, and the API keys they
-/// created, in one transaction; returns the keys as they were.
+/// created, in one transaction; returns those keys.
 pub async fn remove_member(scoped: &Scoped, user: UserId) -> AppResult<Vec<api_key::Model>> {
     let member = get_member(scoped, user).await?;
     check_outranks(scoped, &member)?;
