@@ -153,6 +153,12 @@ async fn demote_global_agents(manager: &SchemaManager<'_>) -> Result<(), DbErr> 
                 now.into(),
                 now.into(),
             ])
+            // An offer left from when the agent was SELECTIVE stands as it is.
+            .on_conflict(
+                OnConflict::columns(["organization_id", "agent_id", "shared_with_organization_id"])
+                    .do_nothing()
+                    .to_owned(),
+            )
             .to_owned();
         manager.exec_stmt(offer).await?;
     }

@@ -71,10 +71,8 @@ pub async fn memberships_of(db: &Db, user: UserId) -> AppResult<Vec<(organizatio
         .collect())
 }
 
-/// The API key with this prefix and the organization it belongs to, revoked or not:
-/// the caller decides validity.
-/// The key with this prefix, its organization, and its creator's role there now (`None`
-/// once they are no longer a member).
+/// The API key with this prefix, revoked or not (the caller decides validity), its
+/// organization, and its creator's role there now (`None` once they are no longer a member).
 pub async fn find_api_key(
     db: &Db,
     prefix: &str,
@@ -240,8 +238,6 @@ async fn audit_session_event(
     append_audit_entry(txn, origin, None, Actor::User(user), Some(change)).await
 }
 
-/// Exchanges a refresh token (by hash) for a new one in the same family. A token that was
-/// already exchanged is a sign of theft: the whole family is revoked and the call fails.
 /// The sign-in (session family) a refresh token belongs to, if it is one of ours.
 pub async fn session_family_of(db: &Db, token_hash: &str) -> AppResult<Option<SessionFamilyId>> {
     Ok(session::Entity::find()
@@ -251,6 +247,8 @@ pub async fn session_family_of(db: &Db, token_hash: &str) -> AppResult<Option<Se
         .map(|session| SessionFamilyId(session.family_id)))
 }
 
+/// Exchanges a refresh token (by hash) for a new one in the same family. A token that was
+/// already exchanged is a sign of theft: the whole family is revoked and the call fails.
 pub async fn rotate_session(
     db: &Db,
     presented_hash: &str,
