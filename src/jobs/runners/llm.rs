@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Credential, RunError, Runner, Steps};
-use crate::integrations::egress::{EgressError, Gate, Reply};
+use crate::integrations::egress::{Gate, Reply};
 
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Streamed tokens per progress event.
@@ -212,25 +212,14 @@ async fn send(
                     response.status()
                 )));
             }
-            Err(error) if !error.is_transient() => return Err(gate_error(error)),
-            Err(error) if attempt >= config.max_retries => {
-                return Err(RunError::Failed(format!("the provider failed: {error}")));
+            Err(error) if !error.is_transient() || attempt >= config.max_retries => {
+                return Err(error.into());
             }
             Err(_) => None,
         };
         let backoff = Duration::from_millis(250) * 2u32.pow(attempt.min(8));
         tokio::time::sleep(retry_after.unwrap_or(backoff).min(MAX_BACKOFF)).await;
         attempt += 1;
-    }
-}
-
-/// A failure the gate reports in its own words; retried only when it may pass (a lost
-/// connection), not when the gate refused the call or cut the answer off.
-fn gate_error(error: EgressError) -> RunError {
-    if error.is_transient() {
-        RunError::Failed(format!("the provider failed: {error}"))
-    } else {
-        RunError::Fatal(error.to_string())
     }
 }
 
@@ -297,7 +286,7 @@ async fn read_stream(
     let mut text = String::new();
     let mut unsent = String::new();
     let mut usage: Option<(u64, u64)> = None;
-    while let Some(bytes) = response.chunk().await.map_err(gate_error)? {
+    while let Some(bytes) = response.chunk().await.map_err(RunError::from)? {
         pending.push_str(&String::from_utf8_lossy(&bytes));
         while let Some(end) = pending.find('\n') {
             let line = pending[..end].trim().to_owned();
@@ -343,7 +332,7 @@ async fn flush(steps: &mut impl Steps, meter: &mut Meter<'_>, unsent: &mut Strin
 }
 
 async fn read_whole(response: Reply, meter: &mut Meter<'_>) -> Result<String, RunError> {
-    let body: Value = response.json().await.map_err(gate_error)?;
+    let body: Value = response.json().await.map_err(RunError::from)?;
     let text = body["choices"][0]["message"]["content"]
         .as_str()
         .ok_or_else(|| RunError::Failed("the provider's answer has no message".into()))?

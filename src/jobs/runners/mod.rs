@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::integrations::credentials::ProviderEndpoints;
 use crate::integrations::crypto::Keyring;
-use crate::integrations::egress::Gate;
+use crate::integrations::egress::{EgressError, Gate};
 use crate::integrations::oauth::OAuth;
 use crate::integrations::workspaces::Workspaces;
 
@@ -102,6 +102,18 @@ pub enum RunError {
     Failed(String),
     /// The run failed in a way retrying cannot fix (a refused credential, a bad request).
     Fatal(String),
+}
+
+/// A failure the gate reports in its own words; retried only when it may pass (a lost
+/// connection), not when the gate refused the call or cut the answer off.
+impl From<EgressError> for RunError {
+    fn from(error: EgressError) -> Self {
+        if error.is_transient() {
+            RunError::Failed(format!("the provider failed: {error}"))
+        } else {
+            RunError::Fatal(error.to_string())
+        }
+    }
 }
 
 impl From<Stop> for RunError {

@@ -102,14 +102,7 @@ impl Runner for Publish {
             .timeout(TIMEOUT)
             .json(&json!({ "text": text }))
             .send()
-            .await
-            .map_err(|error| {
-                if error.is_transient() {
-                    RunError::Failed(format!("the provider failed: {error}"))
-                } else {
-                    RunError::Fatal(error.to_string())
-                }
-            })?;
+            .await?;
         let status = response.status();
         if matches!(status, 401 | 403) {
             return Err(RunError::Fatal(format!(
