@@ -7,10 +7,10 @@ use entity::agent;
 use serde_json::Value;
 
 use crate::domain::agents::{self, AgentChanges, NewAgent, Offer};
-use crate::error::AppResult;
 use crate::graphql::context::ContextExt;
 use crate::graphql::guards::OrgRoleGuard;
 use crate::graphql::pagination::{Conn, DEFAULT_PAGE_SIZE, connection, list_cost, page_request, parse_id};
+use crate::graphql::platform::is_platform_admin;
 use crate::ids::{AgentId, OrgId, ProjectId};
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -92,17 +92,6 @@ impl AgentShareOffer {
     /// (it does not run for you until you accept the new one); null for a new offer.
     async fn accepted_revision(&self) -> Option<i32> {
         self.0.accepted_revision
-    }
-}
-
-/// Whether the caller is a signed-in platform admin, read from the database (API keys never
-/// are).
-async fn platform_admin(ctx: &Context<'_>) -> AppResult<bool> {
-    match ctx.user() {
-        Ok(user) => Ok(crate::tenancy::unscoped::find_user(&ctx.services().db, user.id)
-            .await?
-            .is_some_and(|user| user.is_platform_admin)),
-        Err(_) => Ok(false),
     }
 }
 
@@ -203,7 +192,7 @@ impl AgentMutation {
             project,
             sharing: input.sharing.into(),
             max_attempts: input.max_attempts,
-            platform_admin: input.sharing == AgentSharing::Global && platform_admin(ctx).await?,
+            platform_admin: input.sharing == AgentSharing::Global && is_platform_admin(ctx).await?,
         };
         let agent = ctx
             .tenant()?
@@ -226,7 +215,7 @@ impl AgentMutation {
             config: input.config.map(|config| config.0),
             sharing: input.sharing.map(Into::into),
             max_attempts: input.max_attempts,
-            platform_admin: global_matters && platform_admin(ctx).await?,
+            platform_admin: global_matters && is_platform_admin(ctx).await?,
         };
         let agent = ctx
             .tenant()?

@@ -3,24 +3,31 @@
 use async_graphql::{Context, Guard, ID, Object, Result};
 
 use crate::domain::accounts::default_budget_cents;
-use crate::error::AppError;
+use crate::error::{AppError, AppResult};
 use crate::graphql::context::ContextExt;
 use crate::graphql::organizations::{Organization, Plan};
 use crate::graphql::pagination::{Conn, DEFAULT_PAGE_SIZE, connection, list_cost, page_request, parse_id};
 use crate::ids::OrgId;
 use crate::tenancy::unscoped;
 
-/// The caller is a signed-in platform admin (read from the database on every request, so
-/// taking the flag away takes effect at once).
+/// Whether the caller is a signed-in platform admin (read from the database on every
+/// request, so taking the flag away takes effect at once); an API key never is.
+pub async fn is_platform_admin(ctx: &Context<'_>) -> AppResult<bool> {
+    let Ok(user) = ctx.user() else {
+        return Ok(false);
+    };
+    Ok(unscoped::find_user(&ctx.services().db, user.id)
+        .await?
+        .is_some_and(|user| user.is_platform_admin))
+}
+
+/// The caller is a signed-in platform admin ([`is_platform_admin`]).
 pub struct PlatformAdminGuard;
 
 impl Guard for PlatformAdminGuard {
     async fn check(&self, ctx: &Context<'_>) -> Result<()> {
-        let user = ctx.user()?;
-        let is_admin = unscoped::find_user(&ctx.services().db, user.id)
-            .await?
-            .is_some_and(|user| user.is_platform_admin);
-        if !is_admin {
+        ctx.user()?;
+        if !is_platform_admin(ctx).await? {
             return Err(AppError::forbidden("this needs a platform admin").into());
         }
         Ok(())
