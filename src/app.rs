@@ -25,7 +25,8 @@ use crate::integrations::egress::Gate;
 use crate::integrations::keys;
 use crate::integrations::oauth::OAuth;
 use crate::integrations::workspaces::Workspaces;
-use crate::jobs::{Jobs, Toolbox, replicas};
+use crate::jobs::{Jobs, replicas};
+use crate::runners::Toolbox;
 use crate::settings::{Config, Shutdown};
 use crate::tenancy::{Db, TenantDb};
 

@@ -15,8 +15,10 @@ pub mod http;
 pub mod ids;
 /// Encrypted provider credentials and bot pairing.
 pub mod integrations;
-/// Agent jobs at run time: event bus, workers, runners, live streams, replica links.
+/// Agent jobs at run time: event bus, workers, live streams, replica links.
 pub mod jobs;
+/// What an agent of each kind does when its job runs: echo, llm, publish.
+pub mod runners;
 pub mod settings;
 pub mod telemetry;
 /// Who the tenant is, and the only way to reach tenant-owned rows.

@@ -5,13 +5,13 @@ use std::time::Duration;
 use clap::Parser;
 use secrecy::ExposeSecret;
 use tenantql::app::App;
-use tenantql::governance::audit::Origin;
 use tenantql::governance::erasure::erase_organization;
 use tenantql::ids::OrgId;
 use tenantql::integrations::crypto::Keyring;
 use tenantql::integrations::keys;
 use tenantql::integrations::workspaces::Workspaces;
 use tenantql::settings::{Cli, Command, OrgCommand};
+use tenantql::tenancy::audit::Origin;
 use tenantql::tenancy::{Actor, Db, erasure};
 
 #[global_allocator]

@@ -19,7 +19,7 @@ use crate::integrations::crypto::Keyring;
 use crate::integrations::egress::{AllowList, EgressConfig, Policy};
 use crate::integrations::oauth::{ProviderConfig, parse_providers};
 use crate::jobs::WorkerConfig;
-use crate::jobs::runners::Prices;
+use crate::runners::Prices;
 
 #[derive(Debug, Parser)]
 #[command(name = "tenantql", version, about = "A multi-tenant GraphQL API server")]

@@ -8,8 +8,8 @@ use crate::auth::password::Passwords;
 use crate::auth::secret_token;
 use crate::domain::input::{Email, Name, Password, Slug};
 use crate::error::{AppError, AppResult};
-use crate::governance::audit::Origin;
 use crate::ids::{SessionFamilyId, UserId};
+use crate::tenancy::audit::Origin;
 use crate::tenancy::{Db, unscoped};
 
 const REFRESH_TOKEN_DAYS: i64 = 30;

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::domain::input::Name;
 use crate::error::{AppError, AppResult, missing_reference_as};
 use crate::ids::{AgentId, OrgId, ProjectId};
-use crate::jobs::runners;
+use crate::runners::RunnerKind;
 use crate::tenancy::{Page, PageRequest, Scoped};
 
 pub const DEFAULT_MAX_ATTEMPTS: i32 = 3;
@@ -65,11 +65,20 @@ fn check_sharing(scoped: &Scoped, sharing: AgentSharing, platform_admin: bool) -
     Ok(())
 }
 
+fn parse_kind(kind: &str) -> AppResult<RunnerKind> {
+    RunnerKind::parse(kind).ok_or_else(|| {
+        let kinds: Vec<_> = RunnerKind::ALL.iter().map(|kind| kind.name()).collect();
+        AppError::bad_input("kind", format!("must be one of: {}", kinds.join(", ")))
+    })
+}
+
 fn parse_config(kind: &str, config: Value) -> AppResult<Value> {
     if !config.is_object() {
         return Err(AppError::bad_input("config", "must be a JSON object"));
     }
-    runners::check_config(kind, &config).map_err(|message| AppError::bad_input("config", message))?;
+    parse_kind(kind)?
+        .check_config(&config)
+        .map_err(|message| AppError::bad_input("config", message))?;
     Ok(config)
 }
 
@@ -97,12 +106,7 @@ pub struct NewAgent<'a> {
 
 pub async fn create(scoped: &Scoped, input: NewAgent<'_>) -> AppResult<agent::Model> {
     let name = Name::parse("name", input.name)?;
-    if !runners::KINDS.contains(&input.kind) {
-        return Err(AppError::bad_input(
-            "kind",
-            format!("must be one of: {}", runners::KINDS.join(", ")),
-        ));
-    }
+    parse_kind(input.kind)?;
     let config = parse_config(input.kind, input.config)?;
     check_sharing(scoped, input.sharing, input.platform_admin)?;
     if let Some(project) = input.project {

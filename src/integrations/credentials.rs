@@ -13,9 +13,10 @@ use secrecy::SecretString;
 use uuid::Uuid;
 
 use super::crypto::{Binding, Keyring};
-use super::keys::PROVIDER_SECRET;
+use super::keys;
 use crate::error::{AppError, AppResult};
 use crate::tenancy::Scoped;
+use crate::tenancy::sealed::PROVIDER_SECRET;
 
 const MAX_SECRET_CHARS: usize = 4_096;
 const MAX_URL_CHARS: usize = 2_048;
@@ -78,7 +79,7 @@ pub fn base_url(url: &str) -> Result<String, &'static str> {
 
 /// Where a credential's secret belongs: its organization's row `row`.
 pub fn binding(organization: Uuid, row: Uuid) -> Binding<'static> {
-    PROVIDER_SECRET.binding(organization, row)
+    keys::binding(PROVIDER_SECRET, organization, row)
 }
 
 /// A provider's name as stored: lowercase letters, digits, `-` and `_`.

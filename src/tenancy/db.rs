@@ -14,8 +14,14 @@ use sea_orm::{
 };
 use secrecy::{ExposeSecret, SecretString};
 
-use super::Access;
 use crate::settings::Environment;
+
+/// Whether a transaction only reads, or may write (on SQLite a writer begins `IMMEDIATE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+}
 use crate::telemetry::metrics;
 
 /// The owner's pool: migrations, notifications and the cross-tenant steps of

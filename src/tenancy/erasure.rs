@@ -22,13 +22,12 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use super::audit::{self, Change, Origin};
 use super::db::Db;
-use super::scoped::row_id;
 use super::tables::TenantEntity;
-use super::unscoped::append_audit_entry;
+use super::tables::row_id;
 use super::{Access, Actor};
 use crate::error::{AppError, AppResult};
-use crate::governance::audit::{self, Change, Origin};
 use crate::ids::OrgId;
 
 /// Rows per erasure transaction: small enough not to hold locks for long.
@@ -246,7 +245,7 @@ pub async fn begin(
     }
 
     let change = Change::new("Organization", org.0, Some(&organization), None);
-    append_audit_entry(&txn, origin, None, actor, Some(change)).await?;
+    audit::append(&txn, origin, None, actor, Some(change)).await?;
     organization_member::Entity::delete_many()
         .filter(organization_member::Column::OrganizationId.eq(org.0))
         .exec(&txn)

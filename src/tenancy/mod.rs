@@ -4,14 +4,19 @@
 //! Both are exempt from the workspace's `disallowed-methods` lint; no other module may call
 //! sea-orm's entry points.
 
+pub mod audit;
 pub mod context;
 pub mod db;
 pub mod erasure;
+pub mod page;
 pub mod resolve;
 pub mod scoped;
+pub mod sealed;
+mod sharing;
 pub mod tables;
 pub mod unscoped;
 
 pub use context::{Actor, TenantContext};
-pub use db::{Db, TenantDb};
-pub use scoped::{Access, Page, PageRequest, Scoped, Tenant};
+pub use db::{Access, Db, TenantDb};
+pub use page::{Page, PageRequest};
+pub use scoped::{Scoped, Tenant};

@@ -2,7 +2,8 @@
 //! with the database catalog: a table with `organization_id` missing here, or one without
 //! forced RLS on PostgreSQL, fails the build.
 
-use sea_orm::EntityTrait;
+use sea_orm::{EntityTrait, ModelTrait};
+use uuid::Uuid;
 
 /// `(table, tenant key column)`.
 pub const TENANT_TABLES: &[(&str, &str)] = &[
@@ -114,3 +115,12 @@ tenant_entity!(oauth_state, "OAuthState", tenant = OrganizationId);
 tenant_entity!(integration, "Integration", tenant = OrganizationId);
 tenant_entity!(campaign, "Campaign", tenant = OrganizationId, project = ProjectId);
 tenant_entity!(post, "Post", tenant = OrganizationId, project = ProjectId);
+
+/// The id of a row of a tenant entity (every one has a UUID primary key).
+pub(super) fn row_id<E: TenantEntity>(model: &E::Model) -> Uuid {
+    as_uuid(model.get(E::id_column())).unwrap_or_default()
+}
+
+pub(super) fn as_uuid(value: sea_orm::Value) -> Option<Uuid> {
+    <Uuid as sea_orm::sea_query::ValueType>::try_from(value).ok()
+}

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use entity::{
-    JobStatus, OrgRole, agent, agent_job, agent_job_event, api_key, audit_entry, oauth_state, organization,
+    JobStatus, OrgRole, agent, agent_job, agent_job_event, api_key, oauth_state, organization,
     organization_member, persisted_query, session, user,
 };
 use sea_orm::sea_query::{Alias, Condition, Expr, LikeExpr, Order, Query, SelectStatement};
@@ -21,13 +21,12 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use super::audit::{self, Change, Origin};
 use super::db::Db;
+use super::sealed::SealedColumn;
 use super::{Access, Actor, Page, PageRequest};
 use crate::error::{AppError, AppResult, duplicate_as};
-use crate::governance::audit::{self, Change, Origin};
 use crate::ids::{OrgId, SessionFamilyId, UserId};
-use crate::integrations::crypto::current_prefix;
-use crate::integrations::keys::SealedColumn;
 
 pub async fn find_user(db: &Db, id: UserId) -> AppResult<Option<user::Model>> {
     Ok(user::Entity::find_by_id(id.0).one(&db.conn).await?)
@@ -142,7 +141,7 @@ pub async fn create_account(
     let org = insert_owned_organization(&txn, owner, new_org).await?;
     insert_session_in(&txn, owner, first_session).await?;
     let change = Change::new("User", user.id, None, Some(&user));
-    append_audit_entry(&txn, origin, Some(org.id), Actor::User(owner), Some(change)).await?;
+    audit::append(&txn, origin, Some(org.id), Actor::User(owner), Some(change)).await?;
     txn.commit().await?;
     Ok((user, org))
 }
@@ -157,7 +156,7 @@ pub async fn create_organization(
     let txn = db.begin(Access::Write).await?;
     let org = insert_owned_organization(&txn, owner, new_org).await?;
     let change = Change::new("Organization", org.id, None, Some(&org));
-    append_audit_entry(&txn, origin, Some(org.id), Actor::User(owner), Some(change)).await?;
+    audit::append(&txn, origin, Some(org.id), Actor::User(owner), Some(change)).await?;
     txn.commit().await?;
     Ok(org)
 }
@@ -235,7 +234,7 @@ async fn audit_session_event(
         before: None,
         after: None,
     };
-    append_audit_entry(txn, origin, None, Actor::User(user), Some(change)).await
+    audit::append(txn, origin, None, Actor::User(user), Some(change)).await
 }
 
 /// The sign-in (session family) a refresh token belongs to, if it is one of ours.
@@ -320,7 +319,7 @@ async fn revoke_family_in(txn: &DatabaseTransaction, family: SessionFamilyId) ->
 
 /// Every organization, newest first, for platform admins.
 pub async fn all_organizations(db: &Db, page: PageRequest) -> AppResult<Page<organization::Model>> {
-    super::scoped::keyset_page(organization::Entity::find(), page, &db.conn).await
+    super::page::keyset_page(organization::Entity::find(), page, &db.conn).await
 }
 
 /// A platform admin's change of an organization's plan and budget, audited in that
@@ -344,7 +343,7 @@ pub async fn set_organization_plan(
     changed.updated_at = Set(Utc::now());
     let after = organization::Entity::update(changed).exec(&txn).await?;
     let change = Change::new("Organization", org.0, Some(&before), Some(&after));
-    append_audit_entry(&txn, origin, Some(org.0), Actor::User(admin), Some(change)).await?;
+    audit::append(&txn, origin, Some(org.0), Actor::User(admin), Some(change)).await?;
     txn.commit().await?;
     Ok(after)
 }
@@ -404,19 +403,19 @@ pub async fn newest_sealed(
     Ok(query_sealed(db, &select).await?.into_iter().next())
 }
 
-/// Up to `limit` values of an encrypted column, of any tenant, not yet in the current
-/// format under key `current`, in id order after `after`, for rotation.
+/// Up to `limit` values of an encrypted column, of any tenant, not starting with
+/// `current_prefix` (the current format and key), in id order after `after`, for rotation.
 pub async fn sealed_not_under(
     db: &Db,
     column: SealedColumn,
-    current: &str,
+    current_prefix: &str,
     after: Option<Uuid>,
     now: DateTime<Utc>,
     limit: u64,
 ) -> AppResult<Vec<SealedValue>> {
     use sea_orm::sea_query::ExprTrait;
     let mut select = sealed_values(column, now);
-    select.and_where(Expr::col(Alias::new(column.column)).not_like(like_prefix(&current_prefix(current))));
+    select.and_where(Expr::col(Alias::new(column.column)).not_like(like_prefix(current_prefix)));
     if let Some(after) = after {
         select.and_where(Expr::col(Alias::new(column.id)).gt(after));
     }
@@ -531,20 +530,6 @@ pub async fn purge_persisted_queries(db: &Db, since: DateTime<Utc>) -> AppResult
 
 /// Writes the audit row of a change in the change's own transaction. Tenant mutations reach
 /// it through [`super::Tenant::write`]; the account events above call it directly.
-pub(super) async fn append_audit_entry(
-    txn: &DatabaseTransaction,
-    origin: &Origin,
-    organization: Option<Uuid>,
-    actor: Actor,
-    change: Option<Change>,
-) -> AppResult<()> {
-    let row = audit::entry(origin, organization, actor, change)?;
-    audit_entry::Entity::insert(row)
-        .exec_without_returning(txn)
-        .await?;
-    Ok(())
-}
-
 /// A job claimed by a worker: the job, its RUNNING event, and its agent if the job's
 /// organization may still use it (it may have been deleted or unshared since the job queued).
 pub struct ClaimedJob {
@@ -655,7 +640,7 @@ pub async fn claim_jobs(
         .from(agent_job::Column::AgentId)
         .to(agent::Column::Id)
         .into();
-    let usable = super::scoped::usable_agents(
+    let usable = super::sharing::usable_agents(
         Expr::col((agent_job::Entity, agent_job::Column::OrganizationId)),
         Condition::all(),
     );

@@ -16,7 +16,7 @@ use tenantql::http::websocket_limits::WebsocketLimits;
 use tenantql::integrations::credentials::ProviderEndpoints;
 use tenantql::integrations::egress::{AllowList, EgressConfig, Policy};
 use tenantql::jobs::WorkerConfig;
-use tenantql::jobs::runners::Prices;
+use tenantql::runners::Prices;
 use tenantql::settings::{Config, Environment, LogFormat, Shutdown};
 use tenantql::tenancy::{Db, TenantDb};
 use tokio::sync::oneshot;

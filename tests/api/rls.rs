@@ -6,7 +6,8 @@ use serde_json::json;
 use std::collections::BTreeSet;
 use tenantql::ids::OrgId;
 use tenantql::settings::Environment;
-use tenantql::tenancy::scoped::{Access, begin_tenant_transaction};
+use tenantql::tenancy::Access;
+use tenantql::tenancy::scoped::begin_tenant_transaction;
 use tenantql::tenancy::tables::TENANT_TABLES;
 use uuid::Uuid;
 

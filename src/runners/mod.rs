@@ -19,8 +19,55 @@ use crate::integrations::egress::{EgressError, Gate};
 use crate::integrations::oauth::OAuth;
 use crate::integrations::workspaces::Workspaces;
 
-/// Every agent kind there is a runner for.
-pub const KINDS: &[&str] = &["echo", "llm", "publish"];
+/// Every agent kind there is a runner for; an agent's `kind` column holds its [`name`](Self::name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunnerKind {
+    Echo,
+    Llm,
+    Publish,
+}
+
+impl RunnerKind {
+    pub const ALL: [RunnerKind; 3] = [RunnerKind::Echo, RunnerKind::Llm, RunnerKind::Publish];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RunnerKind::Echo => "echo",
+            RunnerKind::Llm => "llm",
+            RunnerKind::Publish => "publish",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.name() == name)
+    }
+
+    /// Checks an agent's configuration when it is created or changed.
+    pub fn check_config(self, config: &Value) -> Result<(), String> {
+        match self {
+            RunnerKind::Echo => echo::Echo::check_config(config),
+            RunnerKind::Llm => llm::Llm::check_config(config),
+            RunnerKind::Publish => publish::Publish::check_config(config),
+        }
+    }
+
+    /// What one run is expected to cost, checked against the budget before it is queued.
+    pub fn estimated_cost_cents(self, config: &Value) -> i64 {
+        match self {
+            RunnerKind::Echo => echo::Echo::estimated_cost_cents(config),
+            RunnerKind::Llm => llm::Llm::estimated_cost_cents(config),
+            RunnerKind::Publish => publish::Publish::estimated_cost_cents(config),
+        }
+    }
+
+    pub async fn run(self, config: &Value, input: &Value, steps: &mut impl Steps) -> Result<Value, RunError> {
+        match self {
+            RunnerKind::Echo => echo::Echo::run(config, input, steps).await,
+            RunnerKind::Llm => llm::Llm::run(config, input, steps).await,
+            RunnerKind::Publish => publish::Publish::run(config, input, steps).await,
+        }
+    }
+}
 
 /// What runners reach outside the database: the keys to the organization's credentials and
 /// the endpoints they belong to, the egress gate (their only way out), and the price list
@@ -175,37 +222,6 @@ pub trait Runner {
         input: &Value,
         steps: &mut impl Steps,
     ) -> impl Future<Output = Result<Value, RunError>> + Send;
-}
-
-pub fn check_config(kind: &str, config: &Value) -> Result<(), String> {
-    match kind {
-        "echo" => echo::Echo::check_config(config),
-        "llm" => llm::Llm::check_config(config),
-        "publish" => publish::Publish::check_config(config),
-        other => Err(format!("no runner for kind {other:?}")),
-    }
-}
-
-pub fn estimated_cost_cents(kind: &str, config: &Value) -> i64 {
-    match kind {
-        "echo" => echo::Echo::estimated_cost_cents(config),
-        "llm" => llm::Llm::estimated_cost_cents(config),
-        _ => 0,
-    }
-}
-
-pub async fn run(
-    kind: &str,
-    config: &Value,
-    input: &Value,
-    steps: &mut impl Steps,
-) -> Result<Value, RunError> {
-    match kind {
-        "echo" => echo::Echo::run(config, input, steps).await,
-        "llm" => llm::Llm::run(config, input, steps).await,
-        "publish" => publish::Publish::run(config, input, steps).await,
-        other => Err(RunError::Failed(format!("no runner for kind {other:?}"))),
-    }
 }
 
 #[cfg(test)]
