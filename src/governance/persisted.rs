@@ -189,9 +189,13 @@ impl PersistedQueries {
                 if let Some(query) = self.cached(&hash) {
                     return Ok(unregistered(query.to_string()));
                 }
-                let query = unscoped::find_persisted_query(&self.db, &hash, self.registered_since())
-                    .await?
-                    .ok_or(AppError::PersistedQueryNotFound)?;
+                let query = unscoped::persisted_queries::find_persisted_query(
+                    &self.db,
+                    &hash,
+                    self.registered_since(),
+                )
+                .await?
+                .ok_or(AppError::PersistedQueryNotFound)?;
                 self.remember(hash, &query);
                 Ok(unregistered(query))
             }
@@ -201,7 +205,12 @@ impl PersistedQueries {
     /// Stores an APQ registration; called once its operation has validated and been
     /// charged to a caller with a tenant. Registering a hash again renews it.
     pub async fn register(&self, registration: &Registration) -> AppResult<()> {
-        unscoped::register_persisted_query(&self.db, &registration.sha256, &registration.text).await?;
+        unscoped::persisted_queries::register_persisted_query(
+            &self.db,
+            &registration.sha256,
+            &registration.text,
+        )
+        .await?;
         self.remember(registration.sha256.clone(), &registration.text);
         let purge_due = {
             let mut last = self.last_purge.lock().unwrap_or_else(PoisonError::into_inner);
@@ -212,7 +221,7 @@ impl PersistedQueries {
             due
         };
         if purge_due {
-            unscoped::purge_persisted_queries(&self.db, self.registered_since()).await?;
+            unscoped::persisted_queries::purge_persisted_queries(&self.db, self.registered_since()).await?;
         }
         Ok(())
     }

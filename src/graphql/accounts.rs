@@ -71,7 +71,8 @@ impl User {
 
     /// Every organization this user belongs to, with their role there.
     async fn memberships(&self, ctx: &Context<'_>) -> Result<Vec<Membership>> {
-        let memberships = unscoped::memberships_of(&ctx.services().db, crate::ids::UserId(self.0.id)).await?;
+        let memberships =
+            unscoped::accounts::memberships_of(&ctx.services().db, crate::ids::UserId(self.0.id)).await?;
         Ok(memberships
             .into_iter()
             .map(|(org, role)| Membership {
@@ -97,7 +98,7 @@ impl AccountQuery {
     #[graphql(guard = "UserGuard")]
     async fn me(&self, ctx: &Context<'_>) -> Result<User> {
         let principal = ctx.user()?;
-        let user = unscoped::find_user(&ctx.services().db, principal.id)
+        let user = unscoped::accounts::find_user(&ctx.services().db, principal.id)
             .await?
             .ok_or(AppError::Unauthenticated)?;
         Ok(User(user))

@@ -105,7 +105,7 @@ impl Organization {
             .read(async |scoped| organizations::members(scoped, page).await)
             .await?;
         let user_ids = page.items.iter().map(|member| member.user_id).collect();
-        let mut users = unscoped::users_by_ids(&ctx.services().db, user_ids).await?;
+        let mut users = unscoped::accounts::users_by_ids(&ctx.services().db, user_ids).await?;
         Ok(connection(
             page,
             after.is_some(),
@@ -142,7 +142,7 @@ pub struct Member {
 
 impl Member {
     pub async fn load(ctx: &Context<'_>, member: organization_member::Model) -> Result<Self> {
-        let user = unscoped::find_user(&ctx.services().db, UserId(member.user_id)).await?;
+        let user = unscoped::accounts::find_user(&ctx.services().db, UserId(member.user_id)).await?;
         Ok(Self { member, user })
     }
 }
@@ -208,7 +208,7 @@ impl OrganizationQuery {
     async fn organizations(&self, ctx: &Context<'_>) -> Result<Vec<Organization>> {
         match ctx.principal()? {
             Principal::User(user) => {
-                let memberships = unscoped::memberships_of(&ctx.services().db, user.id).await?;
+                let memberships = unscoped::accounts::memberships_of(&ctx.services().db, user.id).await?;
                 Ok(memberships
                     .into_iter()
                     .map(|(org, _)| Organization(org))
@@ -289,7 +289,7 @@ impl OrganizationMutation {
     #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Admin)")]
     async fn add_member(&self, ctx: &Context<'_>, input: AddMemberInput) -> Result<Member> {
         let email = Email::parse(&input.email)?;
-        let user = unscoped::find_user_by_email(&ctx.services().db, email.as_str())
+        let user = unscoped::accounts::find_user_by_email(&ctx.services().db, email.as_str())
             .await?
             .ok_or(AppError::NotFound("user"))?;
         let role = input.role.into();

@@ -16,7 +16,7 @@ pub async fn is_platform_admin(ctx: &Context<'_>) -> AppResult<bool> {
     let Ok(user) = ctx.user() else {
         return Ok(false);
     };
-    Ok(unscoped::find_user(&ctx.services().db, user.id)
+    Ok(unscoped::accounts::find_user(&ctx.services().db, user.id)
         .await?
         .is_some_and(|user| user.is_platform_admin))
 }
@@ -51,7 +51,7 @@ impl PlatformQuery {
         after: Option<String>,
     ) -> Result<Conn<Organization>> {
         let page = page_request(first, after.as_deref())?;
-        let page = unscoped::all_organizations(&ctx.services().db, page).await?;
+        let page = unscoped::platform::all_organizations(&ctx.services().db, page).await?;
         Ok(connection(page, after.is_some(), |org| org.id, Organization))
     }
 }
@@ -78,9 +78,15 @@ impl PlatformMutation {
             return Err(AppError::bad_input("monthlyBudgetCents", "cannot be negative").into());
         }
         let admin = ctx.user()?.id;
-        let updated =
-            unscoped::set_organization_plan(&ctx.services().db, org, plan, budget, admin, &ctx.origin())
-                .await?;
+        let updated = unscoped::platform::set_organization_plan(
+            &ctx.services().db,
+            org,
+            plan,
+            budget,
+            admin,
+            &ctx.origin(),
+        )
+        .await?;
         // Limits follow the plan from the next request, when the tenant is resolved again.
         Ok(Organization(updated))
     }

@@ -67,7 +67,7 @@ impl Project {
             .read(async |scoped| projects::members(scoped, id, page).await)
             .await?;
         let user_ids = page.items.iter().map(|member| member.user_id).collect();
-        let mut users = unscoped::users_by_ids(&ctx.services().db, user_ids).await?;
+        let mut users = unscoped::accounts::users_by_ids(&ctx.services().db, user_ids).await?;
         Ok(connection(
             page,
             after.is_some(),
@@ -229,7 +229,7 @@ impl ProjectMutation {
             .tenant()?
             .write(async |scoped| projects::set_member(scoped, project, user, role).await)
             .await?;
-        let user = unscoped::find_user(&ctx.services().db, user).await?;
+        let user = unscoped::accounts::find_user(&ctx.services().db, user).await?;
         Ok(ProjectMember { member, user })
     }
 

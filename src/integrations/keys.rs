@@ -28,7 +28,7 @@ pub fn binding(column: SealedColumn, organization: Uuid, row: Uuid) -> Binding<'
 /// column: a missing or wrong key would otherwise surface only when a job needed it.
 pub async fn check_against_stored(db: &Db, keyring: &Keyring) -> anyhow::Result<()> {
     for column in SEALED_COLUMNS {
-        let Some(stored) = unscoped::newest_sealed(db, column, Utc::now()).await? else {
+        let Some(stored) = unscoped::ciphertexts::newest_sealed(db, column, Utc::now()).await? else {
             continue;
         };
         let (table, name) = (column.table, column.column);
@@ -70,13 +70,19 @@ pub async fn rotate(db: &Db, keyring: &Keyring) -> anyhow::Result<Rotation> {
     let mut done = Rotation::default();
     for column in SEALED_COLUMNS {
         if column.single_use {
-            done.deleted += unscoped::delete_spent(db, column, Utc::now()).await?;
+            done.deleted += unscoped::ciphertexts::delete_spent(db, column, Utc::now()).await?;
         }
         let mut after = None;
         loop {
-            let batch =
-                unscoped::sealed_not_under(db, column, &format_prefix, after, Utc::now(), ROTATION_BATCH)
-                    .await?;
+            let batch = unscoped::ciphertexts::sealed_not_under(
+                db,
+                column,
+                &format_prefix,
+                after,
+                Utc::now(),
+                ROTATION_BATCH,
+            )
+            .await?;
             let Some(last) = batch.last() else { break };
             after = Some(last.id);
             for stored in batch {
@@ -88,7 +94,7 @@ pub async fn rotate(db: &Db, keyring: &Keyring) -> anyhow::Result<Rotation> {
                     )
                 })?;
                 let sealed = keyring.encrypt(plain.expose_secret(), bound_to)?;
-                if unscoped::reseal(db, column, stored.id, &stored.value, sealed).await? {
+                if unscoped::ciphertexts::reseal(db, column, stored.id, &stored.value, sealed).await? {
                     done.rotated += 1;
                 }
             }

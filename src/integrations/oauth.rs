@@ -227,7 +227,7 @@ impl OAuth {
         let unknown =
             || AppError::bad_input("state", "this authorization is unknown, expired or already used");
         let state = callback.state.ok_or_else(unknown)?;
-        let pending = unscoped::claim_oauth_state(db, &sha256_hex(&state), name, Utc::now())
+        let pending = unscoped::oauth_states::claim_oauth_state(db, &sha256_hex(&state), name, Utc::now())
             .await?
             .ok_or_else(unknown)?;
         // A consent given in a browser other than the one that called `startOAuth` (someone
@@ -266,7 +266,7 @@ impl OAuth {
                 AppError::bad_input("code", "the provider did not accept the authorization")
             })?;
         // Whoever started it must still be an admin of the organization.
-        let role = unscoped::memberships_of(db, UserId(pending.user_id))
+        let role = unscoped::accounts::memberships_of(db, UserId(pending.user_id))
             .await?
             .into_iter()
             .find(|(member_of, _)| member_of.id == org)

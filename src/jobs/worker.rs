@@ -25,7 +25,7 @@ use crate::integrations::credentials;
 use crate::runners::{Credential, RunError, RunnerKind, Steps, Stop, Toolbox};
 use crate::telemetry::metrics;
 use crate::tenancy::audit::Origin;
-use crate::tenancy::unscoped::{self, ClaimedJob};
+use crate::tenancy::unscoped::{self, job_queue::ClaimedJob};
 use crate::tenancy::{Actor, Db, Tenant, TenantContext, TenantDb};
 
 #[derive(Debug, Clone, Copy)]
@@ -64,7 +64,7 @@ pub async fn run(
         if free > 0 {
             let lease = Uuid::now_v7();
             let lease_until = Utc::now() + config.lease;
-            match unscoped::claim_jobs(&db, lease, free as u64, lease_until).await {
+            match unscoped::job_queue::claim_jobs(&db, lease, free as u64, lease_until).await {
                 Ok(claimed) => {
                     for claim in claimed {
                         bus.publish(claim.event.clone());

@@ -61,7 +61,7 @@ pub async fn resolve_tenant(
             Ok((context, key.org_plan))
         }
         Principal::User(user) => {
-            let memberships = unscoped::memberships_of(db, user.id).await?;
+            let memberships = unscoped::accounts::memberships_of(db, user.id).await?;
             let (org, role) = match hints.named() {
                 Some(named) => memberships
                     .into_iter()
