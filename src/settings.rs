@@ -20,6 +20,7 @@ use crate::integrations::egress::{AllowList, EgressConfig, Policy};
 use crate::integrations::oauth::{ProviderConfig, parse_providers};
 use crate::jobs::WorkerConfig;
 use crate::runners::Prices;
+pub use crate::telemetry::LogFormat;
 
 #[derive(Debug, Parser)]
 #[command(name = "tenantql", version, about = "A multi-tenant GraphQL API server")]
@@ -57,12 +58,6 @@ pub enum OrgCommand {
     Export { organization_id: uuid::Uuid },
     /// Erase every row and file of the organization; run again to finish an interrupted one.
     Delete { organization_id: uuid::Uuid },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Json,
-    Pretty,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

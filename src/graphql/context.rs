@@ -9,6 +9,7 @@ use crate::auth::Principal;
 use crate::auth::jwt::JwtKeys;
 use crate::auth::password::Passwords;
 use crate::auth::principal::{ApiKeyCache, Lookup, UserPrincipal, authenticate};
+use crate::auth::tenant::{OrganizationHints, resolve_tenant};
 use crate::error::{AppError, AppResult};
 use crate::governance::persisted::{PersistedQueries, Requested, Resolved};
 use crate::governance::rate_limits::{Caller, RateLimits};
@@ -18,7 +19,6 @@ use crate::integrations::workspaces::Workspaces;
 use crate::jobs::Jobs;
 use crate::jobs::stream::Liveness;
 use crate::tenancy::audit::{ClientInfo, Origin};
-use crate::tenancy::resolve::{OrganizationHints, resolve_tenant};
 use crate::tenancy::{Actor, Db, Tenant, TenantContext, TenantDb};
 
 /// Schema-wide services.

@@ -16,12 +16,12 @@ use serde_json::{Map, Value, json};
 
 use super::client::{client_info, cookie};
 use super::{HttpState, websocket};
+use crate::auth::tenant::OrganizationHints;
 use crate::error::AppError;
 use crate::governance::persisted::{Requested, Resolved};
 use crate::governance::rate_limits::ClientKey;
 use crate::graphql::errors::{present, present_all, request_error};
 use crate::graphql::{RequestContext, Services};
-use crate::tenancy::resolve::OrganizationHints;
 
 /// Requests larger than this are refused with 413 before they are parsed.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;

@@ -20,11 +20,11 @@ use super::HttpState;
 use super::graphql::{Params, refused_response, resolve_document};
 use super::websocket_limits::Admission;
 use crate::auth::Principal;
+use crate::auth::tenant::OrganizationHints;
 use crate::graphql::RequestContext;
 use crate::graphql::errors::present_all;
 use crate::telemetry::metrics;
 use crate::tenancy::audit::ClientInfo;
-use crate::tenancy::resolve::OrganizationHints;
 
 /// The most messages gathered into one write when several are ready.
 const MAX_MESSAGES_PER_WRITE: usize = 64;

@@ -18,8 +18,6 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
-use crate::settings::LogFormat;
-
 const DEFAULT_FILTER: &str = "info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn,poem=warn";
 /// What reaches the trace exporter: our spans, and sea-orm's span per statement (named for
 /// the call, without its SQL). Not `sea_orm::driver`: its connect span records the options,
@@ -41,6 +39,13 @@ impl Telemetry {
             }
         }
     }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Json,
+    Pretty,
 }
 
 pub fn init(format: LogFormat) -> Telemetry {
