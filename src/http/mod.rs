@@ -5,6 +5,7 @@ pub mod health;
 pub mod listener;
 pub mod oauth;
 pub mod observe;
+mod operation;
 pub mod websocket;
 pub mod websocket_limits;
 

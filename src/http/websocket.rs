@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use super::HttpState;
-use super::graphql::{Params, refused_response, resolve_document};
+use super::operation::{Params, refused_response, resolve_document};
 use super::websocket_limits::Admission;
 use crate::auth::Principal;
 use crate::auth::tenant::OrganizationHints;
