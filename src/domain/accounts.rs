@@ -6,9 +6,9 @@ use entity::{OrgKind, Plan, organization, user};
 use crate::auth::jwt::{ACCESS_TOKEN_SECONDS, JwtKeys};
 use crate::auth::password::Passwords;
 use crate::auth::secret_token;
-use crate::domain::input::{Email, Name, Password, Slug};
 use crate::error::{AppError, AppResult};
 use crate::ids::{SessionFamilyId, UserId};
+use crate::input::{Email, Name, Password, Slug};
 use crate::tenancy::audit::Origin;
 use crate::tenancy::{Db, unscoped};
 

@@ -10,9 +10,9 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, IntoActiveModel, QueryFilter};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::domain::input::Name;
 use crate::error::{AppError, AppResult, missing_reference_as};
 use crate::ids::{AgentId, OrgId, ProjectId};
+use crate::input::Name;
 use crate::runners::RunnerKind;
 use crate::tenancy::{Page, PageRequest, Scoped};
 

@@ -6,9 +6,9 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, IntoActiveModel, QueryFilter};
 use uuid::Uuid;
 
 use crate::domain::api_keys;
-use crate::domain::input::{Name, Slug};
 use crate::error::{AppError, AppResult, duplicate_as};
 use crate::ids::UserId;
+use crate::input::{Name, Slug};
 use crate::tenancy::{Page, PageRequest, Scoped};
 
 pub async fn current(scoped: &Scoped) -> AppResult<organization::Model> {

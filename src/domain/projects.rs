@@ -5,10 +5,10 @@ use entity::{OrgRole, ProjectRole, project, project_member};
 use sea_orm::{ActiveValue::Set, ColumnTrait, IntoActiveModel, QueryFilter};
 use uuid::Uuid;
 
-use crate::domain::input::{Name, Slug, description};
 use crate::domain::organizations;
 use crate::error::{AppError, AppResult, duplicate_as};
 use crate::ids::{ProjectId, UserId};
+use crate::input::{Name, Slug, description};
 use crate::tenancy::{Actor, Page, PageRequest, Scoped};
 
 const DUPLICATE_SLUG: &str = "a project with this slug already exists in this organization";

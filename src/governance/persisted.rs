@@ -21,9 +21,9 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, QueryFilter};
 use uuid::Uuid;
 
 use crate::auth::secret_token::sha256_hex;
-use crate::domain::input::Name;
 use crate::error::{AppError, AppResult, duplicate_as};
 use crate::governance::intake::DocumentLimits;
+use crate::input::Name;
 use crate::tenancy::{Db, Page, PageRequest, Scoped, Tenant, unscoped};
 
 const CACHE_ENTRIES: usize = 1_024;
@@ -336,7 +336,7 @@ pub async fn register(
 ) -> AppResult<trusted_document::Model> {
     let name = Name::parse("name", name)?;
     limits.check(query)?;
-    if async_graphql::parser::parse_query(query).is_err() {
+    if async_graphql_parser::parse_query(query).is_err() {
         return Err(AppError::bad_input("query", "not a GraphQL document"));
     }
     let now = Utc::now();

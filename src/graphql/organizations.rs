@@ -5,7 +5,6 @@ use entity::{organization, organization_member};
 
 use crate::auth::Principal;
 use crate::domain::accounts;
-use crate::domain::input::Email;
 use crate::domain::organizations::{self, OrganizationChanges};
 use crate::error::{AppError, AppResult};
 use crate::governance::budgets::Period;
@@ -16,6 +15,7 @@ use crate::graphql::pagination::{Conn, DEFAULT_PAGE_SIZE, connection, list_cost,
 use crate::graphql::projects::{Project, project_connection};
 use crate::graphql::usage::{Usage, usage_in};
 use crate::ids::UserId;
+use crate::input::Email;
 use crate::tenancy::{Tenant, unscoped};
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]

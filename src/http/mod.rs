@@ -1,3 +1,6 @@
+//! poem endpoints and middleware: GraphQL over HTTP and both websocket protocols, GraphiQL,
+//! OAuth callbacks, probes and metrics, request ids and traces.
+
 pub mod client;
 pub mod graphiql;
 pub mod graphql;

@@ -6,8 +6,9 @@
 pub mod metrics;
 
 use opentelemetry::global;
+use opentelemetry::propagation::Extractor;
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
-use opentelemetry_http::{HeaderExtractor, HeaderInjector};
+use opentelemetry_http::HeaderInjector;
 use opentelemetry_otlp::{Protocol, SpanExporter, WithExportConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
@@ -111,9 +112,9 @@ fn otlp_provider() -> Option<SdkTracerProvider> {
 
 /// Continues the caller's trace (W3C `traceparent`) in `span`, which must not have been
 /// entered yet, and returns the trace id for log lines. Without an exporter no span context
-/// exists, so the id comes from the header itself.
-pub fn continue_trace(span: &Span, headers: &poem::http::HeaderMap) -> Option<String> {
-    let parent = global::get_text_map_propagator(|propagator| propagator.extract(&HeaderExtractor(headers)));
+/// exists, so the id comes from the header itself. `carrier` reads the request's headers.
+pub fn continue_trace(span: &Span, carrier: &dyn Extractor) -> Option<String> {
+    let parent = global::get_text_map_propagator(|propagator| propagator.extract(carrier));
     let _ = span.set_parent(parent.clone());
     let from_span = span.context().span().span_context().trace_id();
     let trace_id = if from_span != opentelemetry::trace::TraceId::INVALID {
