@@ -318,11 +318,7 @@ pub async fn accept(scoped: &Scoped, id: AgentId, revision: Option<i32>) -> AppR
         .ok_or(AppError::NotFound("agent"))?;
     let now = Utc::now();
     let existing = scoped
-        .one(
-            scoped
-                .select::<agent_share_acceptance::Entity>()
-                .filter(agent_share_acceptance::Column::AgentId.eq(agent.id)),
-        )
+        .find_by(agent_share_acceptance::Column::AgentId, agent.id)
         .await?;
     match existing {
         Some(acceptance) => {
@@ -359,11 +355,7 @@ pub async fn decline(scoped: &Scoped, id: AgentId) -> AppResult<()> {
 /// `NOT_FOUND` when it never accepted the agent.
 pub async fn leave(scoped: &Scoped, id: AgentId) -> AppResult<()> {
     let acceptance = scoped
-        .one(
-            scoped
-                .select::<agent_share_acceptance::Entity>()
-                .filter(agent_share_acceptance::Column::AgentId.eq(id.0)),
-        )
+        .find_by(agent_share_acceptance::Column::AgentId, id.0)
         .await?
         .ok_or(AppError::NotFound("agent share"))?;
     scoped

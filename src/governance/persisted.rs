@@ -17,7 +17,7 @@ use anyhow::{Context, bail};
 use chrono::Utc;
 use entity::trusted_document;
 use lru::LruCache;
-use sea_orm::{ActiveValue::Set, ColumnTrait, QueryFilter};
+use sea_orm::ActiveValue::Set;
 use uuid::Uuid;
 
 use crate::auth::secret_token::sha256_hex;
@@ -317,13 +317,7 @@ pub async fn list(scoped: &Scoped, page: PageRequest) -> AppResult<Page<trusted_
 }
 
 async fn find_by_hash(scoped: &Scoped, hash: &str) -> AppResult<Option<trusted_document::Model>> {
-    scoped
-        .one(
-            scoped
-                .select::<trusted_document::Entity>()
-                .filter(trusted_document::Column::Sha256.eq(hash)),
-        )
-        .await
+    scoped.find_by(trusted_document::Column::Sha256, hash).await
 }
 
 /// Allows a document for the organization's persisted-only keys; it must be within the

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use anyhow::Context;
 use chrono::Utc;
 use entity::provider_credential;
-use sea_orm::{ActiveValue::Set, ColumnTrait, IntoActiveModel, QueryFilter};
+use sea_orm::{ActiveValue::Set, IntoActiveModel};
 use secrecy::SecretString;
 use uuid::Uuid;
 
@@ -195,10 +195,6 @@ pub async fn reveal(
 
 async fn find(scoped: &Scoped, provider: &str) -> AppResult<Option<provider_credential::Model>> {
     scoped
-        .one(
-            scoped
-                .select::<provider_credential::Entity>()
-                .filter(provider_credential::Column::Provider.eq(provider)),
-        )
+        .find_by(provider_credential::Column::Provider, provider)
         .await
 }

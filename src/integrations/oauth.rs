@@ -19,7 +19,7 @@ use oauth2::{
     AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
     PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken, Scope, TokenResponse, TokenUrl,
 };
-use sea_orm::{ActiveValue::Set, ColumnTrait, IntoActiveModel, QueryFilter};
+use sea_orm::{ActiveValue::Set, IntoActiveModel};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use uuid::Uuid;
@@ -459,13 +459,7 @@ impl OAuth {
 }
 
 async fn find(scoped: &Scoped, provider: &str) -> AppResult<Option<integration::Model>> {
-    scoped
-        .one(
-            scoped
-                .select::<integration::Entity>()
-                .filter(integration::Column::Provider.eq(provider)),
-        )
-        .await
+    scoped.find_by(integration::Column::Provider, provider).await
 }
 
 pub async fn list(scoped: &Scoped) -> AppResult<Vec<integration::Model>> {

@@ -45,26 +45,26 @@ impl RunnerKind {
     /// Checks an agent's configuration when it is created or changed.
     pub fn check_config(self, config: &Value) -> Result<(), String> {
         match self {
-            RunnerKind::Echo => echo::Echo::check_config(config),
-            RunnerKind::Llm => llm::Llm::check_config(config),
-            RunnerKind::Publish => publish::Publish::check_config(config),
+            RunnerKind::Echo => check::<echo::Echo>(config),
+            RunnerKind::Llm => check::<llm::Llm>(config),
+            RunnerKind::Publish => check::<publish::Publish>(config),
         }
     }
 
     /// What one run is expected to cost, checked against the budget before it is queued.
     pub fn estimated_cost_cents(self, config: &Value) -> i64 {
         match self {
-            RunnerKind::Echo => echo::Echo::estimated_cost_cents(config),
-            RunnerKind::Llm => llm::Llm::estimated_cost_cents(config),
-            RunnerKind::Publish => publish::Publish::estimated_cost_cents(config),
+            RunnerKind::Echo => estimate::<echo::Echo>(config),
+            RunnerKind::Llm => estimate::<llm::Llm>(config),
+            RunnerKind::Publish => estimate::<publish::Publish>(config),
         }
     }
 
     pub async fn run(self, config: &Value, input: &Value, steps: &mut impl Steps) -> Result<Value, RunError> {
         match self {
-            RunnerKind::Echo => echo::Echo::run(config, input, steps).await,
-            RunnerKind::Llm => llm::Llm::run(config, input, steps).await,
-            RunnerKind::Publish => publish::Publish::run(config, input, steps).await,
+            RunnerKind::Echo => run::<echo::Echo>(config, input, steps).await,
+            RunnerKind::Llm => run::<llm::Llm>(config, input, steps).await,
+            RunnerKind::Publish => run::<publish::Publish>(config, input, steps).await,
         }
     }
 }
@@ -211,17 +211,34 @@ pub trait Steps: Send {
 }
 
 pub trait Runner {
-    /// Checks an agent's configuration when it is created or changed.
-    fn check_config(config: &Value) -> Result<(), String>;
+    /// What an agent of this kind is configured with.
+    type Config;
+    /// Reads and checks an agent's configuration: when it is created or changed, and before
+    /// each run.
+    fn parse(config: &Value) -> Result<Self::Config, String>;
     /// What one run is expected to cost, checked against the budget before it is queued.
-    fn estimated_cost_cents(_config: &Value) -> i64 {
+    fn estimated_cost_cents(_config: &Self::Config) -> i64 {
         0
     }
     fn run(
-        config: &Value,
+        config: Self::Config,
         input: &Value,
         steps: &mut impl Steps,
     ) -> impl Future<Output = Result<Value, RunError>> + Send;
+}
+
+fn check<R: Runner>(config: &Value) -> Result<(), String> {
+    R::parse(config).map(|_| ())
+}
+
+fn estimate<R: Runner>(config: &Value) -> i64 {
+    R::parse(config).map_or(0, |config| R::estimated_cost_cents(&config))
+}
+
+/// A stored configuration was checked when it was written; one that no longer reads is not
+/// fixed by retrying.
+async fn run<R: Runner>(config: &Value, input: &Value, steps: &mut impl Steps) -> Result<Value, RunError> {
+    R::run(R::parse(config).map_err(RunError::Fatal)?, input, steps).await
 }
 
 #[cfg(test)]

@@ -243,6 +243,20 @@ impl Scoped {
         Ok(query.one(&self.txn).await?)
     }
 
+    /// The tenant's row whose `column` holds `value`, for columns unique within a tenant.
+    pub async fn find_by<C>(
+        &self,
+        column: C,
+        value: impl Into<sea_orm::Value>,
+    ) -> AppResult<Option<<C::EntityName as EntityTrait>::Model>>
+    where
+        C: ColumnTrait,
+        C::EntityName: TenantEntity,
+    {
+        self.one(self.select::<C::EntityName>().filter(column.eq(value)))
+            .await
+    }
+
     pub async fn all<E: TenantEntity>(&self, query: Select<E>) -> AppResult<Vec<E::Model>> {
         Ok(query.all(&self.txn).await?)
     }
