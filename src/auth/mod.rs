@@ -1,5 +1,6 @@
 //! Who is calling: argon2id passwords (a bounded pool), HS256 access tokens, the API-key
-//! format, refresh sessions, the `Principal` behind a request and the tenant it acts in.
+//! format, random bearer secrets (refresh tokens, OAuth states) and their hashes, the
+//! `Principal` behind a request and the tenant it acts in.
 
 pub mod api_key;
 pub mod jwt;

@@ -1,5 +1,6 @@
 //! Runners execute an agent's job. One file per runner; each checks its own configuration
 //! and reports progress through [`Steps`], where cancellation and lost leases surface.
+//! [`RunnerKind`] is the one list of kinds: a new runner is a file here and a variant there.
 
 pub mod echo;
 pub mod llm;

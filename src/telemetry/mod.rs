@@ -1,5 +1,5 @@
-//! Logs, traces and metrics. Logs are JSON lines in production and readable lines in
-//! development, filtered by `RUST_LOG`. Traces go to an OTLP collector only when the standard
+//! Logs, traces and metrics. Logs are JSON lines or readable lines (`LOG_FORMAT`) on stderr,
+//! filtered by `RUST_LOG`. Traces go to an OTLP collector only when the standard
 //! `OTEL_EXPORTER_OTLP_ENDPOINT` (or `…_TRACES_ENDPOINT`) is set; W3C `traceparent` is
 //! honoured either way, and log lines carry the trace id.
 

@@ -1,8 +1,8 @@
 //! The database pools, opaque outside `tenancy/`: other modules reach rows only through
-//! [`super::Tenant`] or [`super::unscoped`]. On PostgreSQL there are two, one per login role:
-//! [`Db`] as the schema owner for migrations and the named cross-tenant steps, [`TenantDb`] as
-//! a role that owns nothing and cannot bypass RLS, for tenant transactions. On SQLite (no RLS)
-//! both are the same pool.
+//! [`super::Tenant`], [`super::unscoped`] or [`super::erasure`]. On PostgreSQL there are two,
+//! one per login role: [`Db`] as the schema owner for migrations and the named cross-tenant
+//! steps, [`TenantDb`] as a role that owns nothing and cannot bypass RLS, for tenant
+//! transactions. On SQLite (no RLS) both are the same pool.
 
 use std::time::Duration;
 

@@ -1,5 +1,7 @@
 //! Keyset pagination on time-ordered ids, newest first: tenant lists and the platform's
-//! cross-tenant lists page the same way.
+//! cross-tenant lists page the same way. Ids are UUIDv7, so `(organization_id, id)` is both
+//! the tenant index and the list order; a cursor is an id, never a timestamp, and no page
+//! counts the rows of its list.
 
 use sea_orm::{ColumnTrait, ConnectionTrait, QueryFilter, QueryOrder, QuerySelect, Select};
 use uuid::Uuid;
