@@ -78,17 +78,14 @@ pub async fn advance(
         update = update.col_expr(agent_job::Column::Error, Expr::value(error.clone()));
     }
     if let Some(at) = change.requeue_at {
-        update = update
-            .col_expr(agent_job::Column::RunAfter, Expr::value(at))
-            .col_expr(agent_job::Column::WorkerId, Expr::value(Option::<Uuid>::None))
-            .col_expr(
-                agent_job::Column::LeaseExpiresAt,
-                Expr::value(Option::<DateTime<Utc>>::None),
-            );
+        update = update.col_expr(agent_job::Column::RunAfter, Expr::value(at));
     }
     if change.finished {
+        update = update.col_expr(agent_job::Column::FinishedAt, Expr::value(now));
+    }
+    // Requeued or finished, the job is no longer held by any worker.
+    if change.requeue_at.is_some() || change.finished {
         update = update
-            .col_expr(agent_job::Column::FinishedAt, Expr::value(now))
             .col_expr(agent_job::Column::WorkerId, Expr::value(Option::<Uuid>::None))
             .col_expr(
                 agent_job::Column::LeaseExpiresAt,
