@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use base64::Engine;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, FromArgMatches, Parser, Subcommand, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::governance::intake::DocumentLimits;
@@ -362,6 +362,18 @@ pub struct Config {
 const MIN_JWT_SECRET_BYTES: usize = 32;
 
 impl Settings {
+    /// Every setting at its default, as `tenantql` without flags would have it, whatever the
+    /// environment holds: where tests and benchmarks start, changing only what they are
+    /// about, so that a new setting reaches them with its one default.
+    pub fn defaults() -> Self {
+        let command =
+            Self::augment_args(clap::Command::new("tenantql")).mut_args(|arg| arg.env(None::<&str>));
+        command
+            .try_get_matches_from(["tenantql"])
+            .and_then(|matches| Self::from_arg_matches(&matches))
+            .expect("every setting has a default")
+    }
+
     /// Checks every setting and, outside production, fills in the embedded defaults:
     /// SQLite under DATA_DIR and a JWT secret generated there once.
     pub fn into_config(self) -> anyhow::Result<Config> {
@@ -613,6 +625,20 @@ mod tests {
             config.llm_providers.get("openai"),
             Some("https://api.openai.com/v1")
         );
+    }
+
+    #[test]
+    fn the_defaults_are_the_flags_defaults() {
+        let dir = std::env::temp_dir().join(format!("tenantql-settings-{}", uuid::Uuid::new_v4()));
+        let defaults = Settings {
+            data_dir: dir.clone(),
+            ..Settings::defaults()
+        };
+        assert!(defaults.database_url.is_none() && defaults.jwt_secret.is_none());
+        assert_eq!(defaults.workers, 8);
+        let config = defaults.into_config().expect("defaults are valid");
+        assert_eq!(config.workspaces_dir, dir.join("workspaces"));
+        assert!(config.query_limits.introspection);
     }
 
     #[test]

@@ -11,13 +11,7 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 use tenantql::app::App;
-use tenantql::governance::rate_limits::RateLimitConfig;
-use tenantql::http::websocket_limits::WebsocketLimits;
-use tenantql::integrations::credentials::ProviderEndpoints;
-use tenantql::integrations::egress::{AllowList, EgressConfig, Policy};
-use tenantql::jobs::WorkerConfig;
-use tenantql::jobs::runners::Prices;
-use tenantql::settings::{Config, Environment, LogFormat, Shutdown};
+use tenantql::settings::{Config, Settings};
 use tenantql::tenancy::{Db, TenantDb};
 use tokio::sync::oneshot;
 
@@ -147,72 +141,51 @@ impl TestApp {
         };
         let workspaces_dir =
             std::env::temp_dir().join(format!("tenantql-workspaces-{}", uuid::Uuid::new_v4()));
-        let mut config = Config {
-            database_url: SecretString::from(database_url.clone()),
+        let mut config = Settings {
+            database_url: Some(database_url.clone().into()),
             tenant_database_url: tenant_database_url.clone().map(SecretString::from),
             db_max_connections: 4,
             db_owner_max_connections: 2,
             listen_addr: "127.0.0.1:0".parse().expect("address"),
-            jwt_secret: SecretString::from(JWT_SECRET),
+            jwt_secret: Some(JWT_SECRET.into()),
+            encryption_keys: Some(ENCRYPTION_KEYS.into()),
             base_domain: Some(BASE_DOMAIN.into()),
             cors_origins: vec!["https://app.example.com".into()],
             // Lets a test speak for several clients through `X-Forwarded-For`.
             trust_forwarded_for: true,
-            log_format: LogFormat::Pretty,
-            environment: Environment::Development,
-            auto_migrate: true,
             workers: 2,
-            worker: WorkerConfig {
-                lease: Duration::from_secs(2),
-                retry_base: Duration::from_millis(100),
-                poll: Duration::from_millis(50),
-            },
-            shutdown: Shutdown {
-                drain: Duration::ZERO,
-                deadline: Duration::from_secs(5),
-            },
-            ws_init_timeout: Duration::from_secs(1),
+            job_lease_seconds: 2,
+            job_retry_base_ms: 100,
+            shutdown_drain_seconds: 0,
+            shutdown_deadline_seconds: 5,
+            ws_init_timeout_seconds: 1,
             // Tests and benchmarks open many sockets from one address as one caller; those
             // about the caps set their own.
-            websocket_limits: WebsocketLimits {
-                connections_per_address: 1_000_000,
-                connections_per_caller: 1_000_000,
-                operations_per_connection: 1_000_000,
-            },
-            password_hashing_concurrency: 4,
-            query_limits: Default::default(),
-            persisted_query_manifest: None,
-            apq: Default::default(),
-            redis_url: None,
-            encryption_keys: SecretString::from(ENCRYPTION_KEYS),
-            llm_prices: Prices::parse(Prices::DEFAULT).expect("valid prices"),
-            llm_providers: ProviderEndpoints::parse(ProviderEndpoints::DEFAULT).expect("valid providers"),
+            ws_max_connections_per_address: 1_000_000,
+            ws_max_connections_per_caller: 1_000_000,
+            ws_max_operations_per_connection: 1_000_000,
+            password_hashing_concurrency: Some(4),
             // The third parties of these tests (model, OAuth provider) are small servers on
             // loopback, which the gate refuses unless allow-listed; tests about refusal
             // empty this list.
-            egress: EgressConfig {
-                policy: Policy {
-                    allow: AllowList::parse(LOOPBACK).expect("valid allow-list"),
-                    require_https: false,
-                },
-                max_response_bytes: EgressConfig::DEFAULT_MAX_RESPONSE_BYTES,
-                timeout: Duration::from_secs(30),
-            },
-            oauth_providers: Vec::new(),
-            public_url: "http://tenantql.test".into(),
-            oauth_return_url: None,
-            workspaces_dir: workspaces_dir.clone(),
+            egress_allow: LOOPBACK.into(),
+            egress_timeout_seconds: 30,
+            public_url: Some("http://tenantql.test".into()),
+            workspaces_dir: Some(workspaces_dir.clone()),
             // Tests make many requests from one address and one organization; those that
             // are about rate limits set their own.
-            rate_limits: RateLimitConfig::default()
-                .with_plan_overrides(UNLIMITED_PLANS)
-                .expect("valid plan limits"),
-        };
-        config.rate_limits.api_key_requests_per_minute = 1_000_000;
-        config.rate_limits.auth_attempts_per_minute = 1_000_000;
-        config.rate_limits.pairing_attempts_per_minute = 1_000_000;
-        config.rate_limits.anonymous_requests_per_minute = 1_000_000;
-        config.rate_limits.account_signins_per_minute = 1_000_000;
+            plan_limits: UNLIMITED_PLANS.into(),
+            api_key_requests_per_minute: 1_000_000,
+            auth_attempts_per_minute: 1_000_000,
+            pairing_attempts_per_minute: 1_000_000,
+            anonymous_requests_per_minute: 1_000_000,
+            account_signin_attempts_per_minute: 1_000_000,
+            ..Settings::defaults()
+        }
+        .into_config()
+        .expect("the test settings are valid");
+        // Not a setting: how soon an idle worker looks for a job; tests wait on their jobs.
+        config.worker.poll = Duration::from_millis(50);
         adjust(&mut config);
         let workspaces_dir = config.workspaces_dir.clone();
         let app = match App::build(config).await {
