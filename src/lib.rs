@@ -3,6 +3,7 @@
 pub mod app;
 /// Passwords, access tokens, API keys, refresh sessions and the principal behind a request.
 pub mod auth;
+pub mod cli;
 /// Business rules and persistence through the scoped handle; knows no HTTP or GraphQL.
 pub mod domain;
 pub mod error;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use base64::Engine;
-use clap::{Args, FromArgMatches, Parser, Subcommand, ValueEnum};
+use clap::{Args, FromArgMatches, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::governance::intake::DocumentLimits;
@@ -20,44 +20,6 @@ use crate::integrations::egress::{AllowList, EgressConfig, Policy};
 use crate::integrations::oauth::{ProviderConfig, parse_providers};
 use crate::jobs::WorkerConfig;
 use crate::jobs::runners::Prices;
-
-#[derive(Debug, Parser)]
-#[command(name = "tenantql", version, about = "A multi-tenant GraphQL API server")]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Option<Command>,
-    #[command(flatten)]
-    pub settings: Settings,
-}
-
-#[derive(Debug, Clone, Copy, Subcommand, PartialEq, Eq)]
-pub enum Command {
-    /// Run the server (the default).
-    Serve,
-    /// Apply pending database migrations and exit.
-    Migrate,
-    /// Print the GraphQL schema (SDL) and exit.
-    PrintSchema,
-    /// Exit 0 when the server at LISTEN_ADDR answers /healthz, else 1 (for container health checks).
-    Healthcheck,
-    /// Run job workers only, no HTTP (for worker-only replicas).
-    Worker,
-    /// Re-encrypt every stored secret under the first key of ENCRYPTION_KEYS (resumable).
-    RotateKeys,
-    /// One organization's data: export it, or erase it.
-    Org {
-        #[command(subcommand)]
-        action: OrgCommand,
-    },
-}
-
-#[derive(Debug, Clone, Copy, Subcommand, PartialEq, Eq)]
-pub enum OrgCommand {
-    /// Write every row of the organization to stdout as JSON lines (secrets left out).
-    Export { organization_id: uuid::Uuid },
-    /// Erase every row and file of the organization; run again to finish an interrupted one.
-    Delete { organization_id: uuid::Uuid },
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -694,13 +656,22 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
     use super::*;
+
+    /// The settings as `tenantql` parses them, without a subcommand.
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        settings: Settings,
+    }
 
     fn settings(args: &[&str]) -> Settings {
         let dir = std::env::temp_dir().join(format!("tenantql-settings-{}", uuid::Uuid::new_v4()));
         let mut argv = vec!["tenantql", "--data-dir", dir.to_str().expect("utf-8 path")];
         argv.extend_from_slice(args);
-        Cli::try_parse_from(argv).expect("parses").settings
+        Flags::try_parse_from(argv).expect("parses").settings
     }
 
     fn error(args: &[&str]) -> String {
@@ -754,7 +725,7 @@ mod tests {
         assert!(error(&["--environment", "production"]).contains("JWT_SECRET is required"));
         assert!(error(&["--cors-origins", "app.example.com"]).contains("CORS_ORIGINS"));
         assert!(error(&["--base-domain", "http://x.com"]).contains("BASE_DOMAIN"));
-        assert!(Cli::try_parse_from(["tenantql", "--listen-addr", "nowhere"]).is_err());
+        assert!(Flags::try_parse_from(["tenantql", "--listen-addr", "nowhere"]).is_err());
         assert!(error(&["--egress-allow", "10.0.0.0/40"]).contains("EGRESS_ALLOW"));
         assert!(error(&["--llm-providers", "openai=ftp://x"]).contains("LLM_PROVIDERS"));
         assert!(error(&["--egress-timeout-seconds", "0"]).contains("EGRESS_TIMEOUT_SECONDS"));
