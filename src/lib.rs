@@ -32,3 +32,5 @@ pub mod http;
 pub mod settings;
 
 pub mod app;
+
+pub mod cli;

@@ -39,15 +39,6 @@ pub struct ApqConfig {
     pub ttl: Duration,
 }
 
-impl Default for ApqConfig {
-    fn default() -> Self {
-        Self {
-            max_bytes: 16 * 1024,
-            ttl: Duration::from_secs(7 * 24 * 3_600),
-        }
-    }
-}
-
 /// The text an operation runs, and the APQ registration it asked for, if it may be
 /// stored once the operation has validated and been charged.
 #[derive(Debug)]
