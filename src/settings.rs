@@ -247,7 +247,8 @@ pub struct Settings {
         global = true
     )]
     pub pairing_attempts_per_minute: u32,
-    /// redis://… to share rate limits across replicas; without it each replica limits alone.
+    /// redis://…, rediss://… (TLS) or unix://… to share rate limits across replicas; without
+    /// it each replica limits alone.
     #[arg(long, env = "REDIS_URL", global = true, hide_env_values = true)]
     pub redis_url: Option<SecretString>,
     /// Largest document an APQ registration stores; longer ones run without being stored.

@@ -34,6 +34,20 @@ redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil(new_tat - now) + 1000)
 return {1, 0, math.floor((now + limit * interval - new_tat) / interval)}
 ";
 
+/// The client for `REDIS_URL`: `redis://`, `rediss://` (TLS, the server's certificate
+/// checked against the bundled web roots like every other outbound connection) or
+/// `unix://`. Opening it connects to nothing.
+fn client(url: &str) -> anyhow::Result<redis::Client> {
+    let client =
+        redis::Client::open(url).map_err(|error| anyhow::anyhow!("REDIS_URL is not a Redis URL: {error}"))?;
+    // Without this check the URL would be accepted and every connection refused later,
+    // leaving the replicas to limit alone with only a warning.
+    if let redis::ConnectionAddr::TcpTls { insecure: true, .. } = client.get_connection_info().addr() {
+        anyhow::bail!("REDIS_URL: #insecure is not supported; the server's certificate is always checked");
+    }
+    Ok(client)
+}
+
 pub struct SharedLimits {
     /// Set once the first connection succeeds; the manager reconnects by itself after.
     connection: Arc<OnceLock<ConnectionManager>>,
@@ -44,8 +58,7 @@ impl SharedLimits {
     /// Connects, waiting briefly; a Redis that is down at start is retried in the
     /// background while each replica limits alone.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
-        let client = redis::Client::open(url)
-            .map_err(|error| anyhow::anyhow!("REDIS_URL is not a Redis URL: {error}"))?;
+        let client = client(url)?;
         let connection = Arc::new(OnceLock::new());
         let slot = connection.clone();
         let first = tokio::time::timeout(RECONNECT_EVERY, ConnectionManager::new(client.clone())).await;
@@ -111,5 +124,39 @@ impl SharedLimits {
             remaining,
             reset_seconds: (f64::from(burst - remaining) * interval_ms / 1000.0).ceil() as u64,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use redis::ConnectionAddr;
+
+    use super::*;
+
+    fn address(url: &str) -> ConnectionAddr {
+        client(url).unwrap().get_connection_info().addr().clone()
+    }
+
+    #[test]
+    fn plain_and_tls_urls_are_accepted() {
+        assert!(matches!(
+            address("redis://127.0.0.1:6379"),
+            ConnectionAddr::Tcp(host, 6379) if host == "127.0.0.1"
+        ));
+        assert!(matches!(
+            address("rediss://:secret@redis.example.com:6380/0"),
+            ConnectionAddr::TcpTls { host, port: 6380, insecure: false, .. } if host == "redis.example.com"
+        ));
+    }
+
+    #[test]
+    fn unchecked_tls_and_other_schemes_are_refused() {
+        let insecure = client("rediss://redis.example.com:6380/#insecure").unwrap_err();
+        assert!(insecure.to_string().contains("#insecure"), "{insecure}");
+        let http = client("http://redis.example.com").unwrap_err();
+        assert!(
+            http.to_string().starts_with("REDIS_URL is not a Redis URL"),
+            "{http}"
+        );
     }
 }

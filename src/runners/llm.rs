@@ -280,22 +280,13 @@ async fn read_stream(
     steps: &mut impl Steps,
     meter: &mut Meter<'_>,
 ) -> Result<String, RunError> {
-    let mut pending = String::new();
+    let mut events = EventData::default();
     let mut text = String::new();
     let mut unsent = String::new();
     let mut usage: Option<(u64, u64)> = None;
     while let Some(bytes) = response.chunk().await.map_err(RunError::from)? {
-        pending.push_str(&String::from_utf8_lossy(&bytes));
-        while let Some(end) = pending.find('\n') {
-            let line = pending[..end].trim().to_owned();
-            pending.drain(..=end);
-            let Some(data) = line.strip_prefix("data:").map(str::trim) else {
-                continue;
-            };
-            if data == "[DONE]" {
-                continue;
-            }
-            let chunk: Value = serde_json::from_str(data)
+        for data in events.feed(&bytes) {
+            let chunk: Value = serde_json::from_str(&data)
                 .map_err(|_| RunError::Failed("the provider sent a chunk that is not JSON".into()))?;
             if let Some(reported) = reported_usage(&chunk) {
                 usage = Some(reported);
@@ -319,6 +310,32 @@ async fn read_stream(
         meter.output = output;
     }
     Ok(text)
+}
+
+/// The `data:` payloads of a server-sent event stream, fed as its bytes arrive. Bytes wait
+/// until their line is complete and are decoded a whole line at a time: a network chunk may
+/// end inside a character.
+#[derive(Default)]
+struct EventData {
+    pending: Vec<u8>,
+}
+
+impl EventData {
+    /// The payloads of the lines `bytes` completes, the closing `[DONE]` left out.
+    fn feed(&mut self, bytes: &[u8]) -> Vec<String> {
+        self.pending.extend_from_slice(bytes);
+        let Some(last_newline) = self.pending.iter().rposition(|&byte| byte == b'\n') else {
+            return Vec::new();
+        };
+        let complete: Vec<u8> = self.pending.drain(..=last_newline).collect();
+        String::from_utf8_lossy(&complete)
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("data:"))
+            .map(str::trim)
+            .filter(|data| *data != "[DONE]")
+            .map(str::to_owned)
+            .collect()
+    }
 }
 
 /// A progress event with the text since the last one, and the charge for its tokens.
@@ -348,4 +365,38 @@ fn reported_usage(body: &Value) -> Option<(u64, u64)> {
         usage.get("prompt_tokens")?.as_u64()?,
         usage.get("completion_tokens")?.as_u64()?,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STREAM: &str =
+        "data: {\"delta\":\"Hi 👋\"}\n\ndata: {\"delta\":\"世界\"}\r\n\r\n: comment\ndata: [DONE]\n\n";
+    const PAYLOADS: [&str; 2] = ["{\"delta\":\"Hi 👋\"}", "{\"delta\":\"世界\"}"];
+
+    #[test]
+    fn characters_split_across_chunks_are_decoded_whole() {
+        let bytes = STREAM.as_bytes();
+        let inside_emoji = STREAM.find('👋').unwrap() + 2;
+        let inside_cjk = STREAM.find('世').unwrap() + 1;
+        let mut events = EventData::default();
+        let mut payloads = events.feed(&bytes[..inside_emoji]);
+        assert!(payloads.is_empty(), "{payloads:?}");
+        payloads.extend(events.feed(&bytes[inside_emoji..inside_cjk]));
+        assert_eq!(payloads, PAYLOADS[..1]);
+        payloads.extend(events.feed(&bytes[inside_cjk..]));
+        assert_eq!(payloads, PAYLOADS);
+    }
+
+    #[test]
+    fn a_stream_fed_byte_by_byte_gives_the_same_payloads() {
+        let mut events = EventData::default();
+        let payloads: Vec<String> = STREAM
+            .as_bytes()
+            .iter()
+            .flat_map(|byte| events.feed(std::slice::from_ref(byte)))
+            .collect();
+        assert_eq!(payloads, PAYLOADS);
+    }
 }

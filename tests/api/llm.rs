@@ -2,10 +2,12 @@
 //! ways, the organization's own credential, streamed tokens as progress, usage and budget.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use futures_util::StreamExt;
 use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::web::{Data, Json};
-use poem::{EndpointExt, IntoResponse, Request, Response, Route, Server, handler, post};
+use poem::{Body, EndpointExt, IntoResponse, Request, Response, Route, Server, handler, post};
 use serde_json::{Value, json};
 use tenantql::runners::Prices;
 
@@ -15,6 +17,8 @@ use crate::jobs::{terminal, wait_for};
 
 const KEY: &str = "sk-test-key";
 const STREAMED_TOKENS: usize = 40;
+/// The tokens the `multilingual` model streams, cut inside the emoji and inside 世.
+const MULTILINGUAL: [&str; 2] = ["Hi 👋 ", "世界"];
 
 /// What the fake provider was asked, and how many rate-limit answers it has left to give.
 #[derive(Default)]
@@ -52,6 +56,9 @@ async fn completions(req: &Request, Json(body): Json<Value>, Data(fake): Data<&A
                 .into_response();
         }
     }
+    if model == "multilingual" {
+        return split_characters();
+    }
     if body["stream"] == true {
         let mut events = String::new();
         for i in 0..STREAMED_TOKENS {
@@ -68,6 +75,32 @@ async fn completions(req: &Request, Json(body): Json<Value>, Data(fake): Data<&A
         "usage": { "prompt_tokens": 7, "completion_tokens": 3 }
     }))
     .into_response()
+}
+
+/// The `MULTILINGUAL` tokens as server-sent events in three writes, paused between so each
+/// leaves on its own, cut inside the emoji and inside 世.
+fn split_characters() -> Response {
+    let mut events = String::new();
+    for token in MULTILINGUAL {
+        let chunk = json!({ "choices": [{ "delta": { "content": token } }] });
+        events.push_str(&format!("data: {chunk}\n\n"));
+    }
+    events.push_str("data: [DONE]\n\n");
+    let inside_emoji = events.find('👋').unwrap() + 2;
+    let inside_cjk = events.find('世').unwrap() + 1;
+    let bytes = events.into_bytes();
+    let writes = [
+        bytes[..inside_emoji].to_vec(),
+        bytes[inside_emoji..inside_cjk].to_vec(),
+        bytes[inside_cjk..].to_vec(),
+    ];
+    let paced = futures_util::stream::iter(writes).then(|write| async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        Ok::<_, std::io::Error>(write)
+    });
+    Body::from_bytes_stream(paced)
+        .with_content_type("text/event-stream")
+        .into_response()
 }
 
 /// The fake provider on a loopback port; its base URL and its record.
@@ -234,6 +267,28 @@ async fn rate_limited_answers_are_retried_and_refused_keys_fail_at_once(app: Tes
         done["error"].as_str().unwrap().contains("no openai credential"),
         "{done:#}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn characters_split_across_network_writes_arrive_whole() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let (base_url, _fake) = fake_provider(0).await;
+    let acme = app.org("Acme").await;
+    let project = acme.project("Posts").await;
+    set_credential(&acme, KEY, &base_url).await;
+    let job = llm_job(&acme.owner, &project, json!({ "model": "multilingual" }), 1).await;
+    let done = wait_for(&acme.owner, &job, terminal).await;
+    assert_eq!(done["status"], "SUCCEEDED", "{done:#}");
+    let expected = MULTILINGUAL.concat();
+    assert_eq!(done["output"]["text"], expected.as_str());
+    let streamed: String = done["events"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|edge| edge["node"]["message"].as_str())
+        .filter(|message| message.starts_with("Hi"))
+        .collect();
+    assert_eq!(streamed, expected);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -172,7 +172,10 @@ fn flows_from(response: &crate::helpers::GqlResponse, fields: &[&str]) -> Vec<Fl
                 .map(|(k, v)| (k.into_owned(), v.into_owned()))
                 .collect();
             let state = &params.iter().find(|(key, _)| key == "state").unwrap().1;
-            let name = format!("tql_oauth_{}", &hex(&Sha256::digest(state.as_bytes()))[..8]);
+            let name = format!(
+                "tql_oauth_{}",
+                &hex::encode(Sha256::digest(state.as_bytes()))[..8]
+            );
             let cookie = cookies
                 .iter()
                 .find(|cookie| cookie.starts_with(&format!("{name}=")))
@@ -188,10 +191,6 @@ fn flows_from(response: &crate::helpers::GqlResponse, fields: &[&str]) -> Vec<Fl
             Flow { params, cookie: pair }
         })
         .collect()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// Connects `owner`'s organization to the fake provider, as the person would in a browser.

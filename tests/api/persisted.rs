@@ -8,10 +8,7 @@ use crate::backend_tests;
 use crate::helpers::{Backend, Client, GqlResponse, TestApp};
 
 pub fn sha256(text: &str) -> String {
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    hex::encode(Sha256::digest(text.as_bytes()))
 }
 
 pub fn persisted(hash: &str) -> Value {
