@@ -18,16 +18,6 @@ pub struct WebsocketLimits {
     pub operations_per_connection: usize,
 }
 
-impl Default for WebsocketLimits {
-    fn default() -> Self {
-        Self {
-            connections_per_address: 256,
-            connections_per_caller: 64,
-            operations_per_connection: 100,
-        }
-    }
-}
-
 /// Open connections by client address and by caller (a user's or an API key's id).
 pub struct OpenWebsockets {
     pub limits: WebsocketLimits,
