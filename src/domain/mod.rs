@@ -5,4 +5,5 @@ pub mod content;
 pub mod input;
 pub mod jobs;
 pub mod organizations;
+pub mod platform;
 pub mod projects;

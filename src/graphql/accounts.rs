@@ -4,11 +4,10 @@ use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use entity::user;
 
 use crate::domain::accounts::{self, SignedIn, SignupInput};
-use crate::error::AppError;
 use crate::graphql::context::ContextExt;
 use crate::graphql::guards::UserGuard;
 use crate::graphql::organizations::{OrgRole, Organization};
-use crate::tenancy::unscoped;
+use crate::ids::UserId;
 
 #[derive(InputObject)]
 #[graphql(name = "SignupInput")]
@@ -71,7 +70,7 @@ impl User {
 
     /// Every organization this user belongs to, with their role there.
     async fn memberships(&self, ctx: &Context<'_>) -> Result<Vec<Membership>> {
-        let memberships = unscoped::memberships_of(&ctx.services().db, crate::ids::UserId(self.0.id)).await?;
+        let memberships = accounts::memberships(&ctx.services().db, UserId(self.0.id)).await?;
         Ok(memberships
             .into_iter()
             .map(|(org, role)| Membership {
@@ -96,10 +95,7 @@ impl AccountQuery {
     /// The signed-in user.
     #[graphql(guard = "UserGuard")]
     async fn me(&self, ctx: &Context<'_>) -> Result<User> {
-        let principal = ctx.user()?;
-        let user = unscoped::find_user(&ctx.services().db, principal.id)
-            .await?
-            .ok_or(AppError::Unauthenticated)?;
+        let user = accounts::current_user(&ctx.services().db, ctx.user()?.id).await?;
         Ok(User(user))
     }
 }

@@ -7,10 +7,10 @@ use entity::agent;
 use serde_json::Value;
 
 use crate::domain::agents::{self, AgentChanges, NewAgent, Offer};
+use crate::domain::platform::is_platform_admin;
 use crate::graphql::context::ContextExt;
 use crate::graphql::guards::OrgRoleGuard;
 use crate::graphql::pagination::{Conn, DEFAULT_PAGE_SIZE, connection, list_cost, page_request, parse_id};
-use crate::graphql::platform::is_platform_admin;
 use crate::ids::{AgentId, OrgId, ProjectId};
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -192,7 +192,8 @@ impl AgentMutation {
             project,
             sharing: input.sharing.into(),
             max_attempts: input.max_attempts,
-            platform_admin: input.sharing == AgentSharing::Global && is_platform_admin(ctx).await?,
+            platform_admin: input.sharing == AgentSharing::Global
+                && is_platform_admin(&ctx.services().db, ctx.principal()?).await?,
         };
         let agent = ctx
             .tenant()?
@@ -215,7 +216,7 @@ impl AgentMutation {
             config: input.config.map(|config| config.0),
             sharing: input.sharing.map(Into::into),
             max_attempts: input.max_attempts,
-            platform_admin: global_matters && is_platform_admin(ctx).await?,
+            platform_admin: global_matters && is_platform_admin(&ctx.services().db, ctx.principal()?).await?,
         };
         let agent = ctx
             .tenant()?

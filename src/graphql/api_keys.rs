@@ -9,7 +9,7 @@ use crate::graphql::context::ContextExt;
 use crate::graphql::guards::OrgRoleGuard;
 use crate::graphql::organizations::OrgRole;
 use crate::graphql::pagination::parse_id;
-use crate::ids::{ApiKeyId, ProjectId};
+use crate::ids::{ApiKeyId, OrgId, ProjectId};
 
 pub struct ApiKey(pub api_key::Model);
 
@@ -128,8 +128,8 @@ impl ApiKeyMutation {
             .tenant()?
             .write(async |scoped| api_keys::revoke(scoped, id).await)
             .await?;
-        ctx.services().api_keys.forget(&key.prefix);
-        ctx.services().jobs.bus.access_changed(key.organization_id);
+        ctx.services()
+            .access_changed(OrgId(key.organization_id), std::slice::from_ref(&key));
         Ok(ApiKey(key))
     }
 }

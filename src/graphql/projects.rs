@@ -1,15 +1,16 @@
 //! Projects of the active organization and their members.
 
-use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Result};
+use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Result, SimpleObject};
 use entity::{project, project_member};
 
+use crate::domain::accounts::WithAccount;
 use crate::domain::projects::{self, NewProject, ProjectChanges};
 use crate::error::AppError;
 use crate::graphql::context::ContextExt;
 use crate::graphql::guards::OrgRoleGuard;
 use crate::graphql::pagination::{Conn, DEFAULT_PAGE_SIZE, connection, list_cost, page_request, parse_id};
 use crate::ids::{ProjectId, UserId};
-use crate::tenancy::{Tenant, unscoped};
+use crate::tenancy::Tenant;
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 #[graphql(remote = "entity::ProjectRole")]
@@ -62,49 +63,35 @@ impl Project {
     ) -> Result<Conn<ProjectMember>> {
         let page = page_request(first, after.as_deref())?;
         let id = ProjectId(self.0.id);
-        let page = ctx
-            .tenant()?
-            .read(async |scoped| projects::members(scoped, id, page).await)
-            .await?;
-        let user_ids = page.items.iter().map(|member| member.user_id).collect();
-        let mut users = unscoped::users_by_ids(&ctx.services().db, user_ids).await?;
+        let page = projects::members(&ctx.tenant()?, &ctx.services().db, id, page).await?;
         Ok(connection(
             page,
             after.is_some(),
-            |member| member.id,
-            |member| {
-                let user = users.remove(&member.user_id);
-                ProjectMember { member, user }
-            },
+            |row| row.member.id,
+            ProjectMember::from,
         ))
     }
 }
 
+#[derive(SimpleObject)]
 pub struct ProjectMember {
-    member: project_member::Model,
-    user: Option<entity::user::Model>,
+    user_id: ID,
+    project_id: ID,
+    email: Option<String>,
+    display_name: Option<String>,
+    role: ProjectRole,
 }
 
-#[Object]
-impl ProjectMember {
-    async fn user_id(&self) -> ID {
-        ID(self.member.user_id.to_string())
-    }
-
-    async fn project_id(&self) -> ID {
-        ID(self.member.project_id.to_string())
-    }
-
-    async fn email(&self) -> Option<&str> {
-        self.user.as_ref().map(|user| user.email.as_str())
-    }
-
-    async fn display_name(&self) -> Option<&str> {
-        self.user.as_ref().map(|user| user.display_name.as_str())
-    }
-
-    async fn role(&self) -> ProjectRole {
-        self.member.role.into()
+impl From<WithAccount<project_member::Model>> for ProjectMember {
+    fn from(WithAccount { member, account }: WithAccount<project_member::Model>) -> Self {
+        let (email, display_name) = account.map(|user| (user.email, user.display_name)).unzip();
+        Self {
+            user_id: member.user_id.into(),
+            project_id: member.project_id.into(),
+            email,
+            display_name,
+            role: member.role.into(),
+        }
     }
 }
 
@@ -224,13 +211,9 @@ impl ProjectMutation {
     ) -> Result<ProjectMember> {
         let project = ProjectId(parse_id("projectId", &project_id)?);
         let user = UserId(parse_id("userId", &user_id)?);
-        let role = role.into();
-        let member = ctx
-            .tenant()?
-            .write(async |scoped| projects::set_member(scoped, project, user, role).await)
-            .await?;
-        let user = unscoped::find_user(&ctx.services().db, user).await?;
-        Ok(ProjectMember { member, user })
+        let member =
+            projects::set_member(&ctx.tenant()?, &ctx.services().db, project, user, role.into()).await?;
+        Ok(member.into())
     }
 
     /// Returns the user's id.
