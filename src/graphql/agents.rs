@@ -10,8 +10,10 @@ use crate::domain::agents::{self, AgentChanges, NewAgent, Offer};
 use crate::domain::platform::is_platform_admin;
 use crate::graphql::context::ContextExt;
 use crate::graphql::guards::OrgRoleGuard;
-use crate::graphql::pagination::{Conn, DEFAULT_PAGE_SIZE, connection, list_cost, page_request, parse_id};
-use crate::ids::{AgentId, OrgId, ProjectId};
+use crate::graphql::pagination::{
+    Conn, DEFAULT_PAGE_SIZE, connection, list_cost, page_request, parse_id, parse_opt_id,
+};
+use crate::ids::{AgentId, OrgId};
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 #[graphql(remote = "entity::AgentSharing")]
@@ -179,12 +181,7 @@ impl AgentMutation {
     /// Sharing other than PRIVATE needs the Admin role.
     #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Member)")]
     async fn create_agent(&self, ctx: &Context<'_>, input: CreateAgentInput) -> Result<Agent> {
-        let project = input
-            .project_id
-            .as_ref()
-            .map(|id| parse_id("projectId", id))
-            .transpose()?
-            .map(ProjectId);
+        let project = parse_opt_id("projectId", input.project_id.as_ref())?;
         let new = NewAgent {
             name: &input.name,
             kind: &input.kind,

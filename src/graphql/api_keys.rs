@@ -8,8 +8,8 @@ use crate::domain::api_keys::{self, NewApiKey};
 use crate::graphql::context::ContextExt;
 use crate::graphql::guards::OrgRoleGuard;
 use crate::graphql::organizations::OrgRole;
-use crate::graphql::pagination::parse_id;
-use crate::ids::{ApiKeyId, OrgId, ProjectId};
+use crate::graphql::pagination::{parse_id, parse_opt_id};
+use crate::ids::{ApiKeyId, OrgId};
 
 pub struct ApiKey(pub api_key::Model);
 
@@ -98,12 +98,7 @@ pub struct ApiKeyMutation;
 impl ApiKeyMutation {
     #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Admin)")]
     async fn create_api_key(&self, ctx: &Context<'_>, input: CreateApiKeyInput) -> Result<CreatedApiKey> {
-        let project = input
-            .project_id
-            .as_ref()
-            .map(|id| parse_id("projectId", id))
-            .transpose()?
-            .map(ProjectId);
+        let project = parse_opt_id("projectId", input.project_id.as_ref())?;
         let input = NewApiKey {
             name: &input.name,
             project,

@@ -8,7 +8,9 @@ use serde_json::Value;
 use crate::governance::audit::{self, AuditFilter};
 use crate::graphql::context::ContextExt;
 use crate::graphql::guards::OrgRoleGuard;
-use crate::graphql::pagination::{Conn, DEFAULT_PAGE_SIZE, connection, list_cost, page_request, parse_id};
+use crate::graphql::pagination::{
+    Conn, DEFAULT_PAGE_SIZE, connection, list_cost, page_request, parse_opt_id,
+};
 
 pub struct AuditEntry(audit_entry::Model);
 
@@ -108,11 +110,7 @@ impl AuditQuery {
         let filter = filter.unwrap_or_default();
         let filter = AuditFilter {
             action: filter.action,
-            actor_id: filter
-                .actor_id
-                .as_ref()
-                .map(|id| parse_id("actorId", id))
-                .transpose()?,
+            actor_id: parse_opt_id("actorId", filter.actor_id.as_ref())?,
             resource_type: filter.resource_type,
             since: filter.since,
         };

@@ -6,7 +6,9 @@ use entity::{campaign, post};
 
 use crate::domain::content::{self, NewPost, PostChanges};
 use crate::graphql::context::ContextExt;
-use crate::graphql::pagination::{Conn, DEFAULT_PAGE_SIZE, connection, list_cost, page_request, parse_id};
+use crate::graphql::pagination::{
+    Conn, DEFAULT_PAGE_SIZE, connection, list_cost, page_request, parse_id, parse_opt_id,
+};
 use crate::ids::ProjectId;
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -171,10 +173,7 @@ impl ContentQuery {
         after: Option<String>,
     ) -> Result<Conn<Post>> {
         let project = ProjectId(parse_id("projectId", &project_id)?);
-        let campaign = campaign_id
-            .as_ref()
-            .map(|id| parse_id("campaignId", id))
-            .transpose()?;
+        let campaign = parse_opt_id("campaignId", campaign_id.as_ref())?;
         let page = page_request(first, after.as_deref())?;
         let page = ctx
             .tenant()?
@@ -241,11 +240,7 @@ impl ContentMutation {
 
     async fn create_post(&self, ctx: &Context<'_>, input: CreatePostInput) -> Result<Post> {
         let project = ProjectId(parse_id("projectId", &input.project_id)?);
-        let campaign = input
-            .campaign_id
-            .as_ref()
-            .map(|id| parse_id("campaignId", id))
-            .transpose()?;
+        let campaign = parse_opt_id("campaignId", input.campaign_id.as_ref())?;
         let new = NewPost {
             project,
             campaign,

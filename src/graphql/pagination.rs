@@ -66,3 +66,8 @@ pub fn connection<M, T: OutputType>(
 pub fn parse_id(field: &'static str, id: &ID) -> AppResult<Uuid> {
     Uuid::parse_str(id.as_str()).map_err(|_| AppError::bad_input(field, "not a valid id"))
 }
+
+/// An optional client-sent `ID` as a typed id, or `BAD_USER_INPUT` naming the argument.
+pub fn parse_opt_id<T: From<Uuid>>(field: &'static str, id: Option<&ID>) -> AppResult<Option<T>> {
+    id.map(|id| parse_id(field, id).map(T::from)).transpose()
+}
