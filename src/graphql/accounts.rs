@@ -1,6 +1,6 @@
 //! Signup, login, sessions and the signed-in user.
 
-use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
+use async_graphql::{ComplexObject, Context, ID, InputObject, Object, Result, SimpleObject};
 use entity::user;
 
 use crate::domain::accounts::{self, SignedIn, SignupInput};
@@ -42,39 +42,44 @@ impl From<SignedIn> for AuthPayload {
             access_token: signed_in.access_token,
             refresh_token: signed_in.refresh_token,
             expires_in: signed_in.expires_in,
-            user: User(signed_in.user),
-            organization: signed_in.organization.map(Organization),
+            user: signed_in.user.into(),
+            organization: signed_in.organization.map(Organization::from),
         }
     }
 }
 
-pub struct User(pub user::Model);
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct User {
+    id: ID,
+    email: String,
+    display_name: String,
+    is_platform_admin: bool,
+    #[graphql(skip)]
+    user: UserId,
+}
 
-#[Object]
+impl From<user::Model> for User {
+    fn from(user: user::Model) -> Self {
+        Self {
+            id: user.id.into(),
+            email: user.email,
+            display_name: user.display_name,
+            is_platform_admin: user.is_platform_admin,
+            user: UserId(user.id),
+        }
+    }
+}
+
+#[ComplexObject]
 impl User {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
-    }
-
-    async fn email(&self) -> &str {
-        &self.0.email
-    }
-
-    async fn display_name(&self) -> &str {
-        &self.0.display_name
-    }
-
-    async fn is_platform_admin(&self) -> bool {
-        self.0.is_platform_admin
-    }
-
     /// Every organization this user belongs to, with their role there.
     async fn memberships(&self, ctx: &Context<'_>) -> Result<Vec<Membership>> {
-        let memberships = accounts::memberships(&ctx.services().db, UserId(self.0.id)).await?;
+        let memberships = accounts::memberships(&ctx.services().db, self.user).await?;
         Ok(memberships
             .into_iter()
             .map(|(org, role)| Membership {
-                organization: Organization(org),
+                organization: org.into(),
                 role: role.into(),
             })
             .collect())
@@ -96,7 +101,7 @@ impl AccountQuery {
     #[graphql(guard = "UserGuard")]
     async fn me(&self, ctx: &Context<'_>) -> Result<User> {
         let user = accounts::current_user(&ctx.services().db, ctx.user()?.id).await?;
-        Ok(User(user))
+        Ok(user.into())
     }
 }
 

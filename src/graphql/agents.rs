@@ -1,7 +1,7 @@
 //! Agents: the caller's organization's own, plus those shared with it (read-only), and the
 //! receiving side of sharing: offers to review, accept, decline or leave.
 
-use async_graphql::{Context, Enum, ID, InputObject, Json, Object, Result};
+use async_graphql::{Context, Enum, ID, InputObject, Json, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::agent;
 use serde_json::Value;
@@ -28,72 +28,60 @@ pub enum AgentSharing {
     Selective,
 }
 
-pub struct Agent(pub agent::Model);
-
-#[Object]
-impl Agent {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
-    }
-
+#[derive(SimpleObject)]
+pub struct Agent {
+    id: ID,
     /// The owner; another organization's id means the agent is shared with yours (read-only).
-    async fn organization_id(&self) -> ID {
-        ID(self.0.organization_id.to_string())
-    }
-
-    async fn project_id(&self) -> Option<ID> {
-        self.0.project_id.map(|id| ID(id.to_string()))
-    }
-
-    async fn name(&self) -> &str {
-        &self.0.name
-    }
-
+    organization_id: ID,
+    project_id: Option<ID>,
+    name: String,
     /// The runner: `echo`, …
-    async fn kind(&self) -> &str {
-        &self.0.kind
-    }
-
+    kind: String,
     /// What it runs, shown to every organization that may read the agent: one it is shared
     /// with runs it under its own credentials and budget, so it sees what it accepts. A
     /// config names a provider and a model, never an address or a secret.
-    async fn config(&self) -> Json<Value> {
-        Json(self.0.config.clone())
-    }
-
+    config: Json<Value>,
     /// The revision of what it runs (config, attempts), bumped by each change of them;
     /// organizations it is shared with accept one revision at a time.
-    async fn revision(&self) -> i32 {
-        self.0.revision
-    }
+    revision: i32,
+    sharing: AgentSharing,
+    max_attempts: i32,
+    created_at: DateTime<Utc>,
+}
 
-    async fn sharing(&self) -> AgentSharing {
-        self.0.sharing.into()
-    }
-
-    async fn max_attempts(&self) -> i32 {
-        self.0.max_attempts
-    }
-
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+impl From<agent::Model> for Agent {
+    fn from(agent: agent::Model) -> Self {
+        Self {
+            id: agent.id.into(),
+            organization_id: agent.organization_id.into(),
+            project_id: agent.project_id.map(ID::from),
+            name: agent.name,
+            kind: agent.kind,
+            config: Json(agent.config),
+            revision: agent.revision,
+            sharing: agent.sharing.into(),
+            max_attempts: agent.max_attempts,
+            created_at: agent.created_at,
+        }
     }
 }
 
-/// An agent another organization offers to yours, awaiting your admins' decision.
-pub struct AgentShareOffer(Offer);
-
-#[Object]
-impl AgentShareOffer {
+// An agent another organization offers to yours, awaiting your admins' decision.
+#[derive(SimpleObject)]
+pub struct AgentShareOffer {
     /// The agent as it would run, config included.
-    async fn agent(&self) -> Agent {
-        Agent(self.0.agent.clone())
-    }
-
+    agent: Agent,
     /// The revision your organization accepted before, when the offer is a changed agent
     /// (it does not run for you until you accept the new one); null for a new offer.
-    async fn accepted_revision(&self) -> Option<i32> {
-        self.0.accepted_revision
+    accepted_revision: Option<i32>,
+}
+
+impl From<Offer> for AgentShareOffer {
+    fn from(offer: Offer) -> Self {
+        Self {
+            agent: offer.agent.into(),
+            accepted_revision: offer.accepted_revision,
+        }
     }
 }
 
@@ -135,7 +123,7 @@ impl AgentQuery {
             .tenant()?
             .read(async |scoped| agents::list(scoped, page).await)
             .await?;
-        Ok(connection(page, after.is_some(), |agent| agent.id, Agent))
+        Ok(connection(page, after.is_some(), |agent| agent.id, Agent::from))
     }
 
     async fn agent(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Agent>> {
@@ -144,7 +132,7 @@ impl AgentQuery {
             .tenant()?
             .read(async |scoped| agents::get_readable(scoped, id).await)
             .await?;
-        Ok(Some(Agent(agent)))
+        Ok(Some(agent.into()))
     }
 
     /// Agents other organizations offer to yours that await acceptance: new offers, and
@@ -168,7 +156,7 @@ impl AgentQuery {
             page,
             after.is_some(),
             |offer| offer.agent.id,
-            AgentShareOffer,
+            AgentShareOffer::from,
         ))
     }
 }
@@ -196,7 +184,7 @@ impl AgentMutation {
             .tenant()?
             .write(async |scoped| agents::create(scoped, new).await)
             .await?;
-        Ok(Agent(agent))
+        Ok(agent.into())
     }
 
     /// A change of config or attempts is a new revision, which organizations the agent is
@@ -219,7 +207,7 @@ impl AgentMutation {
             .tenant()?
             .write(async |scoped| agents::update(scoped, id, changes).await)
             .await?;
-        Ok(Agent(agent))
+        Ok(agent.into())
     }
 
     /// Deletes the agent; its jobs keep their history. Returns its id.
@@ -246,7 +234,7 @@ impl AgentMutation {
             .tenant()?
             .write(async |scoped| agents::share(scoped, id, &organizations).await)
             .await?;
-        Ok(Agent(agent))
+        Ok(agent.into())
     }
 
     /// Accepts an agent offered to your organization, at its current revision (with
@@ -264,7 +252,7 @@ impl AgentMutation {
             .tenant()?
             .write(async |scoped| agents::accept(scoped, id, revision).await)
             .await?;
-        Ok(Agent(agent))
+        Ok(agent.into())
     }
 
     /// Declines an agent offered to your organization: the offer is removed. Returns its id.

@@ -11,47 +11,35 @@ use crate::graphql::organizations::OrgRole;
 use crate::graphql::pagination::{parse_id, parse_opt_id};
 use crate::ids::{ApiKeyId, OrgId};
 
-pub struct ApiKey(pub api_key::Model);
-
-#[Object]
-impl ApiKey {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
-    }
-
-    async fn name(&self) -> &str {
-        &self.0.name
-    }
-
+#[derive(SimpleObject)]
+pub struct ApiKey {
+    id: ID,
+    name: String,
     /// The public part of the key (`tql_<prefix>_…`), to tell keys apart.
-    async fn prefix(&self) -> &str {
-        &self.0.prefix
-    }
-
-    async fn role(&self) -> OrgRole {
-        self.0.role.into()
-    }
-
+    prefix: String,
+    role: OrgRole,
     /// The one project this key may reach; none means the whole organization.
-    async fn project_id(&self) -> Option<ID> {
-        self.0.project_id.map(|id| ID(id.to_string()))
-    }
-
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
-    }
-
-    async fn expires_at(&self) -> Option<DateTime<Utc>> {
-        self.0.expires_at
-    }
-
-    async fn revoked_at(&self) -> Option<DateTime<Utc>> {
-        self.0.revoked_at
-    }
-
+    project_id: Option<ID>,
+    created_at: DateTime<Utc>,
+    expires_at: Option<DateTime<Utc>>,
+    revoked_at: Option<DateTime<Utc>>,
     /// Whether the key may run only trusted documents.
-    async fn persisted_only(&self) -> bool {
-        self.0.persisted_only
+    persisted_only: bool,
+}
+
+impl From<api_key::Model> for ApiKey {
+    fn from(key: api_key::Model) -> Self {
+        Self {
+            id: key.id.into(),
+            name: key.name,
+            prefix: key.prefix,
+            role: key.role.into(),
+            project_id: key.project_id.map(ID::from),
+            created_at: key.created_at,
+            expires_at: key.expires_at,
+            revoked_at: key.revoked_at,
+            persisted_only: key.persisted_only,
+        }
     }
 }
 
@@ -87,7 +75,7 @@ impl ApiKeyQuery {
             .tenant()?
             .read(async |scoped| api_keys::list(scoped).await)
             .await?;
-        Ok(keys.into_iter().map(ApiKey).collect())
+        Ok(keys.into_iter().map(ApiKey::from).collect())
     }
 }
 
@@ -112,7 +100,7 @@ impl ApiKeyMutation {
             .await?;
         Ok(CreatedApiKey {
             key: plaintext,
-            api_key: ApiKey(key),
+            api_key: key.into(),
         })
     }
 
@@ -125,6 +113,6 @@ impl ApiKeyMutation {
             .await?;
         ctx.services()
             .access_changed(OrgId(key.organization_id), std::slice::from_ref(&key));
-        Ok(ApiKey(key))
+        Ok(key.into())
     }
 }

@@ -1,6 +1,6 @@
 //! Campaigns and posts of a project.
 
-use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Result};
+use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::{campaign, post};
 
@@ -19,82 +19,60 @@ pub enum PostStatus {
     Published,
 }
 
-pub struct Campaign(campaign::Model);
+#[derive(SimpleObject)]
+pub struct Campaign {
+    id: ID,
+    organization_id: ID,
+    project_id: ID,
+    name: String,
+    description: Option<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
 
-#[Object]
-impl Campaign {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
-    }
-
-    async fn organization_id(&self) -> ID {
-        ID(self.0.organization_id.to_string())
-    }
-
-    async fn project_id(&self) -> ID {
-        ID(self.0.project_id.to_string())
-    }
-
-    async fn name(&self) -> &str {
-        &self.0.name
-    }
-
-    async fn description(&self) -> Option<&str> {
-        self.0.description.as_deref()
-    }
-
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
-    }
-
-    async fn updated_at(&self) -> DateTime<Utc> {
-        self.0.updated_at
+impl From<campaign::Model> for Campaign {
+    fn from(campaign: campaign::Model) -> Self {
+        Self {
+            id: campaign.id.into(),
+            organization_id: campaign.organization_id.into(),
+            project_id: campaign.project_id.into(),
+            name: campaign.name,
+            description: campaign.description,
+            created_at: campaign.created_at,
+            updated_at: campaign.updated_at,
+        }
     }
 }
 
-pub struct Post(post::Model);
-
-#[Object]
-impl Post {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
-    }
-
-    async fn organization_id(&self) -> ID {
-        ID(self.0.organization_id.to_string())
-    }
-
-    async fn project_id(&self) -> ID {
-        ID(self.0.project_id.to_string())
-    }
-
-    async fn campaign_id(&self) -> Option<ID> {
-        self.0.campaign_id.map(|id| ID(id.to_string()))
-    }
-
-    async fn title(&self) -> &str {
-        &self.0.title
-    }
-
-    async fn body(&self) -> &str {
-        &self.0.body
-    }
-
-    async fn status(&self) -> PostStatus {
-        self.0.status.into()
-    }
-
+#[derive(SimpleObject)]
+pub struct Post {
+    id: ID,
+    organization_id: ID,
+    project_id: ID,
+    campaign_id: Option<ID>,
+    title: String,
+    body: String,
+    status: PostStatus,
     /// The agent job that drafted it, if one did.
-    async fn job_id(&self) -> Option<ID> {
-        self.0.job_id.map(|id| ID(id.to_string()))
-    }
+    job_id: Option<ID>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
 
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
-    }
-
-    async fn updated_at(&self) -> DateTime<Utc> {
-        self.0.updated_at
+impl From<post::Model> for Post {
+    fn from(post: post::Model) -> Self {
+        Self {
+            id: post.id.into(),
+            organization_id: post.organization_id.into(),
+            project_id: post.project_id.into(),
+            campaign_id: post.campaign_id.map(ID::from),
+            title: post.title,
+            body: post.body,
+            status: post.status.into(),
+            job_id: post.job_id.map(ID::from),
+            created_at: post.created_at,
+            updated_at: post.updated_at,
+        }
     }
 }
 
@@ -150,7 +128,7 @@ impl ContentQuery {
             .tenant()?
             .read(async |scoped| content::campaigns(scoped, project, page).await)
             .await?;
-        Ok(connection(page, after.is_some(), |row| row.id, Campaign))
+        Ok(connection(page, after.is_some(), |row| row.id, Campaign::from))
     }
 
     async fn campaign(&self, ctx: &Context<'_>, id: ID) -> Result<Campaign> {
@@ -159,7 +137,7 @@ impl ContentQuery {
             .tenant()?
             .read(async |scoped| content::campaign(scoped, id).await)
             .await?;
-        Ok(Campaign(row))
+        Ok(row.into())
     }
 
     /// A project's posts (of one campaign, if given), newest first.
@@ -179,7 +157,7 @@ impl ContentQuery {
             .tenant()?
             .read(async |scoped| content::posts(scoped, project, campaign, page).await)
             .await?;
-        Ok(connection(page, after.is_some(), |row| row.id, Post))
+        Ok(connection(page, after.is_some(), |row| row.id, Post::from))
     }
 
     async fn post(&self, ctx: &Context<'_>, id: ID) -> Result<Post> {
@@ -188,7 +166,7 @@ impl ContentQuery {
             .tenant()?
             .read(async |scoped| content::post(scoped, id).await)
             .await?;
-        Ok(Post(row))
+        Ok(row.into())
     }
 }
 
@@ -205,7 +183,7 @@ impl ContentMutation {
                 content::create_campaign(scoped, project, &input.name, input.description.as_deref()).await
             })
             .await?;
-        Ok(Campaign(row))
+        Ok(row.into())
     }
 
     async fn update_campaign(
@@ -226,7 +204,7 @@ impl ContentMutation {
                 content::update_campaign(scoped, id, input.name.as_deref(), description).await
             })
             .await?;
-        Ok(Campaign(row))
+        Ok(row.into())
     }
 
     /// Deletes a campaign and its posts. Returns its id.
@@ -253,7 +231,7 @@ impl ContentMutation {
             .tenant()?
             .write(async |scoped| content::create_post(scoped, new).await)
             .await?;
-        Ok(Post(row))
+        Ok(row.into())
     }
 
     async fn update_post(&self, ctx: &Context<'_>, id: ID, input: UpdatePostInput) -> Result<Post> {
@@ -267,7 +245,7 @@ impl ContentMutation {
             .tenant()?
             .write(async |scoped| content::update_post(scoped, id, changes).await)
             .await?;
-        Ok(Post(row))
+        Ok(row.into())
     }
 
     async fn delete_post(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {

@@ -73,7 +73,7 @@ impl AgentJob {
             .tenant()?
             .read(async |scoped| agents::get_readable(scoped, AgentId(id)).await)
             .await;
-        Ok(agent.ok().map(Agent))
+        Ok(agent.ok().map(Agent::from))
     }
 
     async fn project(&self, ctx: &Context<'_>) -> Result<Option<Project>> {
@@ -82,7 +82,7 @@ impl AgentJob {
             .tenant()?
             .read(async |scoped| projects::find(scoped, id).await)
             .await?;
-        Ok(project.map(Project))
+        Ok(project.map(Project::from))
     }
 
     async fn status(&self) -> JobStatus {

@@ -1,6 +1,6 @@
 //! Organizations (the tenants) and their members.
 
-use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
+use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::{organization, organization_member};
 
@@ -15,7 +15,7 @@ use crate::graphql::guards::{OrgRoleGuard, OrganizationWideGuard, UserGuard};
 use crate::graphql::pagination::{Conn, DEFAULT_PAGE_SIZE, connection, list_cost, page_request, parse_id};
 use crate::graphql::projects::{Project, project_connection};
 use crate::graphql::usage::{Usage, usage_in};
-use crate::ids::UserId;
+use crate::ids::{OrgId, UserId};
 use crate::tenancy::Tenant;
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -45,50 +45,49 @@ pub enum Plan {
     Enterprise,
 }
 
-pub struct Organization(pub organization::Model);
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct Organization {
+    id: ID,
+    slug: String,
+    name: String,
+    kind: OrgKind,
+    plan: Plan,
+    monthly_budget_cents: i64,
+    created_at: DateTime<Utc>,
+    #[graphql(skip)]
+    org: OrgId,
+}
+
+impl From<organization::Model> for Organization {
+    fn from(org: organization::Model) -> Self {
+        Self {
+            id: org.id.into(),
+            slug: org.slug,
+            name: org.name,
+            kind: org.kind.into(),
+            plan: org.plan.into(),
+            monthly_budget_cents: org.monthly_budget_cents,
+            created_at: org.created_at,
+            org: OrgId(org.id),
+        }
+    }
+}
 
 impl Organization {
     /// Lists under an organization need it to be the request's active one: rows are only
     /// ever read inside the active tenant's transaction.
     fn active_tenant(&self, ctx: &Context<'_>) -> AppResult<Tenant> {
         let tenant = ctx.tenant()?;
-        if tenant.context().org.0 != self.0.id {
+        if tenant.context().org != self.org {
             return Err(AppError::TenantRequired);
         }
         Ok(tenant)
     }
 }
 
-#[Object]
+#[ComplexObject]
 impl Organization {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
-    }
-
-    async fn slug(&self) -> &str {
-        &self.0.slug
-    }
-
-    async fn name(&self) -> &str {
-        &self.0.name
-    }
-
-    async fn kind(&self) -> OrgKind {
-        self.0.kind.into()
-    }
-
-    async fn plan(&self) -> Plan {
-        self.0.plan.into()
-    }
-
-    async fn monthly_budget_cents(&self) -> i64 {
-        self.0.monthly_budget_cents
-    }
-
-    async fn created_at(&self) -> chrono::DateTime<chrono::Utc> {
-        self.0.created_at
-    }
-
     #[graphql(
         guard = "OrganizationWideGuard",
         complexity = "list_cost(first, DEFAULT_PAGE_SIZE, child_complexity)"
@@ -181,7 +180,7 @@ impl OrganizationQuery {
             .tenant()?
             .read(async |scoped| organizations::current(scoped).await)
             .await?;
-        Ok(Organization(org))
+        Ok(org.into())
     }
 
     /// Every organization the caller belongs to (for an API key, its own).
@@ -189,17 +188,14 @@ impl OrganizationQuery {
         match ctx.principal()? {
             Principal::User(user) => {
                 let memberships = accounts::memberships(&ctx.services().db, user.id).await?;
-                Ok(memberships
-                    .into_iter()
-                    .map(|(org, _)| Organization(org))
-                    .collect())
+                Ok(memberships.into_iter().map(|(org, _)| org.into()).collect())
             }
             Principal::ApiKey(_) => {
                 let org = ctx
                     .tenant()?
                     .read(async |scoped| organizations::current(scoped).await)
                     .await?;
-                Ok(vec![Organization(org)])
+                Ok(vec![org.into()])
             }
         }
     }
@@ -226,7 +222,7 @@ impl OrganizationMutation {
             &ctx.origin(),
         )
         .await?;
-        Ok(Organization(org))
+        Ok(org.into())
     }
 
     #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Admin)")]
@@ -243,7 +239,7 @@ impl OrganizationMutation {
             .tenant()?
             .write(async |scoped| organizations::update(scoped, changes).await)
             .await?;
-        Ok(Organization(org))
+        Ok(org.into())
     }
 
     /// Erases the active organization: every row and workspace file of it. Its members lose

@@ -40,7 +40,12 @@ impl PlatformQuery {
     ) -> Result<Conn<Organization>> {
         let page = page_request(first, after.as_deref())?;
         let page = platform::organizations(&ctx.services().db, page).await?;
-        Ok(connection(page, after.is_some(), |org| org.id, Organization))
+        Ok(connection(
+            page,
+            after.is_some(),
+            |org| org.id,
+            Organization::from,
+        ))
     }
 }
 
@@ -71,6 +76,6 @@ impl PlatformMutation {
         )
         .await?;
         // Limits follow the plan from the next request, when the tenant is resolved again.
-        Ok(Organization(updated))
+        Ok(updated.into())
     }
 }

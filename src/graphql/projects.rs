@@ -1,6 +1,9 @@
 //! Projects of the active organization and their members.
 
-use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Result, SimpleObject};
+use async_graphql::{
+    ComplexObject, Context, Enum, ID, InputObject, MaybeUndefined, Object, Result, SimpleObject,
+};
+use chrono::{DateTime, Utc};
 use entity::{project, project_member};
 
 use crate::domain::accounts::WithAccount;
@@ -20,38 +23,37 @@ pub enum ProjectRole {
     Admin,
 }
 
-pub struct Project(pub project::Model);
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct Project {
+    id: ID,
+    organization_id: ID,
+    slug: String,
+    name: String,
+    description: Option<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    #[graphql(skip)]
+    project: ProjectId,
+}
 
-#[Object]
+impl From<project::Model> for Project {
+    fn from(project: project::Model) -> Self {
+        Self {
+            id: project.id.into(),
+            organization_id: project.organization_id.into(),
+            slug: project.slug,
+            name: project.name,
+            description: project.description,
+            created_at: project.created_at,
+            updated_at: project.updated_at,
+            project: ProjectId(project.id),
+        }
+    }
+}
+
+#[ComplexObject]
 impl Project {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
-    }
-
-    async fn organization_id(&self) -> ID {
-        ID(self.0.organization_id.to_string())
-    }
-
-    async fn slug(&self) -> &str {
-        &self.0.slug
-    }
-
-    async fn name(&self) -> &str {
-        &self.0.name
-    }
-
-    async fn description(&self) -> Option<&str> {
-        self.0.description.as_deref()
-    }
-
-    async fn created_at(&self) -> chrono::DateTime<chrono::Utc> {
-        self.0.created_at
-    }
-
-    async fn updated_at(&self) -> chrono::DateTime<chrono::Utc> {
-        self.0.updated_at
-    }
-
     /// People with an explicit role in this project. Organization owners and admins act as
     /// project admins without being listed.
     #[graphql(complexity = "list_cost(first, DEFAULT_PAGE_SIZE, child_complexity)")]
@@ -62,8 +64,7 @@ impl Project {
         after: Option<String>,
     ) -> Result<Conn<ProjectMember>> {
         let page = page_request(first, after.as_deref())?;
-        let id = ProjectId(self.0.id);
-        let page = projects::members(&ctx.tenant()?, &ctx.services().db, id, page).await?;
+        let page = projects::members(&ctx.tenant()?, &ctx.services().db, self.project, page).await?;
         Ok(connection(
             page,
             after.is_some(),
@@ -121,7 +122,12 @@ pub async fn project_connection(
     let page = tenant
         .read(async |scoped| projects::list(scoped, page).await)
         .await?;
-    Ok(connection(page, after.is_some(), |project| project.id, Project))
+    Ok(connection(
+        page,
+        after.is_some(),
+        |project| project.id,
+        Project::from,
+    ))
 }
 
 #[derive(Default)]
@@ -146,7 +152,7 @@ impl ProjectQuery {
             .tenant()?
             .read(async |scoped| projects::find(scoped, id).await)
             .await?;
-        Ok(Some(Project(project.ok_or(AppError::NotFound("project"))?)))
+        Ok(Some(project.ok_or(AppError::NotFound("project"))?.into()))
     }
 }
 
@@ -166,7 +172,7 @@ impl ProjectMutation {
             .tenant()?
             .write(async |scoped| projects::create(scoped, input).await)
             .await?;
-        Ok(Project(project))
+        Ok(project.into())
     }
 
     /// Needs the project's admin role.
@@ -187,7 +193,7 @@ impl ProjectMutation {
             .tenant()?
             .write(async |scoped| projects::update(scoped, id, changes).await)
             .await?;
-        Ok(Project(project))
+        Ok(project.into())
     }
 
     /// Deletes the project with everything in it; needs the project's admin role. Returns its id.

@@ -1,6 +1,6 @@
 //! Trusted documents: what the organization's persisted-only API keys may run.
 
-use async_graphql::{Context, ID, InputObject, Object, Result};
+use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::trusted_document;
 
@@ -9,29 +9,25 @@ use crate::graphql::context::ContextExt;
 use crate::graphql::guards::OrgRoleGuard;
 use crate::graphql::pagination::{Conn, DEFAULT_PAGE_SIZE, connection, list_cost, page_request, parse_id};
 
-pub struct TrustedDocument(trusted_document::Model);
-
-#[Object]
-impl TrustedDocument {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
-    }
-
-    async fn name(&self) -> &str {
-        &self.0.name
-    }
-
+#[derive(SimpleObject)]
+pub struct TrustedDocument {
+    id: ID,
+    name: String,
     /// What clients send as `extensions.persistedQuery.sha256Hash`.
-    async fn sha256(&self) -> &str {
-        &self.0.sha256
-    }
+    sha256: String,
+    query: String,
+    created_at: DateTime<Utc>,
+}
 
-    async fn query(&self) -> &str {
-        &self.0.query
-    }
-
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+impl From<trusted_document::Model> for TrustedDocument {
+    fn from(document: trusted_document::Model) -> Self {
+        Self {
+            id: document.id.into(),
+            name: document.name,
+            sha256: document.sha256,
+            query: document.query,
+            created_at: document.created_at,
+        }
     }
 }
 
@@ -68,7 +64,7 @@ impl TrustedDocumentQuery {
             page,
             after.is_some(),
             |document| document.id,
-            TrustedDocument,
+            TrustedDocument::from,
         ))
     }
 }
@@ -89,7 +85,7 @@ impl TrustedDocumentMutation {
             .tenant()?
             .write(async |scoped| persisted::register(scoped, &limits, &input.name, &input.query).await)
             .await?;
-        Ok(TrustedDocument(document))
+        Ok(document.into())
     }
 
     #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Admin)")]
