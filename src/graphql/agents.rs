@@ -8,11 +8,10 @@ use serde_json::Value;
 
 use crate::domain::agents::{self, AgentChanges, NewAgent, Offer};
 use crate::domain::platform::is_platform_admin;
-use crate::graphql::context::ContextExt;
+use crate::graphql::arguments::{parse_id, parse_opt_id};
+use crate::graphql::context::{ContextExt, tenant_read, tenant_write};
 use crate::graphql::guards::OrgRoleGuard;
-use crate::graphql::pagination::{
-    Conn, DEFAULT_PAGE_SIZE, connection, list_cost, page_request, parse_id, parse_opt_id,
-};
+use crate::graphql::pagination::{Conn, DEFAULT_PAGE_SIZE, Paging, list_cost};
 use crate::ids::{AgentId, OrgId};
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -118,20 +117,13 @@ impl AgentQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<Conn<Agent>> {
-        let page = page_request(first, after.as_deref())?;
-        let page = ctx
-            .tenant()?
-            .read(async |scoped| agents::list(scoped, page).await)
-            .await?;
-        Ok(connection(page, after.is_some(), |agent| agent.id, Agent::from))
+        let paging = Paging::new(first, after.as_deref())?;
+        paging.read(&ctx.tenant()?, |agent| agent.id, agents::list).await
     }
 
     async fn agent(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Agent>> {
         let id = AgentId(parse_id("id", &id)?);
-        let agent = ctx
-            .tenant()?
-            .read(async |scoped| agents::get_readable(scoped, id).await)
-            .await?;
+        let agent = tenant_read(ctx, async |scoped| agents::get_readable(scoped, id).await).await?;
         Ok(Some(agent.into()))
     }
 
@@ -147,17 +139,9 @@ impl AgentQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<Conn<AgentShareOffer>> {
-        let page = page_request(first, after.as_deref())?;
-        let page = ctx
-            .tenant()?
-            .read(async |scoped| agents::pending_offers(scoped, page).await)
-            .await?;
-        Ok(connection(
-            page,
-            after.is_some(),
-            |offer| offer.agent.id,
-            AgentShareOffer::from,
-        ))
+        let paging = Paging::new(first, after.as_deref())?;
+        let id_of = |offer: &Offer| offer.agent.id;
+        paging.read(&ctx.tenant()?, id_of, agents::pending_offers).await
     }
 }
 
@@ -180,10 +164,7 @@ impl AgentMutation {
             platform_admin: input.sharing == AgentSharing::Global
                 && is_platform_admin(&ctx.services().db, ctx.principal()?).await?,
         };
-        let agent = ctx
-            .tenant()?
-            .write(async |scoped| agents::create(scoped, new).await)
-            .await?;
+        let agent = tenant_write(ctx, async |scoped| agents::create(scoped, new).await).await?;
         Ok(agent.into())
     }
 
@@ -203,10 +184,7 @@ impl AgentMutation {
             max_attempts: input.max_attempts,
             platform_admin: global_matters && is_platform_admin(&ctx.services().db, ctx.principal()?).await?,
         };
-        let agent = ctx
-            .tenant()?
-            .write(async |scoped| agents::update(scoped, id, changes).await)
-            .await?;
+        let agent = tenant_write(ctx, async |scoped| agents::update(scoped, id, changes).await).await?;
         Ok(agent.into())
     }
 
@@ -214,9 +192,7 @@ impl AgentMutation {
     #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Member)")]
     async fn delete_agent(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
         let agent = AgentId(parse_id("id", &id)?);
-        ctx.tenant()?
-            .write(async |scoped| agents::delete(scoped, agent).await)
-            .await?;
+        tenant_write(ctx, async |scoped| agents::delete(scoped, agent).await).await?;
         Ok(id)
     }
 
@@ -230,10 +206,10 @@ impl AgentMutation {
             .iter()
             .map(|id| parse_id("organizationIds", id).map(OrgId))
             .collect::<Result<Vec<_>, _>>()?;
-        let agent = ctx
-            .tenant()?
-            .write(async |scoped| agents::share(scoped, id, &organizations).await)
-            .await?;
+        let agent = tenant_write(ctx, async |scoped| {
+            agents::share(scoped, id, &organizations).await
+        })
+        .await?;
         Ok(agent.into())
     }
 
@@ -248,10 +224,7 @@ impl AgentMutation {
         revision: Option<i32>,
     ) -> Result<Agent> {
         let id = AgentId(parse_id("agentId", &agent_id)?);
-        let agent = ctx
-            .tenant()?
-            .write(async |scoped| agents::accept(scoped, id, revision).await)
-            .await?;
+        let agent = tenant_write(ctx, async |scoped| agents::accept(scoped, id, revision).await).await?;
         Ok(agent.into())
     }
 
@@ -259,9 +232,7 @@ impl AgentMutation {
     #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Admin)")]
     async fn decline_agent_share(&self, ctx: &Context<'_>, agent_id: ID) -> Result<ID> {
         let id = AgentId(parse_id("agentId", &agent_id)?);
-        ctx.tenant()?
-            .write(async |scoped| agents::decline(scoped, id).await)
-            .await?;
+        tenant_write(ctx, async |scoped| agents::decline(scoped, id).await).await?;
         Ok(agent_id)
     }
 
@@ -270,9 +241,7 @@ impl AgentMutation {
     #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Admin)")]
     async fn leave_agent_share(&self, ctx: &Context<'_>, agent_id: ID) -> Result<ID> {
         let id = AgentId(parse_id("agentId", &agent_id)?);
-        ctx.tenant()?
-            .write(async |scoped| agents::leave(scoped, id).await)
-            .await?;
+        tenant_write(ctx, async |scoped| agents::leave(scoped, id).await).await?;
         Ok(agent_id)
     }
 }

@@ -5,10 +5,10 @@ use chrono::{DateTime, Utc};
 use entity::api_key;
 
 use crate::domain::api_keys::{self, NewApiKey};
-use crate::graphql::context::ContextExt;
+use crate::graphql::arguments::{parse_id, parse_opt_id};
+use crate::graphql::context::{ContextExt, tenant_read, tenant_write};
 use crate::graphql::guards::OrgRoleGuard;
 use crate::graphql::organizations::OrgRole;
-use crate::graphql::pagination::{parse_id, parse_opt_id};
 use crate::ids::{ApiKeyId, OrgId};
 
 #[derive(SimpleObject)]
@@ -71,10 +71,7 @@ impl ApiKeyQuery {
     /// The organization's API keys, newest first; secrets are never returned.
     #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Admin)")]
     async fn api_keys(&self, ctx: &Context<'_>) -> Result<Vec<ApiKey>> {
-        let keys = ctx
-            .tenant()?
-            .read(async |scoped| api_keys::list(scoped).await)
-            .await?;
+        let keys = tenant_read(ctx, async |scoped| api_keys::list(scoped).await).await?;
         Ok(keys.into_iter().map(ApiKey::from).collect())
     }
 }
@@ -94,10 +91,8 @@ impl ApiKeyMutation {
             expires_at: input.expires_at,
             persisted_only: input.persisted_only,
         };
-        let (key, plaintext) = ctx
-            .tenant()?
-            .write(async |scoped| api_keys::create(scoped, input).await)
-            .await?;
+        let (key, plaintext) =
+            tenant_write(ctx, async |scoped| api_keys::create(scoped, input).await).await?;
         Ok(CreatedApiKey {
             key: plaintext,
             api_key: key.into(),
@@ -107,10 +102,7 @@ impl ApiKeyMutation {
     #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Admin)")]
     async fn revoke_api_key(&self, ctx: &Context<'_>, id: ID) -> Result<ApiKey> {
         let id = ApiKeyId(parse_id("id", &id)?);
-        let key = ctx
-            .tenant()?
-            .write(async |scoped| api_keys::revoke(scoped, id).await)
-            .await?;
+        let key = tenant_write(ctx, async |scoped| api_keys::revoke(scoped, id).await).await?;
         ctx.services()
             .access_changed(OrgId(key.organization_id), std::slice::from_ref(&key));
         Ok(key.into())

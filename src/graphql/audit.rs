@@ -6,11 +6,11 @@ use entity::audit_entry;
 use serde_json::Value;
 
 use crate::governance::audit::{self, AuditFilter};
+use crate::graphql::arguments::parse_opt_id;
 use crate::graphql::context::ContextExt;
 use crate::graphql::guards::OrgRoleGuard;
-use crate::graphql::pagination::{
-    Conn, DEFAULT_PAGE_SIZE, connection, list_cost, page_request, parse_opt_id,
-};
+use crate::graphql::pagination::{Conn, DEFAULT_PAGE_SIZE, Paging, list_cost};
+use crate::tenancy::Scoped;
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 #[graphql(remote = "entity::ActorKind")]
@@ -88,7 +88,7 @@ impl AuditQuery {
         after: Option<String>,
         filter: Option<AuditLogFilter>,
     ) -> Result<Conn<AuditEntry>> {
-        let page = page_request(first, after.as_deref())?;
+        let paging = Paging::new(first, after.as_deref())?;
         let filter = filter.unwrap_or_default();
         let filter = AuditFilter {
             action: filter.action,
@@ -96,15 +96,7 @@ impl AuditQuery {
             resource_type: filter.resource_type,
             since: filter.since,
         };
-        let page = ctx
-            .tenant()?
-            .read(async |scoped| audit::list(scoped, filter, page).await)
-            .await?;
-        Ok(connection(
-            page,
-            after.is_some(),
-            |entry| entry.id,
-            AuditEntry::from,
-        ))
+        let list = async |scoped: &Scoped, page| audit::list(scoped, filter, page).await;
+        paging.read(&ctx.tenant()?, |entry| entry.id, list).await
     }
 }

@@ -5,11 +5,11 @@ use chrono::{DateTime, Utc};
 use entity::{campaign, post};
 
 use crate::domain::content::{self, NewPost, PostChanges};
-use crate::graphql::context::ContextExt;
-use crate::graphql::pagination::{
-    Conn, DEFAULT_PAGE_SIZE, connection, list_cost, page_request, parse_id, parse_opt_id,
-};
+use crate::graphql::arguments::{nullable_change, parse_id, parse_opt_id};
+use crate::graphql::context::{ContextExt, tenant_read, tenant_write};
+use crate::graphql::pagination::{Conn, DEFAULT_PAGE_SIZE, Paging, list_cost};
 use crate::ids::ProjectId;
+use crate::tenancy::Scoped;
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 #[graphql(remote = "entity::PostStatus")]
@@ -123,20 +123,14 @@ impl ContentQuery {
         after: Option<String>,
     ) -> Result<Conn<Campaign>> {
         let project = ProjectId(parse_id("projectId", &project_id)?);
-        let page = page_request(first, after.as_deref())?;
-        let page = ctx
-            .tenant()?
-            .read(async |scoped| content::campaigns(scoped, project, page).await)
-            .await?;
-        Ok(connection(page, after.is_some(), |row| row.id, Campaign::from))
+        let paging = Paging::new(first, after.as_deref())?;
+        let list = async |scoped: &Scoped, page| content::campaigns(scoped, project, page).await;
+        paging.read(&ctx.tenant()?, |row| row.id, list).await
     }
 
     async fn campaign(&self, ctx: &Context<'_>, id: ID) -> Result<Campaign> {
         let id = parse_id("id", &id)?;
-        let row = ctx
-            .tenant()?
-            .read(async |scoped| content::campaign(scoped, id).await)
-            .await?;
+        let row = tenant_read(ctx, async |scoped| content::campaign(scoped, id).await).await?;
         Ok(row.into())
     }
 
@@ -152,20 +146,14 @@ impl ContentQuery {
     ) -> Result<Conn<Post>> {
         let project = ProjectId(parse_id("projectId", &project_id)?);
         let campaign = parse_opt_id("campaignId", campaign_id.as_ref())?;
-        let page = page_request(first, after.as_deref())?;
-        let page = ctx
-            .tenant()?
-            .read(async |scoped| content::posts(scoped, project, campaign, page).await)
-            .await?;
-        Ok(connection(page, after.is_some(), |row| row.id, Post::from))
+        let paging = Paging::new(first, after.as_deref())?;
+        let list = async |scoped: &Scoped, page| content::posts(scoped, project, campaign, page).await;
+        paging.read(&ctx.tenant()?, |row| row.id, list).await
     }
 
     async fn post(&self, ctx: &Context<'_>, id: ID) -> Result<Post> {
         let id = parse_id("id", &id)?;
-        let row = ctx
-            .tenant()?
-            .read(async |scoped| content::post(scoped, id).await)
-            .await?;
+        let row = tenant_read(ctx, async |scoped| content::post(scoped, id).await).await?;
         Ok(row.into())
     }
 }
@@ -177,12 +165,10 @@ pub struct ContentMutation;
 impl ContentMutation {
     async fn create_campaign(&self, ctx: &Context<'_>, input: CreateCampaignInput) -> Result<Campaign> {
         let project = ProjectId(parse_id("projectId", &input.project_id)?);
-        let row = ctx
-            .tenant()?
-            .write(async |scoped| {
-                content::create_campaign(scoped, project, &input.name, input.description.as_deref()).await
-            })
-            .await?;
+        let row = tenant_write(ctx, async |scoped| {
+            content::create_campaign(scoped, project, &input.name, input.description.as_deref()).await
+        })
+        .await?;
         Ok(row.into())
     }
 
@@ -193,26 +179,21 @@ impl ContentMutation {
         input: UpdateCampaignInput,
     ) -> Result<Campaign> {
         let id = parse_id("id", &id)?;
-        let description = match &input.description {
-            MaybeUndefined::Undefined => None,
-            MaybeUndefined::Null => Some(None),
-            MaybeUndefined::Value(text) => Some(Some(text.as_str())),
-        };
-        let row = ctx
-            .tenant()?
-            .write(async |scoped| {
-                content::update_campaign(scoped, id, input.name.as_deref(), description).await
-            })
-            .await?;
+        let description = nullable_change(&input.description);
+        let row = tenant_write(ctx, async |scoped| {
+            content::update_campaign(scoped, id, input.name.as_deref(), description).await
+        })
+        .await?;
         Ok(row.into())
     }
 
     /// Deletes a campaign and its posts. Returns its id.
     async fn delete_campaign(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
         let campaign = parse_id("id", &id)?;
-        ctx.tenant()?
-            .write(async |scoped| content::delete_campaign(scoped, campaign).await)
-            .await?;
+        tenant_write(ctx, async |scoped| {
+            content::delete_campaign(scoped, campaign).await
+        })
+        .await?;
         Ok(id)
     }
 
@@ -227,10 +208,7 @@ impl ContentMutation {
             status: input.status.into(),
             job: None,
         };
-        let row = ctx
-            .tenant()?
-            .write(async |scoped| content::create_post(scoped, new).await)
-            .await?;
+        let row = tenant_write(ctx, async |scoped| content::create_post(scoped, new).await).await?;
         Ok(row.into())
     }
 
@@ -241,18 +219,16 @@ impl ContentMutation {
             body: input.body.as_deref(),
             status: input.status.map(Into::into),
         };
-        let row = ctx
-            .tenant()?
-            .write(async |scoped| content::update_post(scoped, id, changes).await)
-            .await?;
+        let row = tenant_write(ctx, async |scoped| {
+            content::update_post(scoped, id, changes).await
+        })
+        .await?;
         Ok(row.into())
     }
 
     async fn delete_post(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
         let post = parse_id("id", &id)?;
-        ctx.tenant()?
-            .write(async |scoped| content::delete_post(scoped, post).await)
-            .await?;
+        tenant_write(ctx, async |scoped| content::delete_post(scoped, post).await).await?;
         Ok(id)
     }
 }

@@ -20,7 +20,7 @@ use crate::integrations::workspaces::Workspaces;
 use crate::jobs::Jobs;
 use crate::jobs::stream::Liveness;
 use crate::tenancy::resolve::{OrganizationHints, resolve_tenant};
-use crate::tenancy::{Actor, Db, Tenant, TenantContext, TenantDb};
+use crate::tenancy::{Actor, Db, Scoped, Tenant, TenantContext, TenantDb};
 
 /// Schema-wide services.
 pub struct Services {
@@ -201,6 +201,22 @@ fn replay(error: &AppError) -> AppError {
         AppError::TenantRequired => AppError::TenantRequired,
         _ => AppError::Unauthenticated,
     }
+}
+
+/// Runs `work` in a transaction of the request's tenant that only reads.
+pub async fn tenant_read<T>(
+    ctx: &Context<'_>,
+    work: impl for<'s> AsyncFnOnce(&'s Scoped) -> AppResult<T>,
+) -> AppResult<T> {
+    ctx.tenant()?.read(work).await
+}
+
+/// Runs `work` in a transaction of the request's tenant, audited as this field's operation.
+pub async fn tenant_write<T>(
+    ctx: &Context<'_>,
+    work: impl for<'s> AsyncFnOnce(&'s Scoped) -> AppResult<T>,
+) -> AppResult<T> {
+    ctx.tenant()?.write(work).await
 }
 
 pub trait ContextExt {

@@ -5,9 +5,9 @@ use chrono::{DateTime, Utc};
 use entity::{chat_pairing, integration, provider_credential};
 
 use crate::error::AppError;
-use crate::graphql::context::ContextExt;
+use crate::graphql::arguments::parse_id;
+use crate::graphql::context::{ContextExt, tenant_read, tenant_write};
 use crate::graphql::guards::{OrgRoleGuard, OrganizationWideGuard, UserGuard};
-use crate::graphql::pagination::parse_id;
 use crate::ids::ProjectId;
 use crate::integrations::{credentials, oauth, pairing};
 use crate::tenancy::Actor;
@@ -149,10 +149,7 @@ impl IntegrationQuery {
     /// The organization's provider credentials (never their secrets).
     #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Admin)")]
     async fn provider_credentials(&self, ctx: &Context<'_>) -> Result<Vec<ProviderCredential>> {
-        let list = ctx
-            .tenant()?
-            .read(async |scoped| credentials::list(scoped).await)
-            .await?;
+        let list = tenant_read(ctx, async |scoped| credentials::list(scoped).await).await?;
         Ok(list
             .into_iter()
             .map(|model| ProviderCredential::new(ctx, model))
@@ -162,10 +159,7 @@ impl IntegrationQuery {
     /// The organization's connected third-party accounts.
     #[graphql(guard = "OrganizationWideGuard")]
     async fn integrations(&self, ctx: &Context<'_>) -> Result<Vec<Integration>> {
-        let list = ctx
-            .tenant()?
-            .read(async |scoped| oauth::list(scoped).await)
-            .await?;
+        let list = tenant_read(ctx, async |scoped| oauth::list(scoped).await).await?;
         Ok(list.into_iter().map(Integration::from).collect())
     }
 
@@ -200,10 +194,7 @@ impl IntegrationQuery {
     /// The chats paired with a project.
     async fn chat_pairings(&self, ctx: &Context<'_>, project_id: ID) -> Result<Vec<ChatPairing>> {
         let project = ProjectId(parse_id("projectId", &project_id)?);
-        let list = ctx
-            .tenant()?
-            .read(async |scoped| pairing::pairings(scoped, project).await)
-            .await?;
+        let list = tenant_read(ctx, async |scoped| pairing::pairings(scoped, project).await).await?;
         Ok(list.into_iter().map(ChatPairing::from).collect())
     }
 }
@@ -227,19 +218,17 @@ impl IntegrationMutation {
             secret: &input.secret,
             base_url: input.base_url.as_deref(),
         };
-        let credential = ctx
-            .tenant()?
-            .write(async |scoped| credentials::set(scoped, &keyring, endpoints, new).await)
-            .await?;
+        let credential = tenant_write(ctx, async |scoped| {
+            credentials::set(scoped, &keyring, endpoints, new).await
+        })
+        .await?;
         Ok(ProviderCredential::new(ctx, credential))
     }
 
     #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Admin)")]
     async fn delete_provider_credential(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
         let credential = parse_id("id", &id)?;
-        ctx.tenant()?
-            .write(async |scoped| credentials::delete(scoped, credential).await)
-            .await?;
+        tenant_write(ctx, async |scoped| credentials::delete(scoped, credential).await).await?;
         Ok(id)
     }
 
@@ -254,10 +243,7 @@ impl IntegrationMutation {
     async fn start_oauth(&self, ctx: &Context<'_>, provider: String) -> Result<OAuthStart> {
         let user = ctx.user()?.id;
         let oauth = ctx.services().oauth.clone();
-        let started = ctx
-            .tenant()?
-            .write(async |scoped| oauth.start(scoped, user, &provider).await)
-            .await?;
+        let started = tenant_write(ctx, async |scoped| oauth.start(scoped, user, &provider).await).await?;
         // The callback completes only in the browser holding this cookie: the caller's, not
         // whoever the authorize URL is sent on to. `http::graphql` passes it to the response.
         ctx.append_http_header("set-cookie", started.cookie);
@@ -270,9 +256,7 @@ impl IntegrationMutation {
     #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Admin)")]
     async fn disconnect_integration(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
         let integration = parse_id("id", &id)?;
-        ctx.tenant()?
-            .write(async |scoped| oauth::disconnect(scoped, integration).await)
-            .await?;
+        tenant_write(ctx, async |scoped| oauth::disconnect(scoped, integration).await).await?;
         Ok(id)
     }
 
@@ -280,10 +264,8 @@ impl IntegrationMutation {
     #[graphql(guard = "OrganizationWideGuard")]
     async fn create_pairing_code(&self, ctx: &Context<'_>, project_id: ID) -> Result<PairingCode> {
         let project = ProjectId(parse_id("projectId", &project_id)?);
-        let (row, code) = ctx
-            .tenant()?
-            .write(async |scoped| pairing::create_code(scoped, project).await)
-            .await?;
+        let (row, code) =
+            tenant_write(ctx, async |scoped| pairing::create_code(scoped, project).await).await?;
         Ok(PairingCode {
             code,
             project_id: ID(row.project_id.to_string()),

@@ -10,9 +10,10 @@ use crate::domain::organizations::{self, OrganizationChanges};
 use crate::error::{AppError, AppResult};
 use crate::governance::budgets::Period;
 use crate::governance::erasure;
-use crate::graphql::context::ContextExt;
+use crate::graphql::arguments::parse_id;
+use crate::graphql::context::{ContextExt, tenant_read, tenant_write};
 use crate::graphql::guards::{OrgRoleGuard, OrganizationWideGuard, UserGuard};
-use crate::graphql::pagination::{Conn, DEFAULT_PAGE_SIZE, connection, list_cost, page_request, parse_id};
+use crate::graphql::pagination::{Conn, DEFAULT_PAGE_SIZE, Paging, list_cost};
 use crate::graphql::projects::{Project, project_connection};
 use crate::graphql::usage::{Usage, usage_in};
 use crate::ids::{OrgId, UserId};
@@ -99,14 +100,9 @@ impl Organization {
         after: Option<String>,
     ) -> Result<Conn<Member>> {
         let tenant = self.active_tenant(ctx)?;
-        let page = page_request(first, after.as_deref())?;
-        let page = organizations::members(&tenant, &ctx.services().db, page).await?;
-        Ok(connection(
-            page,
-            after.is_some(),
-            |row| row.member.id,
-            Member::from,
-        ))
+        let paging = Paging::new(first, after.as_deref())?;
+        let page = organizations::members(&tenant, &ctx.services().db, paging.request).await?;
+        Ok(paging.connection(page, |row| row.member.id))
     }
 
     /// This month's usage against the budget.
@@ -122,7 +118,7 @@ impl Organization {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<Conn<Project>> {
-        project_connection(&self.active_tenant(ctx)?, first, after).await
+        project_connection(&self.active_tenant(ctx)?, first, after.as_deref()).await
     }
 }
 
@@ -176,10 +172,7 @@ pub struct OrganizationQuery;
 impl OrganizationQuery {
     /// The active organization.
     async fn organization(&self, ctx: &Context<'_>) -> Result<Organization> {
-        let org = ctx
-            .tenant()?
-            .read(async |scoped| organizations::current(scoped).await)
-            .await?;
+        let org = tenant_read(ctx, async |scoped| organizations::current(scoped).await).await?;
         Ok(org.into())
     }
 
@@ -191,10 +184,7 @@ impl OrganizationQuery {
                 Ok(memberships.into_iter().map(|(org, _)| org.into()).collect())
             }
             Principal::ApiKey(_) => {
-                let org = ctx
-                    .tenant()?
-                    .read(async |scoped| organizations::current(scoped).await)
-                    .await?;
+                let org = tenant_read(ctx, async |scoped| organizations::current(scoped).await).await?;
                 Ok(vec![org.into()])
             }
         }
@@ -235,10 +225,7 @@ impl OrganizationMutation {
             name: input.name.as_deref(),
             slug: input.slug.as_deref(),
         };
-        let org = ctx
-            .tenant()?
-            .write(async |scoped| organizations::update(scoped, changes).await)
-            .await?;
+        let org = tenant_write(ctx, async |scoped| organizations::update(scoped, changes).await).await?;
         Ok(org.into())
     }
 

@@ -4,9 +4,10 @@ use async_graphql::{Context, Guard, ID, Object, Result};
 
 use crate::domain::platform;
 use crate::error::AppError;
+use crate::graphql::arguments::parse_id;
 use crate::graphql::context::ContextExt;
 use crate::graphql::organizations::{Organization, Plan};
-use crate::graphql::pagination::{Conn, DEFAULT_PAGE_SIZE, connection, list_cost, page_request, parse_id};
+use crate::graphql::pagination::{Conn, DEFAULT_PAGE_SIZE, Paging, list_cost};
 use crate::ids::OrgId;
 
 /// The caller is a signed-in platform admin ([`platform::is_platform_admin`]).
@@ -38,14 +39,9 @@ impl PlatformQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<Conn<Organization>> {
-        let page = page_request(first, after.as_deref())?;
-        let page = platform::organizations(&ctx.services().db, page).await?;
-        Ok(connection(
-            page,
-            after.is_some(),
-            |org| org.id,
-            Organization::from,
-        ))
+        let paging = Paging::new(first, after.as_deref())?;
+        let page = platform::organizations(&ctx.services().db, paging.request).await?;
+        Ok(paging.connection(page, |org| org.id))
     }
 }
 

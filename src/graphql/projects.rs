@@ -9,9 +9,10 @@ use entity::{project, project_member};
 use crate::domain::accounts::WithAccount;
 use crate::domain::projects::{self, NewProject, ProjectChanges};
 use crate::error::AppError;
-use crate::graphql::context::ContextExt;
+use crate::graphql::arguments::{nullable_change, parse_id};
+use crate::graphql::context::{ContextExt, tenant_read, tenant_write};
 use crate::graphql::guards::OrgRoleGuard;
-use crate::graphql::pagination::{Conn, DEFAULT_PAGE_SIZE, connection, list_cost, page_request, parse_id};
+use crate::graphql::pagination::{Conn, DEFAULT_PAGE_SIZE, Paging, list_cost};
 use crate::ids::{ProjectId, UserId};
 use crate::tenancy::Tenant;
 
@@ -63,14 +64,10 @@ impl Project {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<Conn<ProjectMember>> {
-        let page = page_request(first, after.as_deref())?;
-        let page = projects::members(&ctx.tenant()?, &ctx.services().db, self.project, page).await?;
-        Ok(connection(
-            page,
-            after.is_some(),
-            |row| row.member.id,
-            ProjectMember::from,
-        ))
+        let paging = Paging::new(first, after.as_deref())?;
+        let page =
+            projects::members(&ctx.tenant()?, &ctx.services().db, self.project, paging.request).await?;
+        Ok(paging.connection(page, |row| row.member.id))
     }
 }
 
@@ -116,18 +113,10 @@ pub struct UpdateProjectInput {
 pub async fn project_connection(
     tenant: &Tenant,
     first: Option<i32>,
-    after: Option<String>,
+    after: Option<&str>,
 ) -> Result<Conn<Project>> {
-    let page = page_request(first, after.as_deref())?;
-    let page = tenant
-        .read(async |scoped| projects::list(scoped, page).await)
-        .await?;
-    Ok(connection(
-        page,
-        after.is_some(),
-        |project| project.id,
-        Project::from,
-    ))
+    let paging = Paging::new(first, after)?;
+    paging.read(tenant, |project| project.id, projects::list).await
 }
 
 #[derive(Default)]
@@ -143,15 +132,12 @@ impl ProjectQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<Conn<Project>> {
-        project_connection(&ctx.tenant()?, first, after).await
+        project_connection(&ctx.tenant()?, first, after.as_deref()).await
     }
 
     async fn project(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Project>> {
         let id = ProjectId(parse_id("id", &id)?);
-        let project = ctx
-            .tenant()?
-            .read(async |scoped| projects::find(scoped, id).await)
-            .await?;
+        let project = tenant_read(ctx, async |scoped| projects::find(scoped, id).await).await?;
         Ok(Some(project.ok_or(AppError::NotFound("project"))?.into()))
     }
 }
@@ -168,10 +154,7 @@ impl ProjectMutation {
             slug: input.slug.as_deref(),
             description: input.description.as_deref(),
         };
-        let project = ctx
-            .tenant()?
-            .write(async |scoped| projects::create(scoped, input).await)
-            .await?;
+        let project = tenant_write(ctx, async |scoped| projects::create(scoped, input).await).await?;
         Ok(project.into())
     }
 
@@ -179,20 +162,12 @@ impl ProjectMutation {
     #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Member)")]
     async fn update_project(&self, ctx: &Context<'_>, id: ID, input: UpdateProjectInput) -> Result<Project> {
         let id = ProjectId(parse_id("id", &id)?);
-        let description = match &input.description {
-            MaybeUndefined::Undefined => None,
-            MaybeUndefined::Null => Some(None),
-            MaybeUndefined::Value(text) => Some(Some(text.as_str())),
-        };
         let changes = ProjectChanges {
             name: input.name.as_deref(),
             slug: input.slug.as_deref(),
-            description,
+            description: nullable_change(&input.description),
         };
-        let project = ctx
-            .tenant()?
-            .write(async |scoped| projects::update(scoped, id, changes).await)
-            .await?;
+        let project = tenant_write(ctx, async |scoped| projects::update(scoped, id, changes).await).await?;
         Ok(project.into())
     }
 
@@ -200,9 +175,7 @@ impl ProjectMutation {
     #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Member)")]
     async fn delete_project(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
         let project = ProjectId(parse_id("id", &id)?);
-        ctx.tenant()?
-            .write(async |scoped| projects::delete(scoped, project).await)
-            .await?;
+        tenant_write(ctx, async |scoped| projects::delete(scoped, project).await).await?;
         Ok(id)
     }
 
@@ -227,9 +200,10 @@ impl ProjectMutation {
     async fn remove_project_member(&self, ctx: &Context<'_>, project_id: ID, user_id: ID) -> Result<ID> {
         let project = ProjectId(parse_id("projectId", &project_id)?);
         let user = UserId(parse_id("userId", &user_id)?);
-        ctx.tenant()?
-            .write(async |scoped| projects::remove_member(scoped, project, user).await)
-            .await?;
+        tenant_write(ctx, async |scoped| {
+            projects::remove_member(scoped, project, user).await
+        })
+        .await?;
         Ok(user_id)
     }
 }

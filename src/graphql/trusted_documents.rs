@@ -5,9 +5,10 @@ use chrono::{DateTime, Utc};
 use entity::trusted_document;
 
 use crate::governance::persisted;
-use crate::graphql::context::ContextExt;
+use crate::graphql::arguments::parse_id;
+use crate::graphql::context::{ContextExt, tenant_write};
 use crate::graphql::guards::OrgRoleGuard;
-use crate::graphql::pagination::{Conn, DEFAULT_PAGE_SIZE, connection, list_cost, page_request, parse_id};
+use crate::graphql::pagination::{Conn, DEFAULT_PAGE_SIZE, Paging, list_cost};
 
 #[derive(SimpleObject)]
 pub struct TrustedDocument {
@@ -55,17 +56,10 @@ impl TrustedDocumentQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<Conn<TrustedDocument>> {
-        let page = page_request(first, after.as_deref())?;
-        let page = ctx
-            .tenant()?
-            .read(async |scoped| persisted::list(scoped, page).await)
-            .await?;
-        Ok(connection(
-            page,
-            after.is_some(),
-            |document| document.id,
-            TrustedDocument::from,
-        ))
+        let paging = Paging::new(first, after.as_deref())?;
+        paging
+            .read(&ctx.tenant()?, |document| document.id, persisted::list)
+            .await
     }
 }
 
@@ -81,19 +75,17 @@ impl TrustedDocumentMutation {
         input: RegisterTrustedDocumentInput,
     ) -> Result<TrustedDocument> {
         let limits = ctx.services().persisted.limits();
-        let document = ctx
-            .tenant()?
-            .write(async |scoped| persisted::register(scoped, &limits, &input.name, &input.query).await)
-            .await?;
+        let document = tenant_write(ctx, async |scoped| {
+            persisted::register(scoped, &limits, &input.name, &input.query).await
+        })
+        .await?;
         Ok(document.into())
     }
 
     #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Admin)")]
     async fn delete_trusted_document(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
         let document = parse_id("id", &id)?;
-        ctx.tenant()?
-            .write(async |scoped| persisted::remove(scoped, document).await)
-            .await?;
+        tenant_write(ctx, async |scoped| persisted::remove(scoped, document).await).await?;
         Ok(id)
     }
 }
