@@ -56,7 +56,7 @@ impl From<&Event> for AgentJobEvent {
     }
 }
 
-pub struct AgentJob(pub agent_job::Model);
+pub struct AgentJob(agent_job::Model);
 
 impl From<agent_job::Model> for AgentJob {
     fn from(job: agent_job::Model) -> Self {
@@ -72,13 +72,10 @@ impl AgentJob {
 
     /// The agent it ran; null once that agent was deleted or is no longer shared.
     async fn agent(&self, ctx: &Context<'_>) -> Result<Option<Agent>> {
-        let Some(id) = self.0.agent_id else {
+        let Some(id) = self.0.agent_id.map(AgentId) else {
             return Ok(None);
         };
-        let agent = tenant_read(ctx, async |scoped| {
-            agents::get_readable(scoped, AgentId(id)).await
-        })
-        .await;
+        let agent = tenant_read(ctx, async |scoped| agents::get_readable(scoped, id).await).await;
         Ok(agent.ok().map(Agent::from))
     }
 
