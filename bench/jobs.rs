@@ -26,8 +26,12 @@
 )]
 
 mod args;
-#[path = "../tests/api/helpers.rs"]
-#[expect(dead_code, reason = "the benchmark uses only part of the test harness")]
+#[path = "../tests/api/helpers/mod.rs"]
+#[expect(
+    dead_code,
+    unused_imports,
+    reason = "the benchmark uses only part of the test harness"
+)]
 mod helpers;
 
 use std::time::{Duration, Instant};

@@ -19,14 +19,17 @@ use crate::governance::rate_limits::RateLimits;
 use crate::governance::shared_limits::SharedLimits;
 use crate::graphql::{self, AppSchema};
 use crate::http;
+use crate::http::HttpState;
 use crate::http::listener::NoDelayAcceptor;
+use crate::http::websocket_limits::OpenWebsockets;
 use crate::integrations::crypto::Keyring;
 use crate::integrations::egress::Gate;
 use crate::integrations::keys;
 use crate::integrations::oauth::OAuth;
 use crate::integrations::workspaces::Workspaces;
-use crate::jobs::{Jobs, Toolbox, replicas};
-use crate::settings::{Config, Shutdown};
+use crate::jobs::{Jobs, replicas};
+use crate::runners::Toolbox;
+use crate::settings::{Config, Environment, Shutdown};
 use crate::tenancy::{Db, TenantDb};
 
 pub struct App {
@@ -45,7 +48,7 @@ impl App {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         // Before anything records a figure: until then figures go nowhere.
         crate::telemetry::metrics::handle();
-        let (db, tenant_db) = TenantDb::connect_pools(&config).await?;
+        let (db, tenant_db) = connect_pools(&config).await?;
         let keyring = Arc::new(Keyring::parse(config.encryption_keys.expose_secret())?);
         keys::check_against_stored(&db, &keyring).await?;
         let jobs = Arc::new(Jobs::new(
@@ -136,7 +139,19 @@ impl App {
                 );
             }
         });
-        let routes = http::routes(self.schema, &self.config, drain, stop);
+        let config = &self.config;
+        let routes = http::routes(HttpState {
+            schema: self.schema,
+            draining: drain,
+            stopping: stop,
+            ws_init_timeout: config.ws_init_timeout,
+            base_domain: config.base_domain.clone(),
+            cors_origins: config.cors_origins.clone(),
+            trust_forwarded_for: config.trust_forwarded_for,
+            max_batch_size: config.query_limits.max_batch_size,
+            oauth_return_url: config.oauth_return_url.clone(),
+            websockets: OpenWebsockets::new(config.websocket_limits),
+        });
         let Shutdown { drain, deadline } = self.config.shutdown;
         let signalled = Arc::new(std::sync::OnceLock::new());
         let signal = {
@@ -186,7 +201,7 @@ pub async fn run_workers(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let (db, tenant_db) = TenantDb::connect_pools(&config).await?;
+    let (db, tenant_db) = connect_pools(&config).await?;
     let keyring = Arc::new(Keyring::parse(config.encryption_keys.expose_secret())?);
     keys::check_against_stored(&db, &keyring).await?;
     let jobs = Jobs::new(
@@ -224,4 +239,34 @@ fn toolbox(config: &Config, keyring: Arc<Keyring>) -> anyhow::Result<Arc<Toolbox
         prices: config.llm_prices.clone(),
         llm_providers: config.llm_providers.clone(),
     }))
+}
+
+/// The pools a server needs for `config`: the owner's, migrated if asked, and the tenant
+/// one, whose role is checked (see [`TenantDb::check_role`]).
+async fn connect_pools(config: &Config) -> anyhow::Result<(Db, TenantDb)> {
+    let url = config.database_url.expose_secret();
+    let postgres = url.starts_with("postgres:") || url.starts_with("postgresql:");
+    let owner_connections = if postgres {
+        config.db_owner_max_connections
+    } else {
+        config.db_max_connections
+    };
+    let db = Db::connect(&config.database_url, owner_connections).await?;
+    if config.auto_migrate {
+        db.migrate().await?;
+    }
+    if !postgres {
+        return Ok((db.clone(), TenantDb::sharing(&db)));
+    }
+    let Some(tenant_url) = &config.tenant_database_url else {
+        anyhow::bail!(
+            "TENANT_DATABASE_URL is required with a PostgreSQL DATABASE_URL: tenant transactions \
+             connect as a role that owns nothing and cannot bypass RLS (README, \"Running on PostgreSQL\")"
+        );
+    };
+    let tenant = TenantDb::connect(tenant_url, config.db_max_connections).await?;
+    tenant
+        .check_role(config.environment == Environment::Production)
+        .await?;
+    Ok((db, tenant))
 }

@@ -1,23 +1,36 @@
 //! tenantql: a multi-tenant GraphQL API server.
+//!
+//! Modules are listed from the bottom layer up (ARCHITECTURE.md, "Layers"): each imports
+//! only from modules listed before it, never from its own layer's neighbours or above.
+//! `tests/api/layers.rs` fails on an import that points up.
+
+pub mod error;
+pub mod ids;
+
+pub mod telemetry;
+
+pub mod tenancy;
+
+pub mod auth;
+
+pub mod input;
+
+pub mod integrations;
+
+pub mod runners;
+
+pub mod governance;
+
+pub mod domain;
+
+pub mod jobs;
+
+pub mod graphql;
+
+pub mod http;
+
+pub mod settings;
 
 pub mod app;
-/// Passwords, access tokens, API keys, refresh sessions and the principal behind a request.
-pub mod auth;
-/// Business rules and persistence through the scoped handle; knows no HTTP or GraphQL.
-pub mod domain;
-pub mod error;
-/// The audit trail, and later the limits that keep tenants within bounds.
-pub mod governance;
-/// The GraphQL schema: roots, context helpers, error presenter, pagination, one file per domain.
-pub mod graphql;
-/// poem endpoints and middleware: GraphQL over HTTP and websocket, GraphiQL, health, request ids.
-pub mod http;
-pub mod ids;
-/// Encrypted provider credentials and bot pairing.
-pub mod integrations;
-/// Agent jobs at run time: event bus, workers, runners, live streams, replica links.
-pub mod jobs;
-pub mod settings;
-pub mod telemetry;
-/// Who the tenant is, and the only way to reach tenant-owned rows.
-pub mod tenancy;
+
+pub mod cli;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use base64::Engine;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, FromArgMatches, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::governance::intake::DocumentLimits;
@@ -19,51 +19,8 @@ use crate::integrations::crypto::Keyring;
 use crate::integrations::egress::{AllowList, EgressConfig, Policy};
 use crate::integrations::oauth::{ProviderConfig, parse_providers};
 use crate::jobs::WorkerConfig;
-use crate::jobs::runners::Prices;
-
-#[derive(Debug, Parser)]
-#[command(name = "tenantql", version, about = "A multi-tenant GraphQL API server")]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Option<Command>,
-    #[command(flatten)]
-    pub settings: Settings,
-}
-
-#[derive(Debug, Clone, Copy, Subcommand, PartialEq, Eq)]
-pub enum Command {
-    /// Run the server (the default).
-    Serve,
-    /// Apply pending database migrations and exit.
-    Migrate,
-    /// Print the GraphQL schema (SDL) and exit.
-    PrintSchema,
-    /// Exit 0 when the server at LISTEN_ADDR answers /healthz, else 1 (for container health checks).
-    Healthcheck,
-    /// Run job workers only, no HTTP (for worker-only replicas).
-    Worker,
-    /// Re-encrypt every stored secret under the first key of ENCRYPTION_KEYS (resumable).
-    RotateKeys,
-    /// One organization's data: export it, or erase it.
-    Org {
-        #[command(subcommand)]
-        action: OrgCommand,
-    },
-}
-
-#[derive(Debug, Clone, Copy, Subcommand, PartialEq, Eq)]
-pub enum OrgCommand {
-    /// Write every row of the organization to stdout as JSON lines (secrets left out).
-    Export { organization_id: uuid::Uuid },
-    /// Erase every row and file of the organization; run again to finish an interrupted one.
-    Delete { organization_id: uuid::Uuid },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Json,
-    Pretty,
-}
+use crate::runners::Prices;
+use crate::telemetry::LogFormat;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Environment {
@@ -362,17 +319,79 @@ pub struct Config {
 const MIN_JWT_SECRET_BYTES: usize = 32;
 
 impl Settings {
+    /// Every setting at its default, as `tenantql` without flags would have it, whatever the
+    /// environment holds: where tests and benchmarks start, changing only what they are
+    /// about, so that a new setting reaches them with its one default.
+    pub fn defaults() -> Self {
+        let command =
+            Self::augment_args(clap::Command::new("tenantql")).mut_args(|arg| arg.env(None::<&str>));
+        command
+            .try_get_matches_from(["tenantql"])
+            .and_then(|matches| Self::from_arg_matches(&matches))
+            .expect("every setting has a default")
+    }
+
     /// Checks every setting and, outside production, fills in the embedded defaults:
     /// SQLite under DATA_DIR and a JWT secret generated there once.
     pub fn into_config(self) -> anyhow::Result<Config> {
         let production = self.environment == Environment::Production;
-        let database_url = match self.database_url {
+        let (database_url, tenant_database_url) = self.database_urls()?;
+        let jwt_secret = self.jwt_secret(production)?;
+        let encryption_keys = self.encryption_keys(production)?;
+        let base_domain = self.base_domain()?;
+        let cors_origins = self.cors_origins()?;
+        let worker = self.worker()?;
+        let query_limits = self.query_limits(production)?;
+        let egress = self.egress(production)?;
+        let rate_limits = self.rate_limits()?;
+        let llm_prices = Prices::parse(&self.llm_prices)?;
+        let llm_providers = ProviderEndpoints::parse(&self.llm_providers)?;
+        let oauth_providers = parse_providers(&self.oauth_providers)?;
+        Ok(Config {
+            database_url,
+            tenant_database_url,
+            db_max_connections: self.db_max_connections,
+            db_owner_max_connections: self.db_owner_max_connections,
+            listen_addr: self.listen_addr,
+            jwt_secret,
+            base_domain,
+            cors_origins,
+            trust_forwarded_for: self.trust_forwarded_for,
+            log_format: self.log_format,
+            environment: self.environment,
+            auto_migrate: self.auto_migrate,
+            workers: self.workers,
+            worker,
+            shutdown: self.shutdown(),
+            ws_init_timeout: Duration::from_secs(self.ws_init_timeout_seconds.max(1)),
+            websocket_limits: self.websocket_limits(),
+            query_limits,
+            rate_limits,
+            password_hashing_concurrency: self.password_hashing_concurrency(),
+            apq: self.apq(),
+            public_url: self.public_url(),
+            workspaces_dir: self.workspaces_dir(),
+            persisted_query_manifest: self.persisted_query_manifest,
+            redis_url: self.redis_url,
+            encryption_keys,
+            llm_prices,
+            llm_providers,
+            egress,
+            oauth_providers,
+            oauth_return_url: self.oauth_return_url,
+        })
+    }
+
+    /// The owner role's database (by default SQLite under DATA_DIR), the tenant role's, and
+    /// room in their pools.
+    fn database_urls(&self) -> anyhow::Result<(SecretString, Option<SecretString>)> {
+        let database_url = match &self.database_url {
             Some(url) => {
-                let scheme = url.expose_secret().split(':').next().unwrap_or_default();
+                let scheme = scheme(url);
                 if !matches!(scheme, "postgres" | "postgresql" | "sqlite") {
                     bail!("DATABASE_URL must start with postgres:// or sqlite:// (got scheme {scheme:?})");
                 }
-                url
+                url.clone()
             }
             None => {
                 ensure_dir(&self.data_dir)?;
@@ -380,48 +399,73 @@ impl Settings {
                 SecretString::from(format!("sqlite://{}?mode=rwc", path.display()))
             }
         };
-        let tenant_database_url = match self.tenant_database_url {
+        let tenant_database_url = match &self.tenant_database_url {
             Some(_) if !database_url.expose_secret().starts_with("postgres") => {
                 bail!("TENANT_DATABASE_URL applies to a PostgreSQL DATABASE_URL only (SQLite has no roles)");
             }
             Some(url) => {
-                let scheme = url.expose_secret().split(':').next().unwrap_or_default();
+                let scheme = scheme(url);
                 if !matches!(scheme, "postgres" | "postgresql") {
                     bail!("TENANT_DATABASE_URL must start with postgres:// (got scheme {scheme:?})");
                 }
-                Some(url)
+                Some(url.clone())
             }
             None => None,
         };
-        let jwt_secret = match self.jwt_secret {
-            Some(secret) => secret,
+        if self.db_max_connections == 0 || self.db_owner_max_connections == 0 {
+            bail!("DB_MAX_CONNECTIONS and DB_OWNER_MAX_CONNECTIONS must be at least 1");
+        }
+        Ok((database_url, tenant_database_url))
+    }
+
+    /// The access tokens' key: required in production, else generated into DATA_DIR once.
+    fn jwt_secret(&self, production: bool) -> anyhow::Result<SecretString> {
+        let jwt_secret = match &self.jwt_secret {
+            Some(secret) => secret.clone(),
             None if production => bail!("JWT_SECRET is required when ENVIRONMENT=production"),
             None => generated_secret(&self.data_dir, "jwt_secret", || {
                 base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 48]>())
             })?,
         };
-        let encryption_keys = match self.encryption_keys {
-            Some(keys) => keys,
+        if jwt_secret.expose_secret().len() < MIN_JWT_SECRET_BYTES {
+            bail!("JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes long");
+        }
+        Ok(jwt_secret)
+    }
+
+    /// The keyring for secrets at rest: required in production, else generated into
+    /// DATA_DIR once.
+    fn encryption_keys(&self, production: bool) -> anyhow::Result<SecretString> {
+        let encryption_keys = match &self.encryption_keys {
+            Some(keys) => keys.clone(),
             None if production => bail!("ENCRYPTION_KEYS is required when ENVIRONMENT=production"),
             None => generated_secret(&self.data_dir, "encryption_keys", || {
                 Keyring::generate_entry("k1")
             })?,
         };
         Keyring::parse(encryption_keys.expose_secret())?;
-        if jwt_secret.expose_secret().len() < MIN_JWT_SECRET_BYTES {
-            bail!("JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes long");
-        }
+        Ok(encryption_keys)
+    }
+
+    /// The domain whose subdomains name organizations, lower case without outer dots.
+    fn base_domain(&self) -> anyhow::Result<Option<String>> {
         let base_domain = self
             .base_domain
+            .as_ref()
             .map(|domain| domain.trim_matches('.').to_ascii_lowercase());
         if let Some(domain) = &base_domain
             && (domain.is_empty() || domain.contains(['/', ':', ' ']))
         {
             bail!("BASE_DOMAIN must be a bare host name such as example.com (got {domain:?})");
         }
+        Ok(base_domain)
+    }
+
+    /// Browser origins allowed to call, without trailing slashes or empty entries.
+    fn cors_origins(&self) -> anyhow::Result<Vec<String>> {
         let cors_origins = self
             .cors_origins
-            .into_iter()
+            .iter()
             .map(|origin| origin.trim().trim_end_matches('/').to_owned())
             .filter(|origin| !origin.is_empty())
             .collect::<Vec<_>>();
@@ -432,21 +476,55 @@ impl Settings {
                 );
             }
         }
+        Ok(cors_origins)
+    }
+
+    /// How long a worker's claim lasts and how soon a failed job is retried.
+    fn worker(&self) -> anyhow::Result<WorkerConfig> {
         if self.job_lease_seconds < 2 {
             bail!("JOB_LEASE_SECONDS must be at least 2");
         }
-        if self.db_max_connections == 0 || self.db_owner_max_connections == 0 {
-            bail!("DB_MAX_CONNECTIONS and DB_OWNER_MAX_CONNECTIONS must be at least 1");
+        Ok(WorkerConfig {
+            lease: Duration::from_secs(self.job_lease_seconds),
+            retry_base: Duration::from_millis(self.job_retry_base_ms),
+            poll: Duration::from_millis(250),
+        })
+    }
+
+    /// The drain can last no longer than the whole shutdown.
+    fn shutdown(&self) -> Shutdown {
+        Shutdown {
+            drain: Duration::from_secs(self.shutdown_drain_seconds.min(self.shutdown_deadline_seconds)),
+            deadline: Duration::from_secs(self.shutdown_deadline_seconds),
         }
+    }
+
+    /// What one document and one operation may hold; introspection is on outside production
+    /// unless set.
+    fn query_limits(&self, production: bool) -> anyhow::Result<QueryLimits> {
         if self.max_complexity == 0 || self.max_depth == 0 {
             bail!("MAX_DEPTH and MAX_COMPLEXITY must be at least 1");
         }
         if self.max_nesting < self.max_depth || self.max_tokens == 0 {
             bail!("MAX_NESTING must be at least MAX_DEPTH, and MAX_TOKENS at least 1");
         }
-        if self.egress_max_response_bytes == 0 || self.egress_timeout_seconds == 0 {
-            bail!("EGRESS_MAX_RESPONSE_BYTES and EGRESS_TIMEOUT_SECONDS must be at least 1");
-        }
+        Ok(QueryLimits {
+            max_depth: self.max_depth,
+            max_complexity: self.max_complexity,
+            document: DocumentLimits {
+                max_nesting: self.max_nesting,
+                max_tokens: self.max_tokens,
+                max_directives: self.max_directives,
+                max_aliases: self.max_aliases,
+            },
+            max_root_fields: self.max_root_fields.max(1),
+            max_batch_size: self.max_batch_size,
+            introspection: self.introspection.unwrap_or(!production),
+        })
+    }
+
+    /// The rate limits' buckets; every plan must afford the costliest operation allowed.
+    fn rate_limits(&self) -> anyhow::Result<RateLimitConfig> {
         if self.api_key_requests_per_minute == 0 || self.auth_attempts_per_minute == 0 {
             bail!("API_KEY_REQUESTS_PER_MINUTE and AUTH_ATTEMPTS_PER_MINUTE must be at least 1");
         }
@@ -470,81 +548,66 @@ impl Settings {
                 "PLAN_LIMITS gives {plan:?} fewer complexity units a minute than MAX_COMPLEXITY: its largest operations could never run"
             );
         }
-        let query_limits = QueryLimits {
-            max_depth: self.max_depth,
-            max_complexity: self.max_complexity,
-            document: DocumentLimits {
-                max_nesting: self.max_nesting,
-                max_tokens: self.max_tokens,
-                max_directives: self.max_directives,
-                max_aliases: self.max_aliases,
+        Ok(rate_limits)
+    }
+
+    /// Every cap is at least one.
+    fn websocket_limits(&self) -> WebsocketLimits {
+        WebsocketLimits {
+            connections_per_address: self.ws_max_connections_per_address.max(1),
+            connections_per_caller: self.ws_max_connections_per_caller.max(1),
+            operations_per_connection: self.ws_max_operations_per_connection.max(1),
+        }
+    }
+
+    /// By default one hash per core; at least one.
+    fn password_hashing_concurrency(&self) -> usize {
+        self.password_hashing_concurrency
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from))
+            .max(1)
+    }
+
+    /// What an APQ registration stores, and for how long.
+    fn apq(&self) -> ApqConfig {
+        ApqConfig {
+            max_bytes: self.apq_max_bytes,
+            ttl: Duration::from_secs(self.apq_ttl_hours.saturating_mul(3_600)),
+        }
+    }
+
+    /// The gate for outbound calls; production sends to https only.
+    fn egress(&self, production: bool) -> anyhow::Result<EgressConfig> {
+        if self.egress_max_response_bytes == 0 || self.egress_timeout_seconds == 0 {
+            bail!("EGRESS_MAX_RESPONSE_BYTES and EGRESS_TIMEOUT_SECONDS must be at least 1");
+        }
+        Ok(EgressConfig {
+            policy: Policy {
+                allow: AllowList::parse(&self.egress_allow)?,
+                require_https: production,
             },
-            max_root_fields: self.max_root_fields.max(1),
-            max_batch_size: self.max_batch_size,
-            introspection: self.introspection.unwrap_or(!production),
-        };
-        Ok(Config {
-            database_url,
-            tenant_database_url,
-            db_max_connections: self.db_max_connections,
-            db_owner_max_connections: self.db_owner_max_connections,
-            listen_addr: self.listen_addr,
-            jwt_secret,
-            base_domain,
-            cors_origins,
-            trust_forwarded_for: self.trust_forwarded_for,
-            log_format: self.log_format,
-            environment: self.environment,
-            auto_migrate: self.auto_migrate,
-            workers: self.workers,
-            worker: WorkerConfig {
-                lease: Duration::from_secs(self.job_lease_seconds),
-                retry_base: Duration::from_millis(self.job_retry_base_ms),
-                poll: Duration::from_millis(250),
-            },
-            shutdown: Shutdown {
-                drain: Duration::from_secs(self.shutdown_drain_seconds.min(self.shutdown_deadline_seconds)),
-                deadline: Duration::from_secs(self.shutdown_deadline_seconds),
-            },
-            ws_init_timeout: Duration::from_secs(self.ws_init_timeout_seconds.max(1)),
-            query_limits,
-            rate_limits,
-            persisted_query_manifest: self.persisted_query_manifest,
-            password_hashing_concurrency: self
-                .password_hashing_concurrency
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from))
-                .max(1),
-            websocket_limits: WebsocketLimits {
-                connections_per_address: self.ws_max_connections_per_address.max(1),
-                connections_per_caller: self.ws_max_connections_per_caller.max(1),
-                operations_per_connection: self.ws_max_operations_per_connection.max(1),
-            },
-            apq: ApqConfig {
-                max_bytes: self.apq_max_bytes,
-                ttl: Duration::from_secs(self.apq_ttl_hours.saturating_mul(3_600)),
-            },
-            redis_url: self.redis_url,
-            encryption_keys,
-            llm_prices: Prices::parse(&self.llm_prices)?,
-            llm_providers: ProviderEndpoints::parse(&self.llm_providers)?,
-            egress: EgressConfig {
-                policy: Policy {
-                    allow: AllowList::parse(&self.egress_allow)?,
-                    require_https: production,
-                },
-                max_response_bytes: self.egress_max_response_bytes,
-                timeout: Duration::from_secs(self.egress_timeout_seconds),
-            },
-            oauth_providers: parse_providers(&self.oauth_providers)?,
-            public_url: self
-                .public_url
-                .unwrap_or_else(|| format!("http://{}", self.listen_addr)),
-            oauth_return_url: self.oauth_return_url,
-            workspaces_dir: self
-                .workspaces_dir
-                .unwrap_or_else(|| self.data_dir.join("workspaces")),
+            max_response_bytes: self.egress_max_response_bytes,
+            timeout: Duration::from_secs(self.egress_timeout_seconds),
         })
     }
+
+    /// By default the listening address over http.
+    fn public_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen_addr))
+    }
+
+    /// By default under DATA_DIR.
+    fn workspaces_dir(&self) -> PathBuf {
+        self.workspaces_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("workspaces"))
+    }
+}
+
+/// A database URL's scheme, which names its backend.
+fn scheme(url: &SecretString) -> &str {
+    url.expose_secret().split(':').next().unwrap_or_default()
 }
 
 fn ensure_dir(dir: &Path) -> anyhow::Result<()> {
@@ -588,13 +651,22 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
     use super::*;
+
+    /// The settings as `tenantql` parses them, without a subcommand.
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        settings: Settings,
+    }
 
     fn settings(args: &[&str]) -> Settings {
         let dir = std::env::temp_dir().join(format!("tenantql-settings-{}", uuid::Uuid::new_v4()));
         let mut argv = vec!["tenantql", "--data-dir", dir.to_str().expect("utf-8 path")];
         argv.extend_from_slice(args);
-        Cli::try_parse_from(argv).expect("parses").settings
+        Flags::try_parse_from(argv).expect("parses").settings
     }
 
     fn error(args: &[&str]) -> String {
@@ -616,6 +688,20 @@ mod tests {
     }
 
     #[test]
+    fn the_defaults_are_the_flags_defaults() {
+        let dir = std::env::temp_dir().join(format!("tenantql-settings-{}", uuid::Uuid::new_v4()));
+        let defaults = Settings {
+            data_dir: dir.clone(),
+            ..Settings::defaults()
+        };
+        assert!(defaults.database_url.is_none() && defaults.jwt_secret.is_none());
+        assert_eq!(defaults.workers, 8);
+        let config = defaults.into_config().expect("defaults are valid");
+        assert_eq!(config.workspaces_dir, dir.join("workspaces"));
+        assert!(config.query_limits.introspection);
+    }
+
+    #[test]
     fn invalid_settings_are_refused_with_a_clear_message() {
         assert!(error(&["--database-url", "mysql://x"]).contains("DATABASE_URL"));
         assert!(
@@ -634,7 +720,7 @@ mod tests {
         assert!(error(&["--environment", "production"]).contains("JWT_SECRET is required"));
         assert!(error(&["--cors-origins", "app.example.com"]).contains("CORS_ORIGINS"));
         assert!(error(&["--base-domain", "http://x.com"]).contains("BASE_DOMAIN"));
-        assert!(Cli::try_parse_from(["tenantql", "--listen-addr", "nowhere"]).is_err());
+        assert!(Flags::try_parse_from(["tenantql", "--listen-addr", "nowhere"]).is_err());
         assert!(error(&["--egress-allow", "10.0.0.0/40"]).contains("EGRESS_ALLOW"));
         assert!(error(&["--llm-providers", "openai=ftp://x"]).contains("LLM_PROVIDERS"));
         assert!(error(&["--egress-timeout-seconds", "0"]).contains("EGRESS_TIMEOUT_SECONDS"));

@@ -89,7 +89,7 @@ impl ApiKeyCache {
         {
             return Ok(found.clone());
         }
-        let found = unscoped::find_api_key(db, prefix).await?;
+        let found = unscoped::api_keys::find_api_key(db, prefix).await?;
         self.lock()
             .put(prefix.to_owned(), (Instant::now(), found.clone()));
         Ok(found)

@@ -7,10 +7,10 @@ use uuid::Uuid;
 use crate::auth::jwt::{ACCESS_TOKEN_SECONDS, JwtKeys};
 use crate::auth::password::Passwords;
 use crate::auth::secret_token;
-use crate::domain::input::{Email, Name, Password, Slug};
 use crate::error::{AppError, AppResult};
-use crate::governance::audit::Origin;
 use crate::ids::{SessionFamilyId, UserId};
+use crate::input::{Email, Name, Password, Slug};
+use crate::tenancy::audit::Origin;
 use crate::tenancy::{Db, Page, unscoped};
 
 const REFRESH_TOKEN_DAYS: i64 = 30;
@@ -47,9 +47,9 @@ pub async fn signup(
     let password_hash = passwords.hash(password.into_inner()).await?;
     let (session, refresh_token) = new_session();
     let family = session.family;
-    let (user, org) = unscoped::create_account(
+    let (user, org) = unscoped::accounts::create_account(
         db,
-        unscoped::NewUser {
+        unscoped::accounts::NewUser {
             email: email.into_inner(),
             password_hash,
             display_name: display_name.into_inner(),
@@ -72,7 +72,7 @@ pub async fn login(
 ) -> AppResult<SignedIn> {
     // A malformed email cannot belong to an account: same answer as a wrong password.
     let user = match Email::parse(email) {
-        Ok(email) => unscoped::find_user_by_email(db, email.as_str()).await?,
+        Ok(email) => unscoped::accounts::find_user_by_email(db, email.as_str()).await?,
         Err(_) => None,
     };
     let stored = user.as_ref().map(|user| user.password_hash.clone());
@@ -83,14 +83,14 @@ pub async fn login(
     let organization = only_organization(db, UserId(user.id)).await?;
     let (session, refresh_token) = new_session();
     let family = session.family;
-    unscoped::start_session(db, UserId(user.id), session, origin).await?;
+    unscoped::sessions::start_session(db, UserId(user.id), session, origin).await?;
     signed_in(jwt, user, organization, family, refresh_token)
 }
 
 /// The sign-in a refresh token would renew, for limiting refreshes per sign-in; `None`
 /// for a token that is not ours.
 pub async fn refreshing_family(db: &Db, refresh_token: &str) -> AppResult<Option<SessionFamilyId>> {
-    unscoped::session_family_of(db, &secret_token::sha256_hex(refresh_token)).await
+    unscoped::sessions::session_family_of(db, &secret_token::sha256_hex(refresh_token)).await
 }
 
 /// Exchanges a refresh token for a new pair. Presenting a token that was already exchanged
@@ -98,7 +98,7 @@ pub async fn refreshing_family(db: &Db, refresh_token: &str) -> AppResult<Option
 pub async fn refresh(db: &Db, jwt: &JwtKeys, refresh_token: &str, origin: &Origin) -> AppResult<SignedIn> {
     let presented_hash = secret_token::sha256_hex(refresh_token);
     let next = secret_token::random_alphanumeric(REFRESH_TOKEN_LEN);
-    let (user_id, family) = unscoped::rotate_session(
+    let (user_id, family) = unscoped::sessions::rotate_session(
         db,
         &presented_hash,
         secret_token::sha256_hex(&next),
@@ -112,19 +112,19 @@ pub async fn refresh(db: &Db, jwt: &JwtKeys, refresh_token: &str, origin: &Origi
 }
 
 pub async fn logout(db: &Db, user: UserId, family: SessionFamilyId, origin: &Origin) -> AppResult<()> {
-    unscoped::end_session(db, user, family, origin).await
+    unscoped::sessions::end_session(db, user, family, origin).await
 }
 
 /// The signed-in person's account; `UNAUTHENTICATED` once it is gone.
 pub async fn current_user(db: &Db, user: UserId) -> AppResult<user::Model> {
-    unscoped::find_user(db, user)
+    unscoped::accounts::find_user(db, user)
         .await?
         .ok_or(AppError::Unauthenticated)
 }
 
 /// Every organization the person belongs to, with their role there, oldest membership first.
 pub async fn memberships(db: &Db, user: UserId) -> AppResult<Vec<(organization::Model, OrgRole)>> {
-    unscoped::memberships_of(db, user).await
+    unscoped::accounts::memberships_of(db, user).await
 }
 
 /// A row naming a person: a member of an organization or of a project.
@@ -151,14 +151,14 @@ pub struct WithAccount<M> {
 }
 
 pub async fn with_account<M: Membership>(db: &Db, member: M) -> AppResult<WithAccount<M>> {
-    let account = unscoped::find_user(db, UserId(member.user_id())).await?;
+    let account = unscoped::accounts::find_user(db, UserId(member.user_id())).await?;
     Ok(WithAccount { member, account })
 }
 
 /// A page of members with their accounts, read in one statement.
 pub async fn with_accounts<M: Membership>(db: &Db, page: Page<M>) -> AppResult<Page<WithAccount<M>>> {
     let ids = page.items.iter().map(Membership::user_id).collect();
-    let mut accounts = unscoped::users_by_ids(db, ids).await?;
+    let mut accounts = unscoped::accounts::users_by_ids(db, ids).await?;
     let items = page
         .items
         .into_iter()
@@ -186,12 +186,12 @@ pub async fn create_organization(
         Some(slug) => Slug::parse("slug", slug)?,
         None => available_slug(db, Slug::from_name(&name)).await?,
     };
-    unscoped::create_organization(db, owner, new_organization(name, slug), origin).await
+    unscoped::accounts::create_organization(db, owner, new_organization(name, slug), origin).await
 }
 
-fn new_organization(name: Name, slug: Slug) -> unscoped::NewOrganization {
+fn new_organization(name: Name, slug: Slug) -> unscoped::accounts::NewOrganization {
     let plan = Plan::Free;
-    unscoped::NewOrganization {
+    unscoped::accounts::NewOrganization {
         name: name.into_inner(),
         slug: slug.into_inner(),
         kind: OrgKind::Client,
@@ -212,7 +212,7 @@ pub fn default_budget_cents(plan: Plan) -> i64 {
 
 /// The derived slug if free, else the same with a short random suffix.
 async fn available_slug(db: &Db, derived: Slug) -> AppResult<Slug> {
-    if unscoped::organization_slug_taken(db, derived.as_str()).await? {
+    if unscoped::accounts::organization_slug_taken(db, derived.as_str()).await? {
         Ok(derived.with_random_suffix())
     } else {
         Ok(derived)
@@ -220,7 +220,7 @@ async fn available_slug(db: &Db, derived: Slug) -> AppResult<Slug> {
 }
 
 async fn only_organization(db: &Db, user: UserId) -> AppResult<Option<organization::Model>> {
-    let mut memberships = unscoped::memberships_of(db, user).await?;
+    let mut memberships = unscoped::accounts::memberships_of(db, user).await?;
     Ok(if memberships.len() == 1 {
         memberships.pop().map(|(org, _)| org)
     } else {
@@ -233,9 +233,9 @@ fn refresh_expiry() -> chrono::DateTime<Utc> {
 }
 
 /// A fresh refresh token in a new family, and the token itself (shown to the client once).
-fn new_session() -> (unscoped::NewSession, String) {
+fn new_session() -> (unscoped::sessions::NewSession, String) {
     let refresh_token = secret_token::random_alphanumeric(REFRESH_TOKEN_LEN);
-    let session = unscoped::NewSession {
+    let session = unscoped::sessions::NewSession {
         family: SessionFamilyId::generate(),
         token_hash: secret_token::sha256_hex(&refresh_token),
         expires_at: refresh_expiry(),

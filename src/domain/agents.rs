@@ -10,10 +10,10 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, IntoActiveModel, QueryFilter};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::domain::input::Name;
 use crate::error::{AppError, AppResult, missing_reference_as};
 use crate::ids::{AgentId, OrgId, ProjectId};
-use crate::jobs::runners;
+use crate::input::Name;
+use crate::runners::RunnerKind;
 use crate::tenancy::{Page, PageRequest, Scoped};
 
 pub const DEFAULT_MAX_ATTEMPTS: i32 = 3;
@@ -65,11 +65,20 @@ fn check_sharing(scoped: &Scoped, sharing: AgentSharing, platform_admin: bool) -
     Ok(())
 }
 
+fn parse_kind(kind: &str) -> AppResult<RunnerKind> {
+    RunnerKind::parse(kind).ok_or_else(|| {
+        let kinds: Vec<_> = RunnerKind::ALL.iter().map(|kind| kind.name()).collect();
+        AppError::bad_input("kind", format!("must be one of: {}", kinds.join(", ")))
+    })
+}
+
 fn parse_config(kind: &str, config: Value) -> AppResult<Value> {
     if !config.is_object() {
         return Err(AppError::bad_input("config", "must be a JSON object"));
     }
-    runners::check_config(kind, &config).map_err(|message| AppError::bad_input("config", message))?;
+    parse_kind(kind)?
+        .check_config(&config)
+        .map_err(|message| AppError::bad_input("config", message))?;
     Ok(config)
 }
 
@@ -97,12 +106,7 @@ pub struct NewAgent<'a> {
 
 pub async fn create(scoped: &Scoped, input: NewAgent<'_>) -> AppResult<agent::Model> {
     let name = Name::parse("name", input.name)?;
-    if !runners::KINDS.contains(&input.kind) {
-        return Err(AppError::bad_input(
-            "kind",
-            format!("must be one of: {}", runners::KINDS.join(", ")),
-        ));
-    }
+    parse_kind(input.kind)?;
     let config = parse_config(input.kind, input.config)?;
     check_sharing(scoped, input.sharing, input.platform_admin)?;
     if let Some(project) = input.project {
@@ -314,11 +318,7 @@ pub async fn accept(scoped: &Scoped, id: AgentId, revision: Option<i32>) -> AppR
         .ok_or(AppError::NotFound("agent"))?;
     let now = Utc::now();
     let existing = scoped
-        .one(
-            scoped
-                .select::<agent_share_acceptance::Entity>()
-                .filter(agent_share_acceptance::Column::AgentId.eq(agent.id)),
-        )
+        .find_by(agent_share_acceptance::Column::AgentId, agent.id)
         .await?;
     match existing {
         Some(acceptance) => {
@@ -355,11 +355,7 @@ pub async fn decline(scoped: &Scoped, id: AgentId) -> AppResult<()> {
 /// `NOT_FOUND` when it never accepted the agent.
 pub async fn leave(scoped: &Scoped, id: AgentId) -> AppResult<()> {
     let acceptance = scoped
-        .one(
-            scoped
-                .select::<agent_share_acceptance::Entity>()
-                .filter(agent_share_acceptance::Column::AgentId.eq(id.0)),
-        )
+        .find_by(agent_share_acceptance::Column::AgentId, id.0)
         .await?
         .ok_or(AppError::NotFound("agent share"))?;
     scoped

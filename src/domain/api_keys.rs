@@ -7,9 +7,9 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, IntoActiveModel, Iterabl
 use uuid::Uuid;
 
 use crate::auth::api_key::{self as key_format};
-use crate::domain::input::Name;
 use crate::error::{AppError, AppResult};
 use crate::ids::{ApiKeyId, ProjectId, UserId};
+use crate::input::Name;
 use crate::tenancy::{Actor, PageRequest, Scoped};
 
 /// At most this many keys are listed; an organization needing more should revoke old ones.

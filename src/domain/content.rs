@@ -6,9 +6,9 @@ use entity::{PostStatus, ProjectRole, campaign, post};
 use sea_orm::{ActiveValue::Set, ColumnTrait, IntoActiveModel, QueryFilter};
 use uuid::Uuid;
 
-use crate::domain::input::{Name, description};
 use crate::error::{AppError, AppResult};
 use crate::ids::{JobId, ProjectId};
+use crate::input::{Name, description};
 use crate::tenancy::{Page, PageRequest, Scoped};
 
 const MAX_TITLE_CHARS: usize = 200;

@@ -13,7 +13,7 @@ use crate::domain::agents;
 use crate::error::{AppError, AppResult};
 use crate::governance::budgets;
 use crate::ids::{AgentId, JobId, ProjectId};
-use crate::jobs::runners;
+use crate::runners::RunnerKind;
 use crate::tenancy::{Page, PageRequest, Scoped};
 
 /// Inputs larger than this are refused: jobs are queued rows, not file storage.
@@ -78,17 +78,14 @@ pub async fn advance(
         update = update.col_expr(agent_job::Column::Error, Expr::value(error.clone()));
     }
     if let Some(at) = change.requeue_at {
-        update = update
-            .col_expr(agent_job::Column::RunAfter, Expr::value(at))
-            .col_expr(agent_job::Column::WorkerId, Expr::value(Option::<Uuid>::None))
-            .col_expr(
-                agent_job::Column::LeaseExpiresAt,
-                Expr::value(Option::<DateTime<Utc>>::None),
-            );
+        update = update.col_expr(agent_job::Column::RunAfter, Expr::value(at));
     }
     if change.finished {
+        update = update.col_expr(agent_job::Column::FinishedAt, Expr::value(now));
+    }
+    // Requeued or finished, the job is no longer held by any worker.
+    if change.requeue_at.is_some() || change.finished {
         update = update
-            .col_expr(agent_job::Column::FinishedAt, Expr::value(now))
             .col_expr(agent_job::Column::WorkerId, Expr::value(Option::<Uuid>::None))
             .col_expr(
                 agent_job::Column::LeaseExpiresAt,
@@ -119,7 +116,8 @@ pub async fn start(
     if serde_json::to_vec(&input).map_or(0, |bytes| bytes.len()) > MAX_INPUT_BYTES {
         return Err(AppError::bad_input("input", "must be at most 64 KiB of JSON"));
     }
-    budgets::ensure_within_budget(scoped, runners::estimated_cost_cents(&agent.kind, &agent.config)).await?;
+    let estimate = RunnerKind::parse(&agent.kind).map_or(0, |kind| kind.estimated_cost_cents(&agent.config));
+    budgets::ensure_within_budget(scoped, estimate).await?;
     let now = Utc::now();
     let job = agent_job::ActiveModel {
         id: Set(JobId::generate().0),

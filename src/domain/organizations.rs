@@ -8,9 +8,9 @@ use uuid::Uuid;
 
 use crate::domain::accounts::{self, WithAccount};
 use crate::domain::api_keys;
-use crate::domain::input::{Email, Name, Slug};
 use crate::error::{AppError, AppResult, duplicate_as};
 use crate::ids::UserId;
+use crate::input::{Email, Name, Slug};
 use crate::tenancy::{Db, Page, PageRequest, Scoped, Tenant, unscoped};
 
 pub async fn current(scoped: &Scoped) -> AppResult<organization::Model> {
@@ -118,7 +118,7 @@ pub async fn add_member(
     role: OrgRole,
 ) -> AppResult<WithAccount<organization_member::Model>> {
     let email = Email::parse(email)?;
-    let user = unscoped::find_user_by_email(db, email.as_str())
+    let user = unscoped::accounts::find_user_by_email(db, email.as_str())
         .await?
         .ok_or(AppError::NotFound("user"))?;
     let id = UserId(user.id);

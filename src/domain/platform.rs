@@ -5,8 +5,8 @@ use entity::{Plan, organization};
 use crate::auth::Principal;
 use crate::domain::accounts::default_budget_cents;
 use crate::error::{AppError, AppResult};
-use crate::governance::audit::Origin;
 use crate::ids::{OrgId, UserId};
+use crate::tenancy::audit::Origin;
 use crate::tenancy::{Db, Page, PageRequest, unscoped};
 
 /// Whether the caller is a platform admin: read from the database on every request, so
@@ -15,14 +15,14 @@ pub async fn is_platform_admin(db: &Db, caller: &Principal) -> AppResult<bool> {
     let Principal::User(user) = caller else {
         return Ok(false);
     };
-    Ok(unscoped::find_user(db, user.id)
+    Ok(unscoped::accounts::find_user(db, user.id)
         .await?
         .is_some_and(|user| user.is_platform_admin))
 }
 
 /// Every organization, newest first.
 pub async fn organizations(db: &Db, page: PageRequest) -> AppResult<Page<organization::Model>> {
-    unscoped::all_organizations(db, page).await
+    unscoped::platform::all_organizations(db, page).await
 }
 
 /// Moves an organization to a plan; its budget becomes `monthly_budget_cents`, or the plan's
@@ -39,5 +39,5 @@ pub async fn set_organization_plan(
     if budget < 0 {
         return Err(AppError::bad_input("monthlyBudgetCents", "cannot be negative"));
     }
-    unscoped::set_organization_plan(db, org, plan, budget, admin, origin).await
+    unscoped::platform::set_organization_plan(db, org, plan, budget, admin, origin).await
 }

@@ -8,10 +8,10 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, IntoActiveModel, QueryFilter};
 use uuid::Uuid;
 
 use crate::domain::accounts::{self, WithAccount};
-use crate::domain::input::{Name, Slug, description};
 use crate::domain::organizations;
 use crate::error::{AppError, AppResult, duplicate_as};
 use crate::ids::{ProjectId, UserId};
+use crate::input::{Name, Slug, description};
 use crate::tenancy::{Actor, Db, Page, PageRequest, Scoped, Tenant};
 
 const DUPLICATE_SLUG: &str = "a project with this slug already exists in this organization";

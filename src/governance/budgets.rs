@@ -1,5 +1,7 @@
 //! Monthly budgets: what an organization's jobs cost, month by month, against what its plan
-//! (or a platform admin) allows. A job that would go over is refused before it is queued.
+//! (or a platform admin) allows. A job that would go over is refused before it is queued:
+//! the check runs in the job's own transaction, before its row is inserted, so a refused
+//! job leaves nothing.
 
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 use entity::{agent_job, organization, usage_record};

@@ -5,9 +5,9 @@
 use entity::organization_erasure;
 
 use crate::error::{AppError, AppResult};
-use crate::governance::audit::Origin;
 use crate::ids::OrgId;
 use crate::integrations::workspaces::Workspaces;
+use crate::tenancy::audit::Origin;
 use crate::tenancy::{Actor, Db, erasure};
 
 /// Erases `org` completely, or finishes its erasure if one was begun. `begun` runs once

@@ -1,6 +1,8 @@
-//! What keeps tenants accountable and within bounds: the audit trail, rate limits
-//! and persisted queries.
+//! What keeps tenants accountable and within bounds: reading the audit trail, document
+//! intake, rate limits (local and shared), budgets, persisted queries and the erasure of a
+//! whole organization.
 
+pub mod allowance;
 pub mod audit;
 pub mod budgets;
 pub mod erasure;

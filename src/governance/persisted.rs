@@ -17,13 +17,13 @@ use anyhow::{Context, bail};
 use chrono::Utc;
 use entity::trusted_document;
 use lru::LruCache;
-use sea_orm::{ActiveValue::Set, ColumnTrait, QueryFilter};
+use sea_orm::ActiveValue::Set;
 use uuid::Uuid;
 
 use crate::auth::secret_token::sha256_hex;
-use crate::domain::input::Name;
 use crate::error::{AppError, AppResult, duplicate_as};
 use crate::governance::intake::DocumentLimits;
+use crate::input::Name;
 use crate::tenancy::{Db, Page, PageRequest, Scoped, Tenant, unscoped};
 
 const CACHE_ENTRIES: usize = 1_024;
@@ -37,15 +37,6 @@ pub struct ApqConfig {
     pub max_bytes: usize,
     /// How long a registration is served after it was last registered.
     pub ttl: Duration,
-}
-
-impl Default for ApqConfig {
-    fn default() -> Self {
-        Self {
-            max_bytes: 16 * 1024,
-            ttl: Duration::from_secs(7 * 24 * 3_600),
-        }
-    }
 }
 
 /// The text an operation runs, and the APQ registration it asked for, if it may be
@@ -189,9 +180,13 @@ impl PersistedQueries {
                 if let Some(query) = self.cached(&hash) {
                     return Ok(unregistered(query.to_string()));
                 }
-                let query = unscoped::find_persisted_query(&self.db, &hash, self.registered_since())
-                    .await?
-                    .ok_or(AppError::PersistedQueryNotFound)?;
+                let query = unscoped::persisted_queries::find_persisted_query(
+                    &self.db,
+                    &hash,
+                    self.registered_since(),
+                )
+                .await?
+                .ok_or(AppError::PersistedQueryNotFound)?;
                 self.remember(hash, &query);
                 Ok(unregistered(query))
             }
@@ -201,7 +196,12 @@ impl PersistedQueries {
     /// Stores an APQ registration; called once its operation has validated and been
     /// charged to a caller with a tenant. Registering a hash again renews it.
     pub async fn register(&self, registration: &Registration) -> AppResult<()> {
-        unscoped::register_persisted_query(&self.db, &registration.sha256, &registration.text).await?;
+        unscoped::persisted_queries::register_persisted_query(
+            &self.db,
+            &registration.sha256,
+            &registration.text,
+        )
+        .await?;
         self.remember(registration.sha256.clone(), &registration.text);
         let purge_due = {
             let mut last = self.last_purge.lock().unwrap_or_else(PoisonError::into_inner);
@@ -212,7 +212,7 @@ impl PersistedQueries {
             due
         };
         if purge_due {
-            unscoped::purge_persisted_queries(&self.db, self.registered_since()).await?;
+            unscoped::persisted_queries::purge_persisted_queries(&self.db, self.registered_since()).await?;
         }
         Ok(())
     }
@@ -308,13 +308,7 @@ pub async fn list(scoped: &Scoped, page: PageRequest) -> AppResult<Page<trusted_
 }
 
 async fn find_by_hash(scoped: &Scoped, hash: &str) -> AppResult<Option<trusted_document::Model>> {
-    scoped
-        .one(
-            scoped
-                .select::<trusted_document::Entity>()
-                .filter(trusted_document::Column::Sha256.eq(hash)),
-        )
-        .await
+    scoped.find_by(trusted_document::Column::Sha256, hash).await
 }
 
 /// Allows a document for the organization's persisted-only keys; it must be within the
@@ -327,7 +321,7 @@ pub async fn register(
 ) -> AppResult<trusted_document::Model> {
     let name = Name::parse("name", name)?;
     limits.check(query)?;
-    if async_graphql::parser::parse_query(query).is_err() {
+    if async_graphql_parser::parse_query(query).is_err() {
         return Err(AppError::bad_input("query", "not a GraphQL document"));
     }
     let now = Utc::now();

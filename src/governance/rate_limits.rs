@@ -21,6 +21,7 @@ use governor::{Quota, RateLimiter};
 use sea_orm::{ActiveEnum, Iterable};
 use uuid::Uuid;
 
+use super::allowance::Allowance;
 use super::shared_limits::SharedLimits;
 use crate::error::AppError;
 use crate::telemetry::metrics;
@@ -120,22 +121,6 @@ impl RateLimitConfig {
             );
         }
         Ok(self)
-    }
-}
-
-/// Where a caller stands after an admitted operation, for the `RateLimit-*` headers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Allowance {
-    pub limit: u32,
-    pub remaining: u32,
-    /// Seconds until the bucket is full again.
-    pub reset_seconds: u64,
-}
-
-impl Allowance {
-    fn tighter(self, other: Allowance) -> Allowance {
-        let share = |a: Allowance| f64::from(a.remaining) / f64::from(a.limit.max(1));
-        if share(other) < share(self) { other } else { self }
     }
 }
 

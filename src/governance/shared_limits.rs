@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 
-use super::rate_limits::Allowance;
+use super::allowance::Allowance;
 use crate::error::AppError;
 
 /// How long a request waits for Redis before the local tier decides alone.

@@ -9,8 +9,8 @@ use crate::auth::Principal;
 use crate::auth::jwt::JwtKeys;
 use crate::auth::password::Passwords;
 use crate::auth::principal::{ApiKeyCache, Lookup, UserPrincipal, authenticate};
+use crate::auth::tenant::{OrganizationHints, resolve_tenant};
 use crate::error::{AppError, AppResult};
-use crate::governance::audit::{ClientInfo, Origin};
 use crate::governance::persisted::{PersistedQueries, Requested, Resolved};
 use crate::governance::rate_limits::{Caller, RateLimits};
 use crate::ids::OrgId;
@@ -19,7 +19,7 @@ use crate::integrations::oauth::OAuth;
 use crate::integrations::workspaces::Workspaces;
 use crate::jobs::Jobs;
 use crate::jobs::stream::Liveness;
-use crate::tenancy::resolve::{OrganizationHints, resolve_tenant};
+use crate::tenancy::audit::{ClientInfo, Origin};
 use crate::tenancy::{Actor, Db, Scoped, Tenant, TenantContext, TenantDb};
 
 /// Schema-wide services.

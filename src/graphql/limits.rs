@@ -21,9 +21,10 @@ use async_graphql::{
 use tracing::Instrument;
 
 use crate::error::AppError;
+use crate::governance::allowance::Allowance;
 use crate::governance::intake::DocumentLimits;
 use crate::governance::persisted::Registration;
-use crate::governance::rate_limits::{Allowance, RateLimits};
+use crate::governance::rate_limits::RateLimits;
 use crate::graphql::errors::request_error;
 use crate::graphql::{RequestContext, Services};
 use crate::telemetry::metrics;

@@ -1,3 +1,7 @@
+//! The GraphQL schema, one file per domain: resolvers parse arguments, call one function
+//! of `domain` or `governance`, and map the result. Also the request context, guards, the
+//! error presenter, Relay pagination and the operation limits.
+
 pub mod accounts;
 pub mod agents;
 pub mod api_keys;

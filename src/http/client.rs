@@ -5,7 +5,7 @@ use poem::Request;
 use poem::http::header;
 
 use super::observe::RequestId;
-use crate::governance::audit::ClientInfo;
+use crate::tenancy::audit::ClientInfo;
 
 pub fn client_info(req: &Request, trust_forwarded_for: bool) -> ClientInfo {
     let forwarded = trust_forwarded_for

@@ -57,7 +57,12 @@ pub async fn metrics(Data(state): Data<&Arc<HttpState>>) -> Response {
         let (in_use, idle) = db.pool_connections();
         telemetry::metrics::db_pool("owner", in_use, idle);
     }
-    match tokio::time::timeout(Duration::from_secs(1), unscoped::jobs_waiting_or_running(db)).await {
+    match tokio::time::timeout(
+        Duration::from_secs(1),
+        unscoped::job_queue::jobs_waiting_or_running(db),
+    )
+    .await
+    {
         Ok(Ok(counts)) => {
             for (status, count) in counts {
                 telemetry::metrics::jobs(status, count);

@@ -1,3 +1,6 @@
+//! poem endpoints and middleware: GraphQL over HTTP and both websocket protocols, GraphiQL,
+//! OAuth callbacks, probes and metrics, request ids and traces.
+
 pub mod client;
 pub mod graphiql;
 pub mod graphql;
@@ -5,6 +8,7 @@ pub mod health;
 pub mod listener;
 pub mod oauth;
 pub mod observe;
+mod operation;
 pub mod websocket;
 pub mod websocket_limits;
 
@@ -16,7 +20,6 @@ use poem::{Endpoint, EndpointExt, Route, get};
 use tokio::sync::watch;
 
 use crate::graphql::{AppSchema, Services};
-use crate::settings::Config;
 
 /// What the HTTP layer needs besides the schema.
 pub struct HttpState {
@@ -43,25 +46,9 @@ impl HttpState {
     }
 }
 
-pub fn routes(
-    schema: AppSchema,
-    config: &Config,
-    draining: watch::Receiver<bool>,
-    stopping: watch::Receiver<bool>,
-) -> impl Endpoint + 'static {
-    let state = Arc::new(HttpState {
-        schema,
-        draining,
-        stopping,
-        ws_init_timeout: config.ws_init_timeout,
-        base_domain: config.base_domain.clone(),
-        cors_origins: config.cors_origins.clone(),
-        trust_forwarded_for: config.trust_forwarded_for,
-        max_batch_size: config.query_limits.max_batch_size,
-        oauth_return_url: config.oauth_return_url.clone(),
-        websockets: websocket_limits::OpenWebsockets::new(config.websocket_limits),
-    });
-    let cors = cors(&config.cors_origins);
+pub fn routes(state: HttpState) -> impl Endpoint + 'static {
+    let cors = cors(&state.cors_origins);
+    let state = Arc::new(state);
     Route::new()
         .at("/", get(graphiql::page))
         .nest("/graphiql", graphiql::assets())

@@ -11,8 +11,8 @@ use poem::{IntoResponse, Request, Response, handler};
 use super::HttpState;
 use super::client::{client_info, cookie};
 use crate::error::AppError;
-use crate::governance::audit::Origin;
 use crate::integrations::oauth::{Callback, cookie_name};
+use crate::tenancy::audit::Origin;
 
 #[handler]
 pub async fn callback(

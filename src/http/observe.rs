@@ -5,6 +5,7 @@
 
 use std::time::Instant;
 
+use opentelemetry_http::HeaderExtractor;
 use poem::{Endpoint, IntoResponse, Request, Response, Result};
 use tracing::Instrument;
 
@@ -57,7 +58,7 @@ pub async fn observe<E: Endpoint>(next: E, mut req: Request) -> Result<Response>
         org.id = tracing::field::Empty,
         graphql.operation = tracing::field::Empty,
     );
-    if let Some(trace_id) = telemetry::continue_trace(&span, req.headers()) {
+    if let Some(trace_id) = telemetry::continue_trace(&span, &HeaderExtractor(req.headers())) {
         span.record("trace_id", trace_id);
     }
     let started = Instant::now();

@@ -17,14 +17,14 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use super::HttpState;
-use super::graphql::{Params, refused_response, resolve_document};
+use super::operation::{Params, refused_response, resolve_document};
 use super::websocket_limits::Admission;
 use crate::auth::Principal;
-use crate::governance::audit::ClientInfo;
+use crate::auth::tenant::OrganizationHints;
 use crate::graphql::RequestContext;
 use crate::graphql::errors::present_all;
 use crate::telemetry::metrics;
-use crate::tenancy::resolve::OrganizationHints;
+use crate::tenancy::audit::ClientInfo;
 
 /// The most messages gathered into one write when several are ready.
 const MAX_MESSAGES_PER_WRITE: usize = 64;

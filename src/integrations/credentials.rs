@@ -8,14 +8,15 @@ use std::collections::BTreeMap;
 use anyhow::Context;
 use chrono::Utc;
 use entity::provider_credential;
-use sea_orm::{ActiveValue::Set, ColumnTrait, IntoActiveModel, QueryFilter};
+use sea_orm::{ActiveValue::Set, IntoActiveModel};
 use secrecy::SecretString;
 use uuid::Uuid;
 
 use super::crypto::{Binding, Keyring};
-use super::keys::PROVIDER_SECRET;
+use super::keys;
 use crate::error::{AppError, AppResult};
 use crate::tenancy::Scoped;
+use crate::tenancy::sealed::PROVIDER_SECRET;
 
 const MAX_SECRET_CHARS: usize = 4_096;
 const MAX_URL_CHARS: usize = 2_048;
@@ -78,7 +79,7 @@ pub fn base_url(url: &str) -> Result<String, &'static str> {
 
 /// Where a credential's secret belongs: its organization's row `row`.
 pub fn binding(organization: Uuid, row: Uuid) -> Binding<'static> {
-    PROVIDER_SECRET.binding(organization, row)
+    keys::binding(PROVIDER_SECRET, organization, row)
 }
 
 /// A provider's name as stored: lowercase letters, digits, `-` and `_`.
@@ -194,10 +195,6 @@ pub async fn reveal(
 
 async fn find(scoped: &Scoped, provider: &str) -> AppResult<Option<provider_credential::Model>> {
     scoped
-        .one(
-            scoped
-                .select::<provider_credential::Entity>()
-                .filter(provider_credential::Column::Provider.eq(provider)),
-        )
+        .find_by(provider_credential::Column::Provider, provider)
         .await
 }

@@ -19,18 +19,19 @@ use oauth2::{
     AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
     PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken, Scope, TokenResponse, TokenUrl,
 };
-use sea_orm::{ActiveValue::Set, ColumnTrait, IntoActiveModel, QueryFilter};
+use sea_orm::{ActiveValue::Set, IntoActiveModel};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use uuid::Uuid;
 
 use super::crypto::{Binding, Keyring};
 use super::egress::Gate;
-use super::keys::{ACCESS_TOKEN, PKCE_VERIFIER, REFRESH_TOKEN};
+use super::keys::binding;
 use crate::auth::secret_token::{constant_time_eq, random_alphanumeric, sha256_hex};
 use crate::error::{AppError, AppResult};
-use crate::governance::audit::Origin;
 use crate::ids::{OrgId, UserId};
+use crate::tenancy::audit::Origin;
+use crate::tenancy::sealed::{ACCESS_TOKEN, PKCE_VERIFIER, REFRESH_TOKEN};
 use crate::tenancy::{Actor, Db, Scoped, Tenant, TenantContext, TenantDb, unscoped};
 
 const STATE_LIFETIME_MINUTES: i64 = 10;
@@ -226,7 +227,7 @@ impl OAuth {
         let unknown =
             || AppError::bad_input("state", "this authorization is unknown, expired or already used");
         let state = callback.state.ok_or_else(unknown)?;
-        let pending = unscoped::claim_oauth_state(db, &sha256_hex(&state), name, Utc::now())
+        let pending = unscoped::oauth_states::claim_oauth_state(db, &sha256_hex(&state), name, Utc::now())
             .await?
             .ok_or_else(unknown)?;
         // A consent given in a browser other than the one that called `startOAuth` (someone
@@ -265,7 +266,7 @@ impl OAuth {
                 AppError::bad_input("code", "the provider did not accept the authorization")
             })?;
         // Whoever started it must still be an admin of the organization.
-        let role = unscoped::memberships_of(db, UserId(pending.user_id))
+        let role = unscoped::accounts::memberships_of(db, UserId(pending.user_id))
             .await?
             .into_iter()
             .find(|(member_of, _)| member_of.id == org)
@@ -342,7 +343,7 @@ fn browser_cookie(provider: &str, state: &str, secret: &str, secure: bool) -> St
 }
 
 fn verifier_binding(organization: Uuid, row: Uuid) -> Binding<'static> {
-    PKCE_VERIFIER.binding(organization, row)
+    binding(PKCE_VERIFIER, organization, row)
 }
 
 /// What the provider granted, not yet sealed: the row it goes into is known only inside
@@ -366,11 +367,11 @@ async fn save(
     let now = Utc::now();
     let org = scoped.context().org.0;
     let seal = |row: Uuid| -> AppResult<(String, Option<String>)> {
-        let access = keyring.encrypt(tokens.access.expose_secret(), ACCESS_TOKEN.binding(org, row))?;
+        let access = keyring.encrypt(tokens.access.expose_secret(), binding(ACCESS_TOKEN, org, row))?;
         let refresh = tokens
             .refresh
             .as_ref()
-            .map(|refresh| keyring.encrypt(refresh.expose_secret(), REFRESH_TOKEN.binding(org, row)))
+            .map(|refresh| keyring.encrypt(refresh.expose_secret(), binding(REFRESH_TOKEN, org, row)))
             .transpose()?;
         Ok((access, refresh))
     };
@@ -418,11 +419,11 @@ impl OAuth {
             .expires_at
             .is_some_and(|expires_at| expires_at <= Utc::now() + Duration::seconds(60));
         let refresh = match (&row.refresh_token, expiring) {
-            (Some(refresh), true) => self.keyring.decrypt(refresh, REFRESH_TOKEN.binding(org, id))?,
+            (Some(refresh), true) => self.keyring.decrypt(refresh, binding(REFRESH_TOKEN, org, id))?,
             _ => {
                 return self
                     .keyring
-                    .decrypt(&row.access_token, ACCESS_TOKEN.binding(org, id))
+                    .decrypt(&row.access_token, binding(ACCESS_TOKEN, org, id))
                     .map(Some);
             }
         };
@@ -440,11 +441,11 @@ impl OAuth {
             })?;
         let access = token.access_token().secret().clone();
         let mut updated = row.into_active_model();
-        updated.access_token = Set(self.keyring.encrypt(&access, ACCESS_TOKEN.binding(org, id))?);
+        updated.access_token = Set(self.keyring.encrypt(&access, binding(ACCESS_TOKEN, org, id))?);
         if let Some(refresh) = token.refresh_token() {
             updated.refresh_token = Set(Some(
                 self.keyring
-                    .encrypt(refresh.secret(), REFRESH_TOKEN.binding(org, id))?,
+                    .encrypt(refresh.secret(), binding(REFRESH_TOKEN, org, id))?,
             ));
         }
         updated.expires_at = Set(token
@@ -458,13 +459,7 @@ impl OAuth {
 }
 
 async fn find(scoped: &Scoped, provider: &str) -> AppResult<Option<integration::Model>> {
-    scoped
-        .one(
-            scoped
-                .select::<integration::Entity>()
-                .filter(integration::Column::Provider.eq(provider)),
-        )
-        .await
+    scoped.find_by(integration::Column::Provider, provider).await
 }
 
 pub async fn list(scoped: &Scoped) -> AppResult<Vec<integration::Model>> {

@@ -1,9 +1,8 @@
-//! Agent jobs at run time: the event bus, workers, runners, live streams, and (on
-//! PostgreSQL) the link to other replicas.
+//! Agent jobs at run time: the event bus, workers, live streams, and (on PostgreSQL) the
+//! link to other replicas. What a job of each kind does is in `runners`, below `domain`.
 
 pub mod bus;
 pub mod replicas;
-pub mod runners;
 pub mod stream;
 pub mod worker;
 
@@ -12,9 +11,9 @@ use std::sync::Arc;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
+use crate::runners::Toolbox;
 use crate::tenancy::{Db, TenantDb};
 pub use bus::EventBus;
-pub use runners::Toolbox;
 pub use worker::WorkerConfig;
 
 /// The job machinery one server (or worker-only) process runs.

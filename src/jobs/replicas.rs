@@ -150,7 +150,7 @@ async fn listen(
                 continue;
             }
             let limit = (seq - after).clamp(1, 1_000) as u64;
-            match unscoped::relayed_events(&db, OrgId(org), job, after, limit).await {
+            match unscoped::job_queue::relayed_events(&db, OrgId(org), job, after, limit).await {
                 Ok(events) => {
                     for event in events {
                         bus.deliver(Arc::new(event));

@@ -15,17 +15,17 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use super::bus::EventBus;
-use super::runners::{self, Credential, RunError, Steps, Stop, Toolbox};
 use crate::domain::content::{self, NewPost};
 use crate::domain::jobs as job_rules;
 use crate::domain::jobs::{Change, Holder};
 use crate::error::AppError;
-use crate::governance::audit::Origin;
 use crate::governance::budgets::{self, Charge};
 use crate::ids::{JobId, OrgId, ProjectId, UserId};
 use crate::integrations::credentials;
+use crate::runners::{Credential, RunError, RunnerKind, Steps, Stop, Toolbox};
 use crate::telemetry::metrics;
-use crate::tenancy::unscoped::{self, ClaimedJob};
+use crate::tenancy::audit::Origin;
+use crate::tenancy::unscoped::{self, job_queue::ClaimedJob};
 use crate::tenancy::{Actor, Db, Tenant, TenantContext, TenantDb};
 
 #[derive(Debug, Clone, Copy)]
@@ -64,7 +64,7 @@ pub async fn run(
         if free > 0 {
             let lease = Uuid::now_v7();
             let lease_until = Utc::now() + config.lease;
-            match unscoped::claim_jobs(&db, lease, free as u64, lease_until).await {
+            match unscoped::job_queue::claim_jobs(&db, lease, free as u64, lease_until).await {
                 Ok(claimed) => {
                     for claim in claimed {
                         bus.publish(claim.event.clone());
@@ -311,7 +311,10 @@ async fn run_job(
                     attempt: job.attempts,
                     shutdown,
                 };
-                runners::run(&agent.kind, &agent.config, &job.input, &mut steps).await
+                match RunnerKind::parse(&agent.kind) {
+                    Some(kind) => kind.run(&agent.config, &job.input, &mut steps).await,
+                    None => Err(RunError::Failed(format!("no runner for kind {:?}", agent.kind))),
+                }
             }
         }
     };

@@ -1,13 +1,14 @@
-//! Logs, traces and metrics. Logs are JSON lines in production and readable lines in
-//! development, filtered by `RUST_LOG`. Traces go to an OTLP collector only when the standard
+//! Logs, traces and metrics. Logs are JSON lines or readable lines (`LOG_FORMAT`) on stderr,
+//! filtered by `RUST_LOG`. Traces go to an OTLP collector only when the standard
 //! `OTEL_EXPORTER_OTLP_ENDPOINT` (or `…_TRACES_ENDPOINT`) is set; W3C `traceparent` is
 //! honoured either way, and log lines carry the trace id.
 
 pub mod metrics;
 
 use opentelemetry::global;
+use opentelemetry::propagation::Extractor;
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
-use opentelemetry_http::{HeaderExtractor, HeaderInjector};
+use opentelemetry_http::HeaderInjector;
 use opentelemetry_otlp::{Protocol, SpanExporter, WithExportConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
@@ -17,8 +18,6 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
-
-use crate::settings::LogFormat;
 
 const DEFAULT_FILTER: &str = "info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn,poem=warn";
 /// What reaches the trace exporter: our spans, and sea-orm's span per statement (named for
@@ -41,6 +40,13 @@ impl Telemetry {
             }
         }
     }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Json,
+    Pretty,
 }
 
 pub fn init(format: LogFormat) -> Telemetry {
@@ -106,9 +112,9 @@ fn otlp_provider() -> Option<SdkTracerProvider> {
 
 /// Continues the caller's trace (W3C `traceparent`) in `span`, which must not have been
 /// entered yet, and returns the trace id for log lines. Without an exporter no span context
-/// exists, so the id comes from the header itself.
-pub fn continue_trace(span: &Span, headers: &poem::http::HeaderMap) -> Option<String> {
-    let parent = global::get_text_map_propagator(|propagator| propagator.extract(&HeaderExtractor(headers)));
+/// exists, so the id comes from the header itself. `carrier` reads the request's headers.
+pub fn continue_trace(span: &Span, carrier: &dyn Extractor) -> Option<String> {
+    let parent = global::get_text_map_propagator(|propagator| propagator.extract(carrier));
     let _ = span.set_parent(parent.clone());
     let from_span = span.context().span().span_context().trace_id();
     let trace_id = if from_span != opentelemetry::trace::TraceId::INVALID {

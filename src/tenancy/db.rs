@@ -1,8 +1,8 @@
 //! The database pools, opaque outside `tenancy/`: other modules reach rows only through
-//! [`super::Tenant`] or [`super::unscoped`]. On PostgreSQL there are two, one per login role:
-//! [`Db`] as the schema owner for migrations and the named cross-tenant steps, [`TenantDb`] as
-//! a role that owns nothing and cannot bypass RLS, for tenant transactions. On SQLite (no RLS)
-//! both are the same pool.
+//! [`super::Tenant`], [`super::unscoped`] or [`super::erasure`]. On PostgreSQL there are two,
+//! one per login role: [`Db`] as the schema owner for migrations and the named cross-tenant
+//! steps, [`TenantDb`] as a role that owns nothing and cannot bypass RLS, for tenant
+//! transactions. On SQLite (no RLS) both are the same pool.
 
 use std::time::Duration;
 
@@ -14,8 +14,12 @@ use sea_orm::{
 };
 use secrecy::{ExposeSecret, SecretString};
 
-use super::Access;
-use crate::settings::Environment;
+/// Whether a transaction only reads, or may write (on SQLite a writer begins `IMMEDIATE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+}
 use crate::telemetry::metrics;
 
 /// The owner's pool: migrations, notifications and the cross-tenant steps of
@@ -170,41 +174,13 @@ impl TenantDb {
         }
     }
 
-    /// The pools a server needs for `config`: the owner's, migrated if asked, and the
-    /// tenant one, whose role is checked (see [`TenantDb::check_role`]).
-    pub async fn connect_pools(config: &crate::settings::Config) -> anyhow::Result<(Db, TenantDb)> {
-        let url = config.database_url.expose_secret();
-        let postgres = url.starts_with("postgres:") || url.starts_with("postgresql:");
-        let owner_connections = if postgres {
-            config.db_owner_max_connections
-        } else {
-            config.db_max_connections
-        };
-        let db = Db::connect(&config.database_url, owner_connections).await?;
-        if config.auto_migrate {
-            db.migrate().await?;
-        }
-        if !postgres {
-            return Ok((db.clone(), TenantDb::sharing(&db)));
-        }
-        let Some(tenant_url) = &config.tenant_database_url else {
-            anyhow::bail!(
-                "TENANT_DATABASE_URL is required with a PostgreSQL DATABASE_URL: tenant transactions \
-                 connect as a role that owns nothing and cannot bypass RLS (README, \"Running on PostgreSQL\")"
-            );
-        };
-        let tenant = TenantDb::connect(tenant_url, config.db_max_connections).await?;
-        tenant.check_role(config.environment).await?;
-        Ok((db, tenant))
-    }
-
     /// Refuses a tenant login role that could step outside the policies: one that is, or is
     /// a member of (directly or through other roles, so `SET ROLE` could reach it), a
     /// superuser, a role with `BYPASSRLS` or `CREATEROLE`, or an owner of anything in this
     /// database (an owner can turn RLS off or drop a policy). In production the server does
     /// not start; in development it warns. A role without `tenantql_app`'s privileges is
     /// refused everywhere: every tenant statement would fail.
-    pub async fn check_role(&self, environment: Environment) -> anyhow::Result<()> {
+    pub async fn check_role(&self, production: bool) -> anyhow::Result<()> {
         use sea_orm::{ConnectionTrait, Statement};
         if self.conn.get_database_backend() != DbBackend::Postgres {
             return Ok(());
@@ -257,7 +233,7 @@ impl TenantDb {
             "tenant transactions would run as {role} (TENANT_DATABASE_URL), which can bypass row-level security: {}",
             problems.join("; ")
         );
-        if environment == Environment::Production {
+        if production {
             anyhow::bail!(
                 "{problem}; connect as a role that owns nothing and has none of these (README, \"Running on PostgreSQL\")"
             );

@@ -9,11 +9,7 @@ use std::io::Write;
 use std::marker::PhantomData;
 
 use chrono::Utc;
-use entity::{
-    agent, agent_job, agent_job_event, agent_share, agent_share_acceptance, api_key, audit_entry, campaign,
-    chat_pairing, integration, oauth_state, organization, organization_erasure, organization_member,
-    pairing_code, post, project, project_member, provider_credential, trusted_document, usage_record,
-};
+use entity::{api_key, organization, organization_erasure, organization_member};
 use futures_util::future::BoxFuture;
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
@@ -22,13 +18,11 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use super::audit::{self, Change, Origin};
 use super::db::Db;
-use super::scoped::row_id;
-use super::tables::TenantEntity;
-use super::unscoped::append_audit_entry;
+use super::tables::{TableVisitor, TenantEntity, row_id, visit_tenant_tables};
 use super::{Access, Actor};
 use crate::error::{AppError, AppResult};
-use crate::governance::audit::{self, Change, Origin};
 use crate::ids::OrgId;
 
 /// Rows per erasure transaction: small enough not to hold locks for long.
@@ -50,44 +44,20 @@ trait TenantTable: Send + Sync {
 
 struct Table<E>(PhantomData<E>);
 
-/// Every tenant table, children before their parents: the order rows are erased in. The
-/// audit trail comes last, as its rows may be deleted only once the organization is gone.
+/// Every tenant table, children before their parents ([`visit_tenant_tables`]).
 fn tenant_tables() -> Vec<Box<dyn TenantTable>> {
-    fn table<E: TenantEntity>() -> Box<dyn TenantTable>
-    where
-        E::Model: Sync,
-    {
-        Box::new(Table::<E>(PhantomData))
+    struct Tables(Vec<Box<dyn TenantTable>>);
+    impl TableVisitor for Tables {
+        fn visit<E: TenantEntity>(&mut self) {
+            self.0.push(Box::new(Table::<E>(PhantomData)));
+        }
     }
-    // Jobs first: a job of the organization still running stops at its next step.
-    vec![
-        table::<agent_job_event::Entity>(),
-        table::<agent_job::Entity>(),
-        table::<post::Entity>(),
-        table::<campaign::Entity>(),
-        table::<integration::Entity>(),
-        table::<oauth_state::Entity>(),
-        table::<chat_pairing::Entity>(),
-        table::<pairing_code::Entity>(),
-        table::<provider_credential::Entity>(),
-        table::<usage_record::Entity>(),
-        table::<trusted_document::Entity>(),
-        table::<agent_share_acceptance::Entity>(),
-        table::<agent_share::Entity>(),
-        table::<agent::Entity>(),
-        table::<api_key::Entity>(),
-        table::<project_member::Entity>(),
-        table::<project::Entity>(),
-        table::<organization_member::Entity>(),
-        table::<organization::Entity>(),
-        table::<audit_entry::Entity>(),
-    ]
+    let mut tables = Tables(Vec::new());
+    visit_tenant_tables(&mut tables);
+    tables.0
 }
 
-impl<E: TenantEntity> TenantTable for Table<E>
-where
-    E::Model: Sync,
-{
+impl<E: TenantEntity> TenantTable for Table<E> {
     fn name(&self) -> &'static str {
         E::default().table_name()
     }
@@ -246,7 +216,7 @@ pub async fn begin(
     }
 
     let change = Change::new("Organization", org.0, Some(&organization), None);
-    append_audit_entry(&txn, origin, None, actor, Some(change)).await?;
+    audit::append(&txn, origin, None, actor, Some(change)).await?;
     organization_member::Entity::delete_many()
         .filter(organization_member::Column::OrganizationId.eq(org.0))
         .exec(&txn)
@@ -292,21 +262,4 @@ pub async fn unfinished(db: &Db) -> AppResult<Vec<organization_erasure::Model>> 
         .filter(organization_erasure::Column::CompletedAt.is_null())
         .all(&db.conn)
         .await?)
-}
-
-#[cfg(test)]
-mod tests {
-    use std::collections::BTreeSet;
-
-    use super::*;
-    use crate::tenancy::tables::TENANT_TABLES;
-
-    #[test]
-    fn erasure_covers_every_tenant_table_once() {
-        let erased: Vec<_> = tenant_tables().iter().map(|table| table.name()).collect();
-        let unique: BTreeSet<_> = erased.iter().copied().collect();
-        assert_eq!(unique.len(), erased.len(), "a table listed twice");
-        let known: BTreeSet<_> = TENANT_TABLES.iter().map(|(table, _)| *table).collect();
-        assert_eq!(unique, known);
-    }
 }

@@ -10,30 +10,24 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use entity::{
-    AgentSharing, ProjectRole, agent, agent_share, agent_share_acceptance, project, project_member,
-};
-use sea_orm::sea_query::{Condition, Expr, Query};
+use entity::{ProjectRole, agent, agent_share, project, project_member};
+use sea_orm::sea_query::{Condition, Expr};
 use sea_orm::{
     ActiveModelBehavior, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend,
-    DeleteMany, EntityTrait, ExprTrait, IntoActiveModel, ModelTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Select, Statement, TryGetableMany, UpdateMany,
+    DeleteMany, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, Select, Statement, TryGetableMany,
+    UpdateMany,
 };
 use uuid::Uuid;
 
+use super::audit::{Change, Origin};
 use super::context::{Actor, TenantContext};
-use super::db::TenantDb;
+use super::db::{Access, TenantDb};
+use super::page::{Page, PageRequest, keyset_page};
+use super::sharing::{accepted_by, offered_to, usable_agents};
 use super::tables::TenantEntity;
-use super::unscoped;
+use super::tables::{as_uuid, row_id};
 use crate::error::{AppError, AppResult};
-use crate::governance::audit::{Change, Origin};
 use crate::ids::{OrgId, ProjectId};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    Read,
-    Write,
-}
 
 /// Whether a commit waits until the database has flushed it to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,91 +170,6 @@ impl Tenant {
     }
 }
 
-/// Agents the organization `org` may use: its own (narrowed by `own`), every GLOBAL one, and
-/// SELECTIVE ones offered to it whose current revision it has accepted. `org` is a value for
-/// a tenant's reads, or the column of the row being matched when workers check many jobs'
-/// agents at once. The one rule for reads, lists, job starts and the worker's claim.
-pub(crate) fn usable_agents(org: Expr, own: Condition) -> Condition {
-    Condition::any()
-        .add(own.add(Expr::col((agent::Entity, agent::Column::OrganizationId)).eq(org.clone())))
-        .add(agent::Column::Sharing.eq(AgentSharing::Global))
-        .add(offered_to(org.clone()).add(agent::Column::Id.in_subquery(accepted_by(org))))
-}
-
-/// Ids of agents whose current revision the organization `org` has accepted.
-fn accepted_by(org: Expr) -> sea_orm::sea_query::SelectStatement {
-    Query::select()
-        .column(agent_share_acceptance::Column::AgentId)
-        .from(agent_share_acceptance::Entity)
-        .and_where(
-            Expr::col((
-                agent_share_acceptance::Entity,
-                agent_share_acceptance::Column::OrganizationId,
-            ))
-            .eq(org),
-        )
-        .and_where(
-            Expr::col((
-                agent_share_acceptance::Entity,
-                agent_share_acceptance::Column::Revision,
-            ))
-            .equals((agent::Entity, agent::Column::Revision)),
-        )
-        .to_owned()
-}
-
-/// SELECTIVE agents offered to the organization `org`, accepted or not.
-fn offered_to(org: Expr) -> Condition {
-    let offers = Query::select()
-        .column(agent_share::Column::AgentId)
-        .from(agent_share::Entity)
-        .and_where(Expr::col((agent_share::Entity, agent_share::Column::SharedWithOrganizationId)).eq(org))
-        .to_owned();
-    Condition::all()
-        .add(agent::Column::Sharing.eq(AgentSharing::Selective))
-        .add(agent::Column::Id.in_subquery(offers))
-}
-
-/// The id of a row of a tenant entity (every one has a UUID primary key).
-pub(super) fn row_id<E: TenantEntity>(model: &E::Model) -> Uuid {
-    as_uuid(model.get(E::id_column())).unwrap_or_default()
-}
-
-fn as_uuid(value: sea_orm::Value) -> Option<Uuid> {
-    <Uuid as sea_orm::sea_query::ValueType>::try_from(value).ok()
-}
-
-/// One page of `query`, newest first by the time-ordered id, after `page.after`; also for
-/// the platform's cross-tenant lists in `unscoped`.
-pub(super) async fn keyset_page<E: TenantEntity>(
-    query: Select<E>,
-    page: PageRequest,
-    conn: &impl ConnectionTrait,
-) -> AppResult<Page<E::Model>> {
-    let mut query = query.order_by_desc(E::id_column()).limit(page.first + 1);
-    if let Some(after) = page.after {
-        query = query.filter(E::id_column().lt(after));
-    }
-    let mut items = query.all(conn).await?;
-    let has_next_page = items.len() as u64 > page.first;
-    items.truncate(page.first as usize);
-    Ok(Page { items, has_next_page })
-}
-
-/// A page request for keyset pagination, newest first.
-#[derive(Debug, Clone, Copy)]
-pub struct PageRequest {
-    pub first: u64,
-    /// The id of the last row the client has seen.
-    pub after: Option<Uuid>,
-}
-
-#[derive(Debug)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    pub has_next_page: bool,
-}
-
 /// One tenant transaction. Every select starts filtered to the tenant; every insert is
 /// stamped with it; updates and deletes match only rows inside it.
 pub struct Scoped {
@@ -313,7 +222,7 @@ impl Scoped {
                 after.extend(notes);
             }
         }
-        unscoped::append_audit_entry(&self.txn, origin, Some(self.ctx.org.0), self.ctx.actor, change).await
+        super::audit::append(&self.txn, origin, Some(self.ctx.org.0), self.ctx.actor, change).await
     }
 
     fn scope<E: TenantEntity, Q: QueryFilter>(&self, query: Q) -> Q {
@@ -332,6 +241,20 @@ impl Scoped {
 
     pub async fn one<E: TenantEntity>(&self, query: Select<E>) -> AppResult<Option<E::Model>> {
         Ok(query.one(&self.txn).await?)
+    }
+
+    /// The tenant's row whose `column` holds `value`, for columns unique within a tenant.
+    pub async fn find_by<C>(
+        &self,
+        column: C,
+        value: impl Into<sea_orm::Value>,
+    ) -> AppResult<Option<<C::EntityName as EntityTrait>::Model>>
+    where
+        C: ColumnTrait,
+        C::EntityName: TenantEntity,
+    {
+        self.one(self.select::<C::EntityName>().filter(column.eq(value)))
+            .await
     }
 
     pub async fn all<E: TenantEntity>(&self, query: Select<E>) -> AppResult<Vec<E::Model>> {

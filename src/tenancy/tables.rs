@@ -1,35 +1,13 @@
-//! Every tenant-owned table and the column holding its tenant key. A test compares this list
-//! with the database catalog: a table with `organization_id` missing here, or one without
-//! forced RLS on PostgreSQL, fails the build.
+//! Every tenant-owned table, declared once in deletion order, with the column holding its
+//! tenant key: scoping, erasure and export follow it. A test compares it with the database
+//! catalog: a table with `organization_id` missing here, or one without forced RLS on
+//! PostgreSQL, fails.
 
-use sea_orm::EntityTrait;
-
-/// `(table, tenant key column)`.
-pub const TENANT_TABLES: &[(&str, &str)] = &[
-    ("organizations", "id"),
-    ("organization_members", "organization_id"),
-    ("projects", "organization_id"),
-    ("project_members", "organization_id"),
-    ("api_keys", "organization_id"),
-    ("agents", "organization_id"),
-    ("agent_shares", "organization_id"),
-    ("agent_share_acceptances", "organization_id"),
-    ("agent_jobs", "organization_id"),
-    ("agent_job_events", "organization_id"),
-    ("audit_log", "organization_id"),
-    ("trusted_documents", "organization_id"),
-    ("usage_records", "organization_id"),
-    ("provider_credentials", "organization_id"),
-    ("pairing_codes", "organization_id"),
-    ("chat_pairings", "organization_id"),
-    ("oauth_states", "organization_id"),
-    ("integrations", "organization_id"),
-    ("campaigns", "organization_id"),
-    ("posts", "organization_id"),
-];
+use sea_orm::{EntityTrait, IdenStatic, ModelTrait};
+use uuid::Uuid;
 
 /// A sea-orm entity whose rows belong to one organization.
-pub trait TenantEntity: EntityTrait<Model: serde::Serialize> {
+pub trait TenantEntity: EntityTrait<Model: serde::Serialize + Sync> {
     /// The resource's name in the audit trail, as its GraphQL type is named.
     const RESOURCE: &'static str;
     /// The column holding the owning organization's id.
@@ -43,9 +21,9 @@ pub trait TenantEntity: EntityTrait<Model: serde::Serialize> {
     }
 }
 
-macro_rules! tenant_entity {
-    ($module:ident, $resource:literal, tenant = $tenant:ident $(, project = $project:ident)?) => {
-        impl TenantEntity for entity::$module::Entity {
+macro_rules! tenant_tables {
+    ($($module:ident: $resource:literal, tenant = $tenant:ident $(, project = $project:ident)?;)*) => {
+        $(impl TenantEntity for entity::$module::Entity {
             const RESOURCE: &'static str = $resource;
             fn tenant_column() -> Self::Column {
                 entity::$module::Column::$tenant
@@ -56,61 +34,66 @@ macro_rules! tenant_entity {
             $(fn project_column() -> Option<Self::Column> {
                 Some(entity::$module::Column::$project)
             })?
+        })*
+
+        /// Visits every tenant table, children before their parents: the order rows are
+        /// erased in.
+        pub fn visit_tenant_tables(visitor: &mut impl TableVisitor) {
+            $(visitor.visit::<entity::$module::Entity>();)*
         }
     };
 }
 
-tenant_entity!(organization, "Organization", tenant = Id);
-tenant_entity!(organization_member, "OrganizationMember", tenant = OrganizationId);
-tenant_entity!(project, "Project", tenant = OrganizationId, project = Id);
-tenant_entity!(
-    project_member,
-    "ProjectMember",
-    tenant = OrganizationId,
-    project = ProjectId
-);
-tenant_entity!(api_key, "ApiKey", tenant = OrganizationId, project = ProjectId);
-tenant_entity!(agent, "Agent", tenant = OrganizationId, project = ProjectId);
-tenant_entity!(agent_share, "AgentShare", tenant = OrganizationId);
-tenant_entity!(
-    agent_share_acceptance,
-    "AgentShareAcceptance",
-    tenant = OrganizationId
-);
-tenant_entity!(
-    agent_job,
-    "AgentJob",
-    tenant = OrganizationId,
-    project = ProjectId
-);
-tenant_entity!(
-    agent_job_event,
-    "AgentJobEvent",
-    tenant = OrganizationId,
-    project = ProjectId
-);
-tenant_entity!(audit_entry, "AuditEntry", tenant = OrganizationId);
-tenant_entity!(trusted_document, "TrustedDocument", tenant = OrganizationId);
-tenant_entity!(
-    usage_record,
-    "UsageRecord",
-    tenant = OrganizationId,
-    project = ProjectId
-);
-tenant_entity!(provider_credential, "ProviderCredential", tenant = OrganizationId);
-tenant_entity!(
-    pairing_code,
-    "PairingCode",
-    tenant = OrganizationId,
-    project = ProjectId
-);
-tenant_entity!(
-    chat_pairing,
-    "ChatPairing",
-    tenant = OrganizationId,
-    project = ProjectId
-);
-tenant_entity!(oauth_state, "OAuthState", tenant = OrganizationId);
-tenant_entity!(integration, "Integration", tenant = OrganizationId);
-tenant_entity!(campaign, "Campaign", tenant = OrganizationId, project = ProjectId);
-tenant_entity!(post, "Post", tenant = OrganizationId, project = ProjectId);
+// Every tenant table, in deletion order: the one list.
+tenant_tables! {
+    // Jobs first: a job of the organization still running stops at its next step.
+    agent_job_event: "AgentJobEvent", tenant = OrganizationId, project = ProjectId;
+    agent_job: "AgentJob", tenant = OrganizationId, project = ProjectId;
+    post: "Post", tenant = OrganizationId, project = ProjectId;
+    campaign: "Campaign", tenant = OrganizationId, project = ProjectId;
+    integration: "Integration", tenant = OrganizationId;
+    oauth_state: "OAuthState", tenant = OrganizationId;
+    chat_pairing: "ChatPairing", tenant = OrganizationId, project = ProjectId;
+    pairing_code: "PairingCode", tenant = OrganizationId, project = ProjectId;
+    provider_credential: "ProviderCredential", tenant = OrganizationId;
+    usage_record: "UsageRecord", tenant = OrganizationId, project = ProjectId;
+    trusted_document: "TrustedDocument", tenant = OrganizationId;
+    agent_share_acceptance: "AgentShareAcceptance", tenant = OrganizationId;
+    agent_share: "AgentShare", tenant = OrganizationId;
+    agent: "Agent", tenant = OrganizationId, project = ProjectId;
+    api_key: "ApiKey", tenant = OrganizationId, project = ProjectId;
+    project_member: "ProjectMember", tenant = OrganizationId, project = ProjectId;
+    project: "Project", tenant = OrganizationId, project = Id;
+    organization_member: "OrganizationMember", tenant = OrganizationId;
+    organization: "Organization", tenant = Id;
+    // Last: the trail's rows may be deleted only once their organization is gone.
+    audit_entry: "AuditEntry", tenant = OrganizationId;
+}
+
+/// Something done for every tenant table ([`visit_tenant_tables`]).
+pub trait TableVisitor {
+    fn visit<E: TenantEntity>(&mut self);
+}
+
+/// Every tenant table as `(table, tenant key column)`, in deletion order.
+pub fn tenant_tables() -> Vec<(&'static str, &'static str)> {
+    struct Names(Vec<(&'static str, &'static str)>);
+    impl TableVisitor for Names {
+        fn visit<E: TenantEntity>(&mut self) {
+            self.0
+                .push((E::default().table_name(), E::tenant_column().as_str()));
+        }
+    }
+    let mut names = Names(Vec::new());
+    visit_tenant_tables(&mut names);
+    names.0
+}
+
+/// The id of a row of a tenant entity (every one has a UUID primary key).
+pub(super) fn row_id<E: TenantEntity>(model: &E::Model) -> Uuid {
+    as_uuid(model.get(E::id_column())).unwrap_or_default()
+}
+
+pub(super) fn as_uuid(value: sea_orm::Value) -> Option<Uuid> {
+    <Uuid as sea_orm::sea_query::ValueType>::try_from(value).ok()
+}

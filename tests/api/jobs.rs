@@ -258,7 +258,7 @@ async fn a_slow_subscriber_neither_delays_others_nor_loses_events(app: TestApp) 
 /// the lock: the job's events under its organization, nothing under another.
 async fn the_replica_relay_reads_a_job_s_events_only_under_its_organization(app: TestApp) {
     use tenantql::ids::OrgId;
-    use tenantql::tenancy::unscoped::relayed_events;
+    use tenantql::tenancy::unscoped::job_queue::relayed_events;
 
     let acme = app.org("Acme").await;
     let globex = app.org("Globex").await;

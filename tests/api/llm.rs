@@ -7,7 +7,7 @@ use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::web::{Data, Json};
 use poem::{EndpointExt, IntoResponse, Request, Response, Route, Server, handler, post};
 use serde_json::{Value, json};
-use tenantql::jobs::runners::Prices;
+use tenantql::runners::Prices;
 
 use crate::backend_tests;
 use crate::helpers::{Backend, Client, Org, TestApp};

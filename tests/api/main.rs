@@ -20,6 +20,7 @@ mod erasure;
 mod http;
 mod integrations;
 mod jobs;
+mod layers;
 mod limits;
 mod llm;
 mod oauth;

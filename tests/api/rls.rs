@@ -6,8 +6,9 @@ use serde_json::json;
 use std::collections::BTreeSet;
 use tenantql::ids::OrgId;
 use tenantql::settings::Environment;
-use tenantql::tenancy::scoped::{Access, begin_tenant_transaction};
-use tenantql::tenancy::tables::TENANT_TABLES;
+use tenantql::tenancy::Access;
+use tenantql::tenancy::scoped::begin_tenant_transaction;
+use tenantql::tenancy::tables::tenant_tables;
 use uuid::Uuid;
 
 use crate::helpers::{Backend, PG_OWNER_ROLE, TestApp, postgres};
@@ -150,7 +151,7 @@ async fn every_table_with_organization_id_has_forced_rls_and_is_listed() {
         ))
         .await
         .unwrap();
-    let listed: BTreeSet<&str> = TENANT_TABLES.iter().map(|(table, _)| *table).collect();
+    let listed: BTreeSet<&str> = tenant_tables().iter().map(|(table, _)| *table).collect();
     let mut seen = BTreeSet::new();
     for row in rows {
         let table: String = row.try_get_by_index(0).unwrap();
@@ -161,7 +162,7 @@ async fn every_table_with_organization_id_has_forced_rls_and_is_listed() {
         if has_org {
             assert!(
                 listed.contains(table.as_str()),
-                "{table} has organization_id but is not in TENANT_TABLES"
+                "{table} has organization_id but is not a tenant table (src/tenancy/tables.rs)"
             );
         }
         if listed.contains(table.as_str()) {
@@ -173,16 +174,16 @@ async fn every_table_with_organization_id_has_forced_rls_and_is_listed() {
     assert_eq!(
         seen.len(),
         listed.len(),
-        "TENANT_TABLES names a table that does not exist"
+        "src/tenancy/tables.rs names a table that does not exist"
     );
     // Every tenant table has an index leading with its tenant key.
-    for (table, column) in TENANT_TABLES {
+    for (table, column) in tenant_tables() {
         let leading = conn
             .query_one_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,
                 "SELECT count(*) FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
                  WHERE i.indrelid = $1::regclass AND a.attname = $2",
-                [(*table).into(), (*column).into()],
+                [table.into(), column.into()],
             ))
             .await
             .unwrap();

@@ -13,10 +13,9 @@ use sea_orm::{ConnectionTrait, Statement};
 use secrecy::ExposeSecret;
 use serde_json::json;
 use tenantql::integrations::crypto::Keyring;
-use tenantql::integrations::keys::{
-    ACCESS_TOKEN, PKCE_VERIFIER, REFRESH_TOKEN, SEALED_COLUMNS, SealedColumn,
-};
+use tenantql::integrations::keys::binding;
 use tenantql::integrations::oauth::ProviderConfig;
+use tenantql::tenancy::sealed::{ACCESS_TOKEN, PKCE_VERIFIER, REFRESH_TOKEN, SEALED_COLUMNS, SealedColumn};
 use uuid::Uuid;
 
 use crate::helpers::{Backend, ENCRYPTION_KEYS, LOOPBACK, TestApp};
@@ -158,7 +157,7 @@ async fn every_encrypted_column_rotates_and_the_new_key_alone_serves(
         for row in rows {
             assert!(row.value.starts_with("v2:k2:"), "{column:?}: {}", row.value);
             keyring
-                .decrypt(&row.value, column.binding(row.organization, row.id))
+                .decrypt(&row.value, binding(column, row.organization, row.id))
                 .unwrap_or_else(|_| panic!("{column:?} of {} decrypts under k2 alone", row.id));
         }
     }
@@ -168,7 +167,7 @@ async fn every_encrypted_column_rotates_and_the_new_key_alone_serves(
         keyring
             .decrypt(
                 &access[0].value,
-                ACCESS_TOKEN.binding(access[0].organization, access[0].id)
+                binding(ACCESS_TOKEN, access[0].organization, access[0].id)
             )
             .unwrap()
             .expose_secret(),
@@ -215,7 +214,7 @@ async fn every_encrypted_column_rotates_and_the_new_key_alone_serves(
         keyring
             .decrypt(
                 &refresh[0].value,
-                REFRESH_TOKEN.binding(refresh[0].organization, refresh[0].id)
+                binding(REFRESH_TOKEN, refresh[0].organization, refresh[0].id)
             )
             .unwrap()
             .expose_secret(),
@@ -258,7 +257,7 @@ async fn the_server_refuses_to_start_when_an_oauth_token_cannot_be_read(
     let row = stored(&app, ACCESS_TOKEN).await[0].id;
     let stranger = Keyring::parse(&Keyring::generate_entry("test1")).unwrap();
     let forged = stranger
-        .encrypt("at-forged", ACCESS_TOKEN.binding(org, row))
+        .encrypt("at-forged", binding(ACCESS_TOKEN, org, row))
         .unwrap();
     execute_with(
         &app,
@@ -328,7 +327,7 @@ async fn a_token_copied_to_another_row_is_refused_not_sent(
         keyring
             .decrypt(
                 &original.value,
-                ACCESS_TOKEN.binding(original.organization, original.id)
+                binding(ACCESS_TOKEN, original.organization, original.id)
             )
             .unwrap()
             .expose_secret(),

@@ -25,7 +25,7 @@ const TOKENS_PER_EVENT: u64 = 16;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct Config {
+pub struct Config {
     model: String,
     #[serde(default = "default_provider")]
     provider: String,
@@ -59,39 +59,37 @@ fn default_max_retries() -> u32 {
     3
 }
 
-fn parse(config: &Value) -> Result<Config, String> {
-    if config.get("baseUrl").is_some() {
-        return Err(
-            "llm: an agent names no baseUrl: the endpoint belongs to the organization's \
-                    credential (setProviderCredential with baseUrl); name its provider"
-                .into(),
-        );
-    }
-    let config: Config = serde_json::from_value(config.clone()).map_err(|error| format!("llm: {error}"))?;
-    if config.model.trim().is_empty() || config.model.len() > 100 {
-        return Err("llm: model is required (at most 100 characters)".into());
-    }
-    if !(1..=32_768).contains(&config.max_tokens) {
-        return Err("llm: maxTokens must be between 1 and 32768".into());
-    }
-    if !(100..=600_000).contains(&config.timeout_ms) {
-        return Err("llm: timeoutMs must be between 100 and 600000".into());
-    }
-    if config.max_retries > 10 {
-        return Err("llm: maxRetries must be at most 10".into());
-    }
-    Ok(config)
-}
-
 pub struct Llm;
 
 impl Runner for Llm {
-    fn check_config(config: &Value) -> Result<(), String> {
-        parse(config).map(|_| ())
+    type Config = Config;
+
+    fn parse(config: &Value) -> Result<Config, String> {
+        if config.get("baseUrl").is_some() {
+            return Err(
+                "llm: an agent names no baseUrl: the endpoint belongs to the organization's \
+                        credential (setProviderCredential with baseUrl); name its provider"
+                    .into(),
+            );
+        }
+        let config: Config =
+            serde_json::from_value(config.clone()).map_err(|error| format!("llm: {error}"))?;
+        if config.model.trim().is_empty() || config.model.len() > 100 {
+            return Err("llm: model is required (at most 100 characters)".into());
+        }
+        if !(1..=32_768).contains(&config.max_tokens) {
+            return Err("llm: maxTokens must be between 1 and 32768".into());
+        }
+        if !(100..=600_000).contains(&config.timeout_ms) {
+            return Err("llm: timeoutMs must be between 100 and 600000".into());
+        }
+        if config.max_retries > 10 {
+            return Err("llm: maxRetries must be at most 10".into());
+        }
+        Ok(config)
     }
 
-    async fn run(config: &Value, input: &Value, steps: &mut impl Steps) -> Result<Value, RunError> {
-        let config = parse(config).map_err(RunError::Fatal)?;
+    async fn run(config: Config, input: &Value, steps: &mut impl Steps) -> Result<Value, RunError> {
         let messages = messages(&config, input)?;
         let credential = steps.credential(&config.provider).await?.ok_or_else(|| {
             RunError::Fatal(format!(

@@ -1,14 +1,13 @@
-//! Resolving a request's tenant from its principal and the organization it names.
+//! Which tenant a request acts in: its principal's memberships and the organization it names.
 
 use entity::Plan;
 use uuid::Uuid;
 
-use super::context::{Actor, TenantContext};
-use super::db::Db;
-use super::unscoped;
-use crate::auth::Principal;
+use super::Principal;
 use crate::error::{AppError, AppResult};
 use crate::ids::OrgId;
+use crate::tenancy::unscoped;
+use crate::tenancy::{Actor, Db, TenantContext};
 
 /// Where the request named an organization, highest precedence first: the
 /// `X-Organization-Id` header, the subdomain of BASE_DOMAIN, the `organization_id` cookie.
@@ -61,7 +60,7 @@ pub async fn resolve_tenant(
             Ok((context, key.org_plan))
         }
         Principal::User(user) => {
-            let memberships = unscoped::memberships_of(db, user.id).await?;
+            let memberships = unscoped::accounts::memberships_of(db, user.id).await?;
             let (org, role) = match hints.named() {
                 Some(named) => memberships
                     .into_iter()

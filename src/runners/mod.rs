@@ -1,5 +1,6 @@
 //! Runners execute an agent's job. One file per runner; each checks its own configuration
 //! and reports progress through [`Steps`], where cancellation and lost leases surface.
+//! [`RunnerKind`] is the one list of kinds: a new runner is a file here and a variant there.
 
 pub mod echo;
 pub mod llm;
@@ -19,8 +20,55 @@ use crate::integrations::egress::{EgressError, Gate};
 use crate::integrations::oauth::OAuth;
 use crate::integrations::workspaces::Workspaces;
 
-/// Every agent kind there is a runner for.
-pub const KINDS: &[&str] = &["echo", "llm", "publish"];
+/// Every agent kind there is a runner for; an agent's `kind` column holds its [`name`](Self::name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunnerKind {
+    Echo,
+    Llm,
+    Publish,
+}
+
+impl RunnerKind {
+    pub const ALL: [RunnerKind; 3] = [RunnerKind::Echo, RunnerKind::Llm, RunnerKind::Publish];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RunnerKind::Echo => "echo",
+            RunnerKind::Llm => "llm",
+            RunnerKind::Publish => "publish",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.name() == name)
+    }
+
+    /// Checks an agent's configuration when it is created or changed.
+    pub fn check_config(self, config: &Value) -> Result<(), String> {
+        match self {
+            RunnerKind::Echo => check::<echo::Echo>(config),
+            RunnerKind::Llm => check::<llm::Llm>(config),
+            RunnerKind::Publish => check::<publish::Publish>(config),
+        }
+    }
+
+    /// What one run is expected to cost, checked against the budget before it is queued.
+    pub fn estimated_cost_cents(self, config: &Value) -> i64 {
+        match self {
+            RunnerKind::Echo => estimate::<echo::Echo>(config),
+            RunnerKind::Llm => estimate::<llm::Llm>(config),
+            RunnerKind::Publish => estimate::<publish::Publish>(config),
+        }
+    }
+
+    pub async fn run(self, config: &Value, input: &Value, steps: &mut impl Steps) -> Result<Value, RunError> {
+        match self {
+            RunnerKind::Echo => run::<echo::Echo>(config, input, steps).await,
+            RunnerKind::Llm => run::<llm::Llm>(config, input, steps).await,
+            RunnerKind::Publish => run::<publish::Publish>(config, input, steps).await,
+        }
+    }
+}
 
 /// What runners reach outside the database: the keys to the organization's credentials and
 /// the endpoints they belong to, the egress gate (their only way out), and the price list
@@ -164,48 +212,34 @@ pub trait Steps: Send {
 }
 
 pub trait Runner {
-    /// Checks an agent's configuration when it is created or changed.
-    fn check_config(config: &Value) -> Result<(), String>;
+    /// What an agent of this kind is configured with.
+    type Config;
+    /// Reads and checks an agent's configuration: when it is created or changed, and before
+    /// each run.
+    fn parse(config: &Value) -> Result<Self::Config, String>;
     /// What one run is expected to cost, checked against the budget before it is queued.
-    fn estimated_cost_cents(_config: &Value) -> i64 {
+    fn estimated_cost_cents(_config: &Self::Config) -> i64 {
         0
     }
     fn run(
-        config: &Value,
+        config: Self::Config,
         input: &Value,
         steps: &mut impl Steps,
     ) -> impl Future<Output = Result<Value, RunError>> + Send;
 }
 
-pub fn check_config(kind: &str, config: &Value) -> Result<(), String> {
-    match kind {
-        "echo" => echo::Echo::check_config(config),
-        "llm" => llm::Llm::check_config(config),
-        "publish" => publish::Publish::check_config(config),
-        other => Err(format!("no runner for kind {other:?}")),
-    }
+fn check<R: Runner>(config: &Value) -> Result<(), String> {
+    R::parse(config).map(|_| ())
 }
 
-pub fn estimated_cost_cents(kind: &str, config: &Value) -> i64 {
-    match kind {
-        "echo" => echo::Echo::estimated_cost_cents(config),
-        "llm" => llm::Llm::estimated_cost_cents(config),
-        _ => 0,
-    }
+fn estimate<R: Runner>(config: &Value) -> i64 {
+    R::parse(config).map_or(0, |config| R::estimated_cost_cents(&config))
 }
 
-pub async fn run(
-    kind: &str,
-    config: &Value,
-    input: &Value,
-    steps: &mut impl Steps,
-) -> Result<Value, RunError> {
-    match kind {
-        "echo" => echo::Echo::run(config, input, steps).await,
-        "llm" => llm::Llm::run(config, input, steps).await,
-        "publish" => publish::Publish::run(config, input, steps).await,
-        other => Err(RunError::Failed(format!("no runner for kind {other:?}"))),
-    }
+/// A stored configuration was checked when it was written; one that no longer reads is not
+/// fixed by retrying.
+async fn run<R: Runner>(config: &Value, input: &Value, steps: &mut impl Steps) -> Result<Value, RunError> {
+    R::run(R::parse(config).map_err(RunError::Fatal)?, input, steps).await
 }
 
 #[cfg(test)]

@@ -20,36 +20,10 @@ const MAX_ID_CHARS: usize = 200;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct Config {
+pub struct Config {
     provider: String,
     /// Under the provider's `apiUrl`, starting with `/`.
     path: String,
-}
-
-fn parse(config: &Value) -> Result<Config, String> {
-    if config.get("url").is_some() {
-        return Err(
-            "publish: an agent names no url: it names a path under its provider's \
-                    apiUrl, e.g. {\"provider\": \"…\", \"path\": \"/v2/posts\"}"
-                .into(),
-        );
-    }
-    let config: Config =
-        serde_json::from_value(config.clone()).map_err(|error| format!("publish: {error}"))?;
-    let path = &config.path;
-    let valid = path.starts_with('/')
-        && !path.starts_with("//")
-        && path.len() <= MAX_PATH_CHARS
-        && !path.contains("..")
-        && !path.contains(['\\', '#', '@'])
-        && !path.to_ascii_lowercase().contains("%2e")
-        && !path.chars().any(|c| c.is_whitespace() || c.is_control());
-    if !valid {
-        return Err(format!(
-            "publish: path must start with / and stay under the provider's apiUrl (no .., \\, #, @; at most {MAX_PATH_CHARS} characters)"
-        ));
-    }
-    Ok(config)
 }
 
 /// The provider's API base joined with the agent's path; `None` if the result would leave it.
@@ -66,12 +40,35 @@ fn target(api_url: &str, path: &str) -> Option<String> {
 pub struct Publish;
 
 impl Runner for Publish {
-    fn check_config(config: &Value) -> Result<(), String> {
-        parse(config).map(|_| ())
+    type Config = Config;
+
+    fn parse(config: &Value) -> Result<Config, String> {
+        if config.get("url").is_some() {
+            return Err(
+                "publish: an agent names no url: it names a path under its provider's \
+                        apiUrl, e.g. {\"provider\": \"…\", \"path\": \"/v2/posts\"}"
+                    .into(),
+            );
+        }
+        let config: Config =
+            serde_json::from_value(config.clone()).map_err(|error| format!("publish: {error}"))?;
+        let path = &config.path;
+        let valid = path.starts_with('/')
+            && !path.starts_with("//")
+            && path.len() <= MAX_PATH_CHARS
+            && !path.contains("..")
+            && !path.contains(['\\', '#', '@'])
+            && !path.to_ascii_lowercase().contains("%2e")
+            && !path.chars().any(|c| c.is_whitespace() || c.is_control());
+        if !valid {
+            return Err(format!(
+                "publish: path must start with / and stay under the provider's apiUrl (no .., \\, #, @; at most {MAX_PATH_CHARS} characters)"
+            ));
+        }
+        Ok(config)
     }
 
-    async fn run(config: &Value, input: &Value, steps: &mut impl Steps) -> Result<Value, RunError> {
-        let config = parse(config).map_err(RunError::Fatal)?;
+    async fn run(config: Config, input: &Value, steps: &mut impl Steps) -> Result<Value, RunError> {
         let text = input["text"]
             .as_str()
             .ok_or_else(|| RunError::Fatal("publish: the input needs a `text` string".into()))?;
@@ -128,6 +125,7 @@ impl Runner for Publish {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runners::RunnerKind;
 
     #[test]
     fn paths_stay_under_the_api_base() {
@@ -148,7 +146,7 @@ mod tests {
         assert_eq!(target(base, "/%2e%2e/admin"), None);
         assert_eq!(target(base, "@evil.example.com/x"), None);
         assert_eq!(target(base, "s"), None);
-        let check = |path: &str| Publish::check_config(&json!({ "provider": "x", "path": path }));
+        let check = |path: &str| RunnerKind::Publish.check_config(&json!({ "provider": "x", "path": path }));
         assert!(check("/v2/posts").is_ok());
         for bad in [
             "posts",
@@ -162,7 +160,8 @@ mod tests {
         ] {
             assert!(check(bad).is_err(), "{bad}");
         }
-        let old = Publish::check_config(&json!({ "provider": "x", "url": "https://evil.example.com/" }));
+        let old =
+            RunnerKind::Publish.check_config(&json!({ "provider": "x", "url": "https://evil.example.com/" }));
         assert!(old.unwrap_err().contains("apiUrl"));
     }
 }

@@ -18,7 +18,7 @@ const MAX_DELAY_MS: u64 = 60_000;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct Config {
+pub struct Config {
     #[serde(default = "default_steps")]
     steps: u32,
     #[serde(default)]
@@ -35,40 +35,36 @@ fn default_steps() -> u32 {
     3
 }
 
-fn parse(config: &Value) -> Result<Config, String> {
-    let config: Config = serde_json::from_value(config.clone()).map_err(|error| format!("echo: {error}"))?;
-    if config.steps > MAX_STEPS {
-        return Err(format!("echo: steps must be at most {MAX_STEPS}"));
-    }
-    if config.delay_ms > MAX_DELAY_MS {
-        return Err(format!("echo: delayMs must be at most {MAX_DELAY_MS}"));
-    }
-    if config.cost_cents_per_step < 0 {
-        return Err("echo: costCentsPerStep cannot be negative".into());
-    }
-    if let Some(name) = &config.artifact
-        && (name.contains('/') || checked_path(name).is_err())
-    {
-        return Err("echo: artifact must be a plain file name".into());
-    }
-    Ok(config)
-}
-
 pub struct Echo;
 
 impl Runner for Echo {
-    fn check_config(config: &Value) -> Result<(), String> {
-        parse(config).map(|_| ())
+    type Config = Config;
+
+    fn parse(config: &Value) -> Result<Config, String> {
+        let config: Config =
+            serde_json::from_value(config.clone()).map_err(|error| format!("echo: {error}"))?;
+        if config.steps > MAX_STEPS {
+            return Err(format!("echo: steps must be at most {MAX_STEPS}"));
+        }
+        if config.delay_ms > MAX_DELAY_MS {
+            return Err(format!("echo: delayMs must be at most {MAX_DELAY_MS}"));
+        }
+        if config.cost_cents_per_step < 0 {
+            return Err("echo: costCentsPerStep cannot be negative".into());
+        }
+        if let Some(name) = &config.artifact
+            && (name.contains('/') || checked_path(name).is_err())
+        {
+            return Err("echo: artifact must be a plain file name".into());
+        }
+        Ok(config)
     }
 
-    fn estimated_cost_cents(config: &Value) -> i64 {
-        parse(config).map_or(0, |config| {
-            i64::from(config.steps).saturating_mul(config.cost_cents_per_step)
-        })
+    fn estimated_cost_cents(config: &Config) -> i64 {
+        i64::from(config.steps).saturating_mul(config.cost_cents_per_step)
     }
 
-    async fn run(config: &Value, input: &Value, steps: &mut impl Steps) -> Result<Value, RunError> {
-        let config = parse(config).map_err(RunError::Failed)?;
+    async fn run(config: Config, input: &Value, steps: &mut impl Steps) -> Result<Value, RunError> {
         let failing = steps.attempt() <= config.fail_attempts;
         for step in 1..=config.steps {
             if config.delay_ms > 0 {
