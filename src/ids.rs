@@ -23,6 +23,12 @@ macro_rules! typed_id {
             }
         }
 
+        impl From<Uuid> for $name {
+            fn from(id: Uuid) -> Self {
+                Self(id)
+            }
+        }
+
         impl From<$name> for Uuid {
             fn from(id: $name) -> Uuid {
                 id.0

@@ -1,7 +1,8 @@
-//! Signup, login, refresh-token rotation and logout.
+//! Signup, login, refresh-token rotation and logout; a person's account and memberships.
 
 use chrono::{Duration, Utc};
-use entity::{OrgKind, Plan, organization, user};
+use entity::{OrgKind, OrgRole, Plan, organization, organization_member, project_member, user};
+use uuid::Uuid;
 
 use crate::auth::jwt::{ACCESS_TOKEN_SECONDS, JwtKeys};
 use crate::auth::password::Passwords;
@@ -10,7 +11,7 @@ use crate::error::{AppError, AppResult};
 use crate::ids::{SessionFamilyId, UserId};
 use crate::input::{Email, Name, Password, Slug};
 use crate::tenancy::audit::Origin;
-use crate::tenancy::{Db, unscoped};
+use crate::tenancy::{Db, Page, unscoped};
 
 const REFRESH_TOKEN_DAYS: i64 = 30;
 const REFRESH_TOKEN_LEN: usize = 48;
@@ -105,15 +106,71 @@ pub async fn refresh(db: &Db, jwt: &JwtKeys, refresh_token: &str, origin: &Origi
         origin,
     )
     .await?;
-    let user = unscoped::accounts::find_user(db, user_id)
-        .await?
-        .ok_or(AppError::Unauthenticated)?;
+    let user = current_user(db, user_id).await?;
     let organization = only_organization(db, user_id).await?;
     signed_in(jwt, user, organization, family, next)
 }
 
 pub async fn logout(db: &Db, user: UserId, family: SessionFamilyId, origin: &Origin) -> AppResult<()> {
     unscoped::sessions::end_session(db, user, family, origin).await
+}
+
+/// The signed-in person's account; `UNAUTHENTICATED` once it is gone.
+pub async fn current_user(db: &Db, user: UserId) -> AppResult<user::Model> {
+    unscoped::accounts::find_user(db, user)
+        .await?
+        .ok_or(AppError::Unauthenticated)
+}
+
+/// Every organization the person belongs to, with their role there, oldest membership first.
+pub async fn memberships(db: &Db, user: UserId) -> AppResult<Vec<(organization::Model, OrgRole)>> {
+    unscoped::accounts::memberships_of(db, user).await
+}
+
+/// A row naming a person: a member of an organization or of a project.
+pub trait Membership {
+    fn user_id(&self) -> Uuid;
+}
+
+impl Membership for organization_member::Model {
+    fn user_id(&self) -> Uuid {
+        self.user_id
+    }
+}
+
+impl Membership for project_member::Model {
+    fn user_id(&self) -> Uuid {
+        self.user_id
+    }
+}
+
+/// A member with their account, which lives outside the tenant; `None` once it is gone.
+pub struct WithAccount<M> {
+    pub member: M,
+    pub account: Option<user::Model>,
+}
+
+pub async fn with_account<M: Membership>(db: &Db, member: M) -> AppResult<WithAccount<M>> {
+    let account = unscoped::accounts::find_user(db, UserId(member.user_id())).await?;
+    Ok(WithAccount { member, account })
+}
+
+/// A page of members with their accounts, read in one statement.
+pub async fn with_accounts<M: Membership>(db: &Db, page: Page<M>) -> AppResult<Page<WithAccount<M>>> {
+    let ids = page.items.iter().map(Membership::user_id).collect();
+    let mut accounts = unscoped::accounts::users_by_ids(db, ids).await?;
+    let items = page
+        .items
+        .into_iter()
+        .map(|member| WithAccount {
+            account: accounts.remove(&member.user_id()),
+            member,
+        })
+        .collect();
+    Ok(Page {
+        items,
+        has_next_page: page.has_next_page,
+    })
 }
 
 /// A new organization owned by `owner`; the slug is derived from the name unless given.

@@ -8,4 +8,5 @@ pub mod api_keys;
 pub mod content;
 pub mod jobs;
 pub mod organizations;
+pub mod platform;
 pub mod projects;

@@ -1,15 +1,17 @@
-//! The active organization and its members.
+//! The active organization and its members. What also reads members' accounts, which live
+//! outside the tenant, takes the `Tenant` and reads them after its transaction.
 
 use chrono::Utc;
 use entity::{OrgRole, api_key, organization, organization_member, project_member};
 use sea_orm::{ActiveValue::Set, ColumnTrait, IntoActiveModel, QueryFilter};
 use uuid::Uuid;
 
+use crate::domain::accounts::{self, WithAccount};
 use crate::domain::api_keys;
 use crate::error::{AppError, AppResult, duplicate_as};
 use crate::ids::UserId;
-use crate::input::{Name, Slug};
-use crate::tenancy::{Page, PageRequest, Scoped};
+use crate::input::{Email, Name, Slug};
+use crate::tenancy::{Db, Page, PageRequest, Scoped, Tenant, unscoped};
 
 pub async fn current(scoped: &Scoped) -> AppResult<organization::Model> {
     scoped
@@ -37,10 +39,20 @@ pub async fn update(scoped: &Scoped, changes: OrganizationChanges<'_>) -> AppRes
         .map_err(duplicate_as("slug", "this slug is already taken"))
 }
 
-pub async fn members(scoped: &Scoped, page: PageRequest) -> AppResult<Page<organization_member::Model>> {
-    scoped
-        .page(scoped.select::<organization_member::Entity>(), page)
-        .await
+/// A page of the organization's members, with their accounts.
+pub async fn members(
+    tenant: &Tenant,
+    db: &Db,
+    page: PageRequest,
+) -> AppResult<Page<WithAccount<organization_member::Model>>> {
+    let page = tenant
+        .read(async |scoped| {
+            scoped
+                .page(scoped.select::<organization_member::Entity>(), page)
+                .await
+        })
+        .await?;
+    accounts::with_accounts(db, page).await
 }
 
 pub async fn find_member(scoped: &Scoped, user: UserId) -> AppResult<Option<organization_member::Model>> {
@@ -98,7 +110,28 @@ async fn check_not_last_owner(scoped: &Scoped, member: &organization_member::Mod
     Ok(())
 }
 
+/// Makes the account with this email a member, with `role`.
 pub async fn add_member(
+    tenant: &Tenant,
+    db: &Db,
+    email: &str,
+    role: OrgRole,
+) -> AppResult<WithAccount<organization_member::Model>> {
+    let email = Email::parse(email)?;
+    let user = unscoped::accounts::find_user_by_email(db, email.as_str())
+        .await?
+        .ok_or(AppError::NotFound("user"))?;
+    let id = UserId(user.id);
+    let member = tenant
+        .write(async |scoped| insert_member(scoped, id, role).await)
+        .await?;
+    Ok(WithAccount {
+        member,
+        account: Some(user),
+    })
+}
+
+async fn insert_member(
     scoped: &Scoped,
     user: UserId,
     role: OrgRole,
@@ -119,9 +152,23 @@ pub async fn add_member(
     scoped.insert(member).await
 }
 
-/// Changes a member's role; the API keys they created are capped at the new one, in the
-/// same transaction, and returned.
+/// Changes a member's role; the API keys they created are capped at the new one in the same
+/// transaction, and handed to `access_changed` before the member's account is read.
 pub async fn update_member_role(
+    tenant: &Tenant,
+    db: &Db,
+    user: UserId,
+    role: OrgRole,
+    access_changed: impl FnOnce(&[api_key::Model]),
+) -> AppResult<WithAccount<organization_member::Model>> {
+    let (member, capped) = tenant
+        .write(async |scoped| change_role(scoped, user, role).await)
+        .await?;
+    access_changed(&capped);
+    accounts::with_account(db, member).await
+}
+
+async fn change_role(
     scoped: &Scoped,
     user: UserId,
     role: OrgRole,
@@ -141,8 +188,20 @@ pub async fn update_member_role(
 }
 
 /// Removes the member, their roles in this organization's projects, and the API keys they
-/// created, in one transaction; returns those keys.
-pub async fn remove_member(scoped: &Scoped, user: UserId) -> AppResult<Vec<api_key::Model>> {
+/// created, in one transaction; then hands those keys to `access_changed`.
+pub async fn remove_member(
+    tenant: &Tenant,
+    user: UserId,
+    access_changed: impl FnOnce(&[api_key::Model]),
+) -> AppResult<()> {
+    let revoked = tenant
+        .write(async |scoped| delete_member(scoped, user).await)
+        .await?;
+    access_changed(&revoked);
+    Ok(())
+}
+
+async fn delete_member(scoped: &Scoped, user: UserId) -> AppResult<Vec<api_key::Model>> {
     let member = get_member(scoped, user).await?;
     check_outranks(scoped, &member)?;
     check_not_last_owner(scoped, &member).await?;

@@ -1,15 +1,18 @@
-//! Projects of the active organization and their members.
+//! Projects of the active organization and their members. What also reads members'
+//! accounts, which live outside the tenant, takes the `Tenant` and reads them after its
+//! transaction.
 
 use chrono::Utc;
 use entity::{OrgRole, ProjectRole, project, project_member};
 use sea_orm::{ActiveValue::Set, ColumnTrait, IntoActiveModel, QueryFilter};
 use uuid::Uuid;
 
+use crate::domain::accounts::{self, WithAccount};
 use crate::domain::organizations;
 use crate::error::{AppError, AppResult, duplicate_as};
 use crate::ids::{ProjectId, UserId};
 use crate::input::{Name, Slug, description};
-use crate::tenancy::{Actor, Page, PageRequest, Scoped};
+use crate::tenancy::{Actor, Db, Page, PageRequest, Scoped, Tenant};
 
 const DUPLICATE_SLUG: &str = "a project with this slug already exists in this organization";
 
@@ -99,24 +102,44 @@ pub async fn delete(scoped: &Scoped, id: ProjectId) -> AppResult<()> {
     scoped.delete::<project::Entity>(id.0, "project").await
 }
 
+/// A page of the project's members, with their accounts.
 pub async fn members(
-    scoped: &Scoped,
+    tenant: &Tenant,
+    db: &Db,
     id: ProjectId,
     page: PageRequest,
-) -> AppResult<Page<project_member::Model>> {
-    scoped.project_role(id).await?;
-    scoped
-        .page(
+) -> AppResult<Page<WithAccount<project_member::Model>>> {
+    let page = tenant
+        .read(async |scoped| {
+            scoped.project_role(id).await?;
             scoped
-                .select::<project_member::Entity>()
-                .filter(project_member::Column::ProjectId.eq(id.0)),
-            page,
-        )
-        .await
+                .page(
+                    scoped
+                        .select::<project_member::Entity>()
+                        .filter(project_member::Column::ProjectId.eq(id.0)),
+                    page,
+                )
+                .await
+        })
+        .await?;
+    accounts::with_accounts(db, page).await
 }
 
 /// Gives an organization member a role in the project, replacing any role they had there.
 pub async fn set_member(
+    tenant: &Tenant,
+    db: &Db,
+    id: ProjectId,
+    user: UserId,
+    role: ProjectRole,
+) -> AppResult<WithAccount<project_member::Model>> {
+    let member = tenant
+        .write(async |scoped| write_member(scoped, id, user, role).await)
+        .await?;
+    accounts::with_account(db, member).await
+}
+
+async fn write_member(
     scoped: &Scoped,
     id: ProjectId,
     user: UserId,

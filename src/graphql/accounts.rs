@@ -1,14 +1,13 @@
 //! Signup, login, sessions and the signed-in user.
 
-use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
+use async_graphql::{ComplexObject, Context, ID, InputObject, Object, Result, SimpleObject};
 use entity::user;
 
 use crate::domain::accounts::{self, SignedIn, SignupInput};
-use crate::error::AppError;
 use crate::graphql::context::ContextExt;
 use crate::graphql::guards::UserGuard;
 use crate::graphql::organizations::{OrgRole, Organization};
-use crate::tenancy::unscoped;
+use crate::ids::UserId;
 
 #[derive(InputObject)]
 #[graphql(name = "SignupInput")]
@@ -43,40 +42,44 @@ impl From<SignedIn> for AuthPayload {
             access_token: signed_in.access_token,
             refresh_token: signed_in.refresh_token,
             expires_in: signed_in.expires_in,
-            user: User(signed_in.user),
-            organization: signed_in.organization.map(Organization),
+            user: signed_in.user.into(),
+            organization: signed_in.organization.map(Organization::from),
         }
     }
 }
 
-pub struct User(pub user::Model);
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct User {
+    id: ID,
+    email: String,
+    display_name: String,
+    is_platform_admin: bool,
+    #[graphql(skip)]
+    user: UserId,
+}
 
-#[Object]
+impl From<user::Model> for User {
+    fn from(user: user::Model) -> Self {
+        Self {
+            id: user.id.into(),
+            email: user.email,
+            display_name: user.display_name,
+            is_platform_admin: user.is_platform_admin,
+            user: UserId(user.id),
+        }
+    }
+}
+
+#[ComplexObject]
 impl User {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
-    }
-
-    async fn email(&self) -> &str {
-        &self.0.email
-    }
-
-    async fn display_name(&self) -> &str {
-        &self.0.display_name
-    }
-
-    async fn is_platform_admin(&self) -> bool {
-        self.0.is_platform_admin
-    }
-
     /// Every organization this user belongs to, with their role there.
     async fn memberships(&self, ctx: &Context<'_>) -> Result<Vec<Membership>> {
-        let memberships =
-            unscoped::accounts::memberships_of(&ctx.services().db, crate::ids::UserId(self.0.id)).await?;
+        let memberships = accounts::memberships(&ctx.services().db, self.user).await?;
         Ok(memberships
             .into_iter()
             .map(|(org, role)| Membership {
-                organization: Organization(org),
+                organization: org.into(),
                 role: role.into(),
             })
             .collect())
@@ -97,11 +100,8 @@ impl AccountQuery {
     /// The signed-in user.
     #[graphql(guard = "UserGuard")]
     async fn me(&self, ctx: &Context<'_>) -> Result<User> {
-        let principal = ctx.user()?;
-        let user = unscoped::accounts::find_user(&ctx.services().db, principal.id)
-            .await?
-            .ok_or(AppError::Unauthenticated)?;
-        Ok(User(user))
+        let user = accounts::current_user(&ctx.services().db, ctx.user()?.id).await?;
+        Ok(user.into())
     }
 }
 

@@ -1,17 +1,18 @@
 //! Agents: the caller's organization's own, plus those shared with it (read-only), and the
 //! receiving side of sharing: offers to review, accept, decline or leave.
 
-use async_graphql::{Context, Enum, ID, InputObject, Json, Object, Result};
+use async_graphql::{Context, Enum, ID, InputObject, Json, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::agent;
 use serde_json::Value;
 
 use crate::domain::agents::{self, AgentChanges, NewAgent, Offer};
-use crate::graphql::context::ContextExt;
+use crate::domain::platform::is_platform_admin;
+use crate::graphql::arguments::{parse_id, parse_opt_id};
+use crate::graphql::context::{ContextExt, tenant_read, tenant_write};
 use crate::graphql::guards::OrgRoleGuard;
-use crate::graphql::pagination::{Conn, DEFAULT_PAGE_SIZE, connection, list_cost, page_request, parse_id};
-use crate::graphql::platform::is_platform_admin;
-use crate::ids::{AgentId, OrgId, ProjectId};
+use crate::graphql::pagination::{Conn, DEFAULT_PAGE_SIZE, Paging, list_cost};
+use crate::ids::{AgentId, OrgId};
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 #[graphql(remote = "entity::AgentSharing")]
@@ -26,72 +27,60 @@ pub enum AgentSharing {
     Selective,
 }
 
-pub struct Agent(pub agent::Model);
-
-#[Object]
-impl Agent {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
-    }
-
+#[derive(SimpleObject)]
+pub struct Agent {
+    id: ID,
     /// The owner; another organization's id means the agent is shared with yours (read-only).
-    async fn organization_id(&self) -> ID {
-        ID(self.0.organization_id.to_string())
-    }
-
-    async fn project_id(&self) -> Option<ID> {
-        self.0.project_id.map(|id| ID(id.to_string()))
-    }
-
-    async fn name(&self) -> &str {
-        &self.0.name
-    }
-
+    organization_id: ID,
+    project_id: Option<ID>,
+    name: String,
     /// The runner: `echo`, …
-    async fn kind(&self) -> &str {
-        &self.0.kind
-    }
-
+    kind: String,
     /// What it runs, shown to every organization that may read the agent: one it is shared
     /// with runs it under its own credentials and budget, so it sees what it accepts. A
     /// config names a provider and a model, never an address or a secret.
-    async fn config(&self) -> Json<Value> {
-        Json(self.0.config.clone())
-    }
-
+    config: Json<Value>,
     /// The revision of what it runs (config, attempts), bumped by each change of them;
     /// organizations it is shared with accept one revision at a time.
-    async fn revision(&self) -> i32 {
-        self.0.revision
-    }
+    revision: i32,
+    sharing: AgentSharing,
+    max_attempts: i32,
+    created_at: DateTime<Utc>,
+}
 
-    async fn sharing(&self) -> AgentSharing {
-        self.0.sharing.into()
-    }
-
-    async fn max_attempts(&self) -> i32 {
-        self.0.max_attempts
-    }
-
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+impl From<agent::Model> for Agent {
+    fn from(agent: agent::Model) -> Self {
+        Self {
+            id: agent.id.into(),
+            organization_id: agent.organization_id.into(),
+            project_id: agent.project_id.map(ID::from),
+            name: agent.name,
+            kind: agent.kind,
+            config: Json(agent.config),
+            revision: agent.revision,
+            sharing: agent.sharing.into(),
+            max_attempts: agent.max_attempts,
+            created_at: agent.created_at,
+        }
     }
 }
 
-/// An agent another organization offers to yours, awaiting your admins' decision.
-pub struct AgentShareOffer(Offer);
-
-#[Object]
-impl AgentShareOffer {
+// An agent another organization offers to yours, awaiting your admins' decision.
+#[derive(SimpleObject)]
+pub struct AgentShareOffer {
     /// The agent as it would run, config included.
-    async fn agent(&self) -> Agent {
-        Agent(self.0.agent.clone())
-    }
-
+    agent: Agent,
     /// The revision your organization accepted before, when the offer is a changed agent
     /// (it does not run for you until you accept the new one); null for a new offer.
-    async fn accepted_revision(&self) -> Option<i32> {
-        self.0.accepted_revision
+    accepted_revision: Option<i32>,
+}
+
+impl From<Offer> for AgentShareOffer {
+    fn from(offer: Offer) -> Self {
+        Self {
+            agent: offer.agent.into(),
+            accepted_revision: offer.accepted_revision,
+        }
     }
 }
 
@@ -128,21 +117,14 @@ impl AgentQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<Conn<Agent>> {
-        let page = page_request(first, after.as_deref())?;
-        let page = ctx
-            .tenant()?
-            .read(async |scoped| agents::list(scoped, page).await)
-            .await?;
-        Ok(connection(page, after.is_some(), |agent| agent.id, Agent))
+        let paging = Paging::new(first, after.as_deref())?;
+        paging.read(&ctx.tenant()?, |agent| agent.id, agents::list).await
     }
 
     async fn agent(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Agent>> {
         let id = AgentId(parse_id("id", &id)?);
-        let agent = ctx
-            .tenant()?
-            .read(async |scoped| agents::get_readable(scoped, id).await)
-            .await?;
-        Ok(Some(Agent(agent)))
+        let agent = tenant_read(ctx, async |scoped| agents::get_readable(scoped, id).await).await?;
+        Ok(Some(agent.into()))
     }
 
     /// Agents other organizations offer to yours that await acceptance: new offers, and
@@ -157,17 +139,9 @@ impl AgentQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<Conn<AgentShareOffer>> {
-        let page = page_request(first, after.as_deref())?;
-        let page = ctx
-            .tenant()?
-            .read(async |scoped| agents::pending_offers(scoped, page).await)
-            .await?;
-        Ok(connection(
-            page,
-            after.is_some(),
-            |offer| offer.agent.id,
-            AgentShareOffer,
-        ))
+        let paging = Paging::new(first, after.as_deref())?;
+        let id_of = |offer: &Offer| offer.agent.id;
+        paging.read(&ctx.tenant()?, id_of, agents::pending_offers).await
     }
 }
 
@@ -179,12 +153,7 @@ impl AgentMutation {
     /// Sharing other than PRIVATE needs the Admin role.
     #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Member)")]
     async fn create_agent(&self, ctx: &Context<'_>, input: CreateAgentInput) -> Result<Agent> {
-        let project = input
-            .project_id
-            .as_ref()
-            .map(|id| parse_id("projectId", id))
-            .transpose()?
-            .map(ProjectId);
+        let project = parse_opt_id("projectId", input.project_id.as_ref())?;
         let new = NewAgent {
             name: &input.name,
             kind: &input.kind,
@@ -192,13 +161,11 @@ impl AgentMutation {
             project,
             sharing: input.sharing.into(),
             max_attempts: input.max_attempts,
-            platform_admin: input.sharing == AgentSharing::Global && is_platform_admin(ctx).await?,
+            platform_admin: input.sharing == AgentSharing::Global
+                && is_platform_admin(&ctx.services().db, ctx.principal()?).await?,
         };
-        let agent = ctx
-            .tenant()?
-            .write(async |scoped| agents::create(scoped, new).await)
-            .await?;
-        Ok(Agent(agent))
+        let agent = tenant_write(ctx, async |scoped| agents::create(scoped, new).await).await?;
+        Ok(agent.into())
     }
 
     /// A change of config or attempts is a new revision, which organizations the agent is
@@ -215,22 +182,17 @@ impl AgentMutation {
             config: input.config.map(|config| config.0),
             sharing: input.sharing.map(Into::into),
             max_attempts: input.max_attempts,
-            platform_admin: global_matters && is_platform_admin(ctx).await?,
+            platform_admin: global_matters && is_platform_admin(&ctx.services().db, ctx.principal()?).await?,
         };
-        let agent = ctx
-            .tenant()?
-            .write(async |scoped| agents::update(scoped, id, changes).await)
-            .await?;
-        Ok(Agent(agent))
+        let agent = tenant_write(ctx, async |scoped| agents::update(scoped, id, changes).await).await?;
+        Ok(agent.into())
     }
 
     /// Deletes the agent; its jobs keep their history. Returns its id.
     #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Member)")]
     async fn delete_agent(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
         let agent = AgentId(parse_id("id", &id)?);
-        ctx.tenant()?
-            .write(async |scoped| agents::delete(scoped, agent).await)
-            .await?;
+        tenant_write(ctx, async |scoped| agents::delete(scoped, agent).await).await?;
         Ok(id)
     }
 
@@ -244,11 +206,11 @@ impl AgentMutation {
             .iter()
             .map(|id| parse_id("organizationIds", id).map(OrgId))
             .collect::<Result<Vec<_>, _>>()?;
-        let agent = ctx
-            .tenant()?
-            .write(async |scoped| agents::share(scoped, id, &organizations).await)
-            .await?;
-        Ok(Agent(agent))
+        let agent = tenant_write(ctx, async |scoped| {
+            agents::share(scoped, id, &organizations).await
+        })
+        .await?;
+        Ok(agent.into())
     }
 
     /// Accepts an agent offered to your organization, at its current revision (with
@@ -262,20 +224,15 @@ impl AgentMutation {
         revision: Option<i32>,
     ) -> Result<Agent> {
         let id = AgentId(parse_id("agentId", &agent_id)?);
-        let agent = ctx
-            .tenant()?
-            .write(async |scoped| agents::accept(scoped, id, revision).await)
-            .await?;
-        Ok(Agent(agent))
+        let agent = tenant_write(ctx, async |scoped| agents::accept(scoped, id, revision).await).await?;
+        Ok(agent.into())
     }
 
     /// Declines an agent offered to your organization: the offer is removed. Returns its id.
     #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Admin)")]
     async fn decline_agent_share(&self, ctx: &Context<'_>, agent_id: ID) -> Result<ID> {
         let id = AgentId(parse_id("agentId", &agent_id)?);
-        ctx.tenant()?
-            .write(async |scoped| agents::decline(scoped, id).await)
-            .await?;
+        tenant_write(ctx, async |scoped| agents::decline(scoped, id).await).await?;
         Ok(agent_id)
     }
 
@@ -284,9 +241,7 @@ impl AgentMutation {
     #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Admin)")]
     async fn leave_agent_share(&self, ctx: &Context<'_>, agent_id: ID) -> Result<ID> {
         let id = AgentId(parse_id("agentId", &agent_id)?);
-        ctx.tenant()?
-            .write(async |scoped| agents::leave(scoped, id).await)
-            .await?;
+        tenant_write(ctx, async |scoped| agents::leave(scoped, id).await).await?;
         Ok(agent_id)
     }
 }

@@ -5,53 +5,41 @@ use chrono::{DateTime, Utc};
 use entity::api_key;
 
 use crate::domain::api_keys::{self, NewApiKey};
-use crate::graphql::context::ContextExt;
+use crate::graphql::arguments::{parse_id, parse_opt_id};
+use crate::graphql::context::{ContextExt, tenant_read, tenant_write};
 use crate::graphql::guards::OrgRoleGuard;
 use crate::graphql::organizations::OrgRole;
-use crate::graphql::pagination::parse_id;
-use crate::ids::{ApiKeyId, ProjectId};
+use crate::ids::{ApiKeyId, OrgId};
 
-pub struct ApiKey(pub api_key::Model);
-
-#[Object]
-impl ApiKey {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
-    }
-
-    async fn name(&self) -> &str {
-        &self.0.name
-    }
-
+#[derive(SimpleObject)]
+pub struct ApiKey {
+    id: ID,
+    name: String,
     /// The public part of the key (`tql_<prefix>_…`), to tell keys apart.
-    async fn prefix(&self) -> &str {
-        &self.0.prefix
-    }
-
-    async fn role(&self) -> OrgRole {
-        self.0.role.into()
-    }
-
+    prefix: String,
+    role: OrgRole,
     /// The one project this key may reach; none means the whole organization.
-    async fn project_id(&self) -> Option<ID> {
-        self.0.project_id.map(|id| ID(id.to_string()))
-    }
-
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
-    }
-
-    async fn expires_at(&self) -> Option<DateTime<Utc>> {
-        self.0.expires_at
-    }
-
-    async fn revoked_at(&self) -> Option<DateTime<Utc>> {
-        self.0.revoked_at
-    }
-
+    project_id: Option<ID>,
+    created_at: DateTime<Utc>,
+    expires_at: Option<DateTime<Utc>>,
+    revoked_at: Option<DateTime<Utc>>,
     /// Whether the key may run only trusted documents.
-    async fn persisted_only(&self) -> bool {
-        self.0.persisted_only
+    persisted_only: bool,
+}
+
+impl From<api_key::Model> for ApiKey {
+    fn from(key: api_key::Model) -> Self {
+        Self {
+            id: key.id.into(),
+            name: key.name,
+            prefix: key.prefix,
+            role: key.role.into(),
+            project_id: key.project_id.map(ID::from),
+            created_at: key.created_at,
+            expires_at: key.expires_at,
+            revoked_at: key.revoked_at,
+            persisted_only: key.persisted_only,
+        }
     }
 }
 
@@ -83,11 +71,8 @@ impl ApiKeyQuery {
     /// The organization's API keys, newest first; secrets are never returned.
     #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Admin)")]
     async fn api_keys(&self, ctx: &Context<'_>) -> Result<Vec<ApiKey>> {
-        let keys = ctx
-            .tenant()?
-            .read(async |scoped| api_keys::list(scoped).await)
-            .await?;
-        Ok(keys.into_iter().map(ApiKey).collect())
+        let keys = tenant_read(ctx, async |scoped| api_keys::list(scoped).await).await?;
+        Ok(keys.into_iter().map(ApiKey::from).collect())
     }
 }
 
@@ -98,12 +83,7 @@ pub struct ApiKeyMutation;
 impl ApiKeyMutation {
     #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Admin)")]
     async fn create_api_key(&self, ctx: &Context<'_>, input: CreateApiKeyInput) -> Result<CreatedApiKey> {
-        let project = input
-            .project_id
-            .as_ref()
-            .map(|id| parse_id("projectId", id))
-            .transpose()?
-            .map(ProjectId);
+        let project = parse_opt_id("projectId", input.project_id.as_ref())?;
         let input = NewApiKey {
             name: &input.name,
             project,
@@ -111,25 +91,20 @@ impl ApiKeyMutation {
             expires_at: input.expires_at,
             persisted_only: input.persisted_only,
         };
-        let (key, plaintext) = ctx
-            .tenant()?
-            .write(async |scoped| api_keys::create(scoped, input).await)
-            .await?;
+        let (key, plaintext) =
+            tenant_write(ctx, async |scoped| api_keys::create(scoped, input).await).await?;
         Ok(CreatedApiKey {
             key: plaintext,
-            api_key: ApiKey(key),
+            api_key: key.into(),
         })
     }
 
     #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Admin)")]
     async fn revoke_api_key(&self, ctx: &Context<'_>, id: ID) -> Result<ApiKey> {
         let id = ApiKeyId(parse_id("id", &id)?);
-        let key = ctx
-            .tenant()?
-            .write(async |scoped| api_keys::revoke(scoped, id).await)
-            .await?;
-        ctx.services().api_keys.forget(&key.prefix);
-        ctx.services().jobs.bus.access_changed(key.organization_id);
-        Ok(ApiKey(key))
+        let key = tenant_write(ctx, async |scoped| api_keys::revoke(scoped, id).await).await?;
+        ctx.services()
+            .access_changed(OrgId(key.organization_id), std::slice::from_ref(&key));
+        Ok(key.into())
     }
 }

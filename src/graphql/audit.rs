@@ -1,16 +1,16 @@
 //! The audit trail of the active organization, for its admins.
 
-use async_graphql::{Context, Enum, ID, InputObject, Json, Object, Result};
+use async_graphql::{Context, Enum, ID, InputObject, Json, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::audit_entry;
 use serde_json::Value;
 
 use crate::governance::audit::{self, AuditFilter};
+use crate::graphql::arguments::parse_opt_id;
 use crate::graphql::context::ContextExt;
 use crate::graphql::guards::OrgRoleGuard;
-use crate::graphql::pagination::{Conn, DEFAULT_PAGE_SIZE, connection, list_cost, page_request, parse_id};
-
-pub struct AuditEntry(audit_entry::Model);
+use crate::graphql::pagination::{Conn, DEFAULT_PAGE_SIZE, Paging, list_cost};
+use crate::tenancy::Scoped;
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 #[graphql(remote = "entity::ActorKind")]
@@ -22,59 +22,43 @@ pub enum ActorKind {
     Operator,
 }
 
-#[Object]
-impl AuditEntry {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
-    }
-
+#[derive(SimpleObject)]
+pub struct AuditEntry {
+    id: ID,
     /// The operation that made the change, e.g. `updateProject`.
-    async fn action(&self) -> &str {
-        &self.0.action
-    }
-
-    async fn actor_kind(&self) -> ActorKind {
-        self.0.actor_kind.into()
-    }
-
+    action: String,
+    actor_kind: ActorKind,
     /// The user, API key or job that acted.
-    async fn actor_id(&self) -> ID {
-        ID(self.0.actor_id.to_string())
-    }
-
+    actor_id: ID,
     /// The changed resource's type, e.g. `Project`.
-    async fn resource_type(&self) -> Option<&str> {
-        self.0.resource_type.as_deref()
-    }
-
-    async fn resource_id(&self) -> Option<ID> {
-        self.0.resource_id.map(|id| ID(id.to_string()))
-    }
-
+    resource_type: Option<String>,
+    resource_id: Option<ID>,
     /// The resource before the change (secrets redacted); none for creations.
-    async fn before(&self) -> Option<Json<Value>> {
-        self.0.before.clone().map(Json)
-    }
-
+    before: Option<Json<Value>>,
     /// The resource after the change (secrets redacted); none for deletions.
-    async fn after(&self) -> Option<Json<Value>> {
-        self.0.after.clone().map(Json)
-    }
+    after: Option<Json<Value>>,
+    ip: Option<String>,
+    user_agent: Option<String>,
+    request_id: Option<String>,
+    created_at: DateTime<Utc>,
+}
 
-    async fn ip(&self) -> Option<&str> {
-        self.0.ip.as_deref()
-    }
-
-    async fn user_agent(&self) -> Option<&str> {
-        self.0.user_agent.as_deref()
-    }
-
-    async fn request_id(&self) -> Option<&str> {
-        self.0.request_id.as_deref()
-    }
-
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+impl From<audit_entry::Model> for AuditEntry {
+    fn from(entry: audit_entry::Model) -> Self {
+        Self {
+            id: entry.id.into(),
+            action: entry.action,
+            actor_kind: entry.actor_kind.into(),
+            actor_id: entry.actor_id.into(),
+            resource_type: entry.resource_type,
+            resource_id: entry.resource_id.map(ID::from),
+            before: entry.before.map(Json),
+            after: entry.after.map(Json),
+            ip: entry.ip,
+            user_agent: entry.user_agent,
+            request_id: entry.request_id,
+            created_at: entry.created_at,
+        }
     }
 }
 
@@ -104,22 +88,15 @@ impl AuditQuery {
         after: Option<String>,
         filter: Option<AuditLogFilter>,
     ) -> Result<Conn<AuditEntry>> {
-        let page = page_request(first, after.as_deref())?;
+        let paging = Paging::new(first, after.as_deref())?;
         let filter = filter.unwrap_or_default();
         let filter = AuditFilter {
             action: filter.action,
-            actor_id: filter
-                .actor_id
-                .as_ref()
-                .map(|id| parse_id("actorId", id))
-                .transpose()?,
+            actor_id: parse_opt_id("actorId", filter.actor_id.as_ref())?,
             resource_type: filter.resource_type,
             since: filter.since,
         };
-        let page = ctx
-            .tenant()?
-            .read(async |scoped| audit::list(scoped, filter, page).await)
-            .await?;
-        Ok(connection(page, after.is_some(), |entry| entry.id, AuditEntry))
+        let list = async |scoped: &Scoped, page| audit::list(scoped, filter, page).await;
+        paging.read(&ctx.tenant()?, |entry| entry.id, list).await
     }
 }

@@ -1,13 +1,15 @@
 //! Campaigns and posts of a project.
 
-use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Result};
+use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::{campaign, post};
 
 use crate::domain::content::{self, NewPost, PostChanges};
-use crate::graphql::context::ContextExt;
-use crate::graphql::pagination::{Conn, DEFAULT_PAGE_SIZE, connection, list_cost, page_request, parse_id};
+use crate::graphql::arguments::{nullable_change, parse_id, parse_opt_id};
+use crate::graphql::context::{ContextExt, tenant_read, tenant_write};
+use crate::graphql::pagination::{Conn, DEFAULT_PAGE_SIZE, Paging, list_cost};
 use crate::ids::ProjectId;
+use crate::tenancy::Scoped;
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 #[graphql(remote = "entity::PostStatus")]
@@ -17,82 +19,60 @@ pub enum PostStatus {
     Published,
 }
 
-pub struct Campaign(campaign::Model);
+#[derive(SimpleObject)]
+pub struct Campaign {
+    id: ID,
+    organization_id: ID,
+    project_id: ID,
+    name: String,
+    description: Option<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
 
-#[Object]
-impl Campaign {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
-    }
-
-    async fn organization_id(&self) -> ID {
-        ID(self.0.organization_id.to_string())
-    }
-
-    async fn project_id(&self) -> ID {
-        ID(self.0.project_id.to_string())
-    }
-
-    async fn name(&self) -> &str {
-        &self.0.name
-    }
-
-    async fn description(&self) -> Option<&str> {
-        self.0.description.as_deref()
-    }
-
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
-    }
-
-    async fn updated_at(&self) -> DateTime<Utc> {
-        self.0.updated_at
+impl From<campaign::Model> for Campaign {
+    fn from(campaign: campaign::Model) -> Self {
+        Self {
+            id: campaign.id.into(),
+            organization_id: campaign.organization_id.into(),
+            project_id: campaign.project_id.into(),
+            name: campaign.name,
+            description: campaign.description,
+            created_at: campaign.created_at,
+            updated_at: campaign.updated_at,
+        }
     }
 }
 
-pub struct Post(post::Model);
-
-#[Object]
-impl Post {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
-    }
-
-    async fn organization_id(&self) -> ID {
-        ID(self.0.organization_id.to_string())
-    }
-
-    async fn project_id(&self) -> ID {
-        ID(self.0.project_id.to_string())
-    }
-
-    async fn campaign_id(&self) -> Option<ID> {
-        self.0.campaign_id.map(|id| ID(id.to_string()))
-    }
-
-    async fn title(&self) -> &str {
-        &self.0.title
-    }
-
-    async fn body(&self) -> &str {
-        &self.0.body
-    }
-
-    async fn status(&self) -> PostStatus {
-        self.0.status.into()
-    }
-
+#[derive(SimpleObject)]
+pub struct Post {
+    id: ID,
+    organization_id: ID,
+    project_id: ID,
+    campaign_id: Option<ID>,
+    title: String,
+    body: String,
+    status: PostStatus,
     /// The agent job that drafted it, if one did.
-    async fn job_id(&self) -> Option<ID> {
-        self.0.job_id.map(|id| ID(id.to_string()))
-    }
+    job_id: Option<ID>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
 
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
-    }
-
-    async fn updated_at(&self) -> DateTime<Utc> {
-        self.0.updated_at
+impl From<post::Model> for Post {
+    fn from(post: post::Model) -> Self {
+        Self {
+            id: post.id.into(),
+            organization_id: post.organization_id.into(),
+            project_id: post.project_id.into(),
+            campaign_id: post.campaign_id.map(ID::from),
+            title: post.title,
+            body: post.body,
+            status: post.status.into(),
+            job_id: post.job_id.map(ID::from),
+            created_at: post.created_at,
+            updated_at: post.updated_at,
+        }
     }
 }
 
@@ -143,21 +123,15 @@ impl ContentQuery {
         after: Option<String>,
     ) -> Result<Conn<Campaign>> {
         let project = ProjectId(parse_id("projectId", &project_id)?);
-        let page = page_request(first, after.as_deref())?;
-        let page = ctx
-            .tenant()?
-            .read(async |scoped| content::campaigns(scoped, project, page).await)
-            .await?;
-        Ok(connection(page, after.is_some(), |row| row.id, Campaign))
+        let paging = Paging::new(first, after.as_deref())?;
+        let list = async |scoped: &Scoped, page| content::campaigns(scoped, project, page).await;
+        paging.read(&ctx.tenant()?, |row| row.id, list).await
     }
 
     async fn campaign(&self, ctx: &Context<'_>, id: ID) -> Result<Campaign> {
         let id = parse_id("id", &id)?;
-        let row = ctx
-            .tenant()?
-            .read(async |scoped| content::campaign(scoped, id).await)
-            .await?;
-        Ok(Campaign(row))
+        let row = tenant_read(ctx, async |scoped| content::campaign(scoped, id).await).await?;
+        Ok(row.into())
     }
 
     /// A project's posts (of one campaign, if given), newest first.
@@ -171,25 +145,16 @@ impl ContentQuery {
         after: Option<String>,
     ) -> Result<Conn<Post>> {
         let project = ProjectId(parse_id("projectId", &project_id)?);
-        let campaign = campaign_id
-            .as_ref()
-            .map(|id| parse_id("campaignId", id))
-            .transpose()?;
-        let page = page_request(first, after.as_deref())?;
-        let page = ctx
-            .tenant()?
-            .read(async |scoped| content::posts(scoped, project, campaign, page).await)
-            .await?;
-        Ok(connection(page, after.is_some(), |row| row.id, Post))
+        let campaign = parse_opt_id("campaignId", campaign_id.as_ref())?;
+        let paging = Paging::new(first, after.as_deref())?;
+        let list = async |scoped: &Scoped, page| content::posts(scoped, project, campaign, page).await;
+        paging.read(&ctx.tenant()?, |row| row.id, list).await
     }
 
     async fn post(&self, ctx: &Context<'_>, id: ID) -> Result<Post> {
         let id = parse_id("id", &id)?;
-        let row = ctx
-            .tenant()?
-            .read(async |scoped| content::post(scoped, id).await)
-            .await?;
-        Ok(Post(row))
+        let row = tenant_read(ctx, async |scoped| content::post(scoped, id).await).await?;
+        Ok(row.into())
     }
 }
 
@@ -200,13 +165,11 @@ pub struct ContentMutation;
 impl ContentMutation {
     async fn create_campaign(&self, ctx: &Context<'_>, input: CreateCampaignInput) -> Result<Campaign> {
         let project = ProjectId(parse_id("projectId", &input.project_id)?);
-        let row = ctx
-            .tenant()?
-            .write(async |scoped| {
-                content::create_campaign(scoped, project, &input.name, input.description.as_deref()).await
-            })
-            .await?;
-        Ok(Campaign(row))
+        let row = tenant_write(ctx, async |scoped| {
+            content::create_campaign(scoped, project, &input.name, input.description.as_deref()).await
+        })
+        .await?;
+        Ok(row.into())
     }
 
     async fn update_campaign(
@@ -216,36 +179,27 @@ impl ContentMutation {
         input: UpdateCampaignInput,
     ) -> Result<Campaign> {
         let id = parse_id("id", &id)?;
-        let description = match &input.description {
-            MaybeUndefined::Undefined => None,
-            MaybeUndefined::Null => Some(None),
-            MaybeUndefined::Value(text) => Some(Some(text.as_str())),
-        };
-        let row = ctx
-            .tenant()?
-            .write(async |scoped| {
-                content::update_campaign(scoped, id, input.name.as_deref(), description).await
-            })
-            .await?;
-        Ok(Campaign(row))
+        let description = nullable_change(&input.description);
+        let row = tenant_write(ctx, async |scoped| {
+            content::update_campaign(scoped, id, input.name.as_deref(), description).await
+        })
+        .await?;
+        Ok(row.into())
     }
 
     /// Deletes a campaign and its posts. Returns its id.
     async fn delete_campaign(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
         let campaign = parse_id("id", &id)?;
-        ctx.tenant()?
-            .write(async |scoped| content::delete_campaign(scoped, campaign).await)
-            .await?;
+        tenant_write(ctx, async |scoped| {
+            content::delete_campaign(scoped, campaign).await
+        })
+        .await?;
         Ok(id)
     }
 
     async fn create_post(&self, ctx: &Context<'_>, input: CreatePostInput) -> Result<Post> {
         let project = ProjectId(parse_id("projectId", &input.project_id)?);
-        let campaign = input
-            .campaign_id
-            .as_ref()
-            .map(|id| parse_id("campaignId", id))
-            .transpose()?;
+        let campaign = parse_opt_id("campaignId", input.campaign_id.as_ref())?;
         let new = NewPost {
             project,
             campaign,
@@ -254,11 +208,8 @@ impl ContentMutation {
             status: input.status.into(),
             job: None,
         };
-        let row = ctx
-            .tenant()?
-            .write(async |scoped| content::create_post(scoped, new).await)
-            .await?;
-        Ok(Post(row))
+        let row = tenant_write(ctx, async |scoped| content::create_post(scoped, new).await).await?;
+        Ok(row.into())
     }
 
     async fn update_post(&self, ctx: &Context<'_>, id: ID, input: UpdatePostInput) -> Result<Post> {
@@ -268,18 +219,16 @@ impl ContentMutation {
             body: input.body.as_deref(),
             status: input.status.map(Into::into),
         };
-        let row = ctx
-            .tenant()?
-            .write(async |scoped| content::update_post(scoped, id, changes).await)
-            .await?;
-        Ok(Post(row))
+        let row = tenant_write(ctx, async |scoped| {
+            content::update_post(scoped, id, changes).await
+        })
+        .await?;
+        Ok(row.into())
     }
 
     async fn delete_post(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
         let post = parse_id("id", &id)?;
-        ctx.tenant()?
-            .write(async |scoped| content::delete_post(scoped, post).await)
-            .await?;
+        tenant_write(ctx, async |scoped| content::delete_post(scoped, post).await).await?;
         Ok(id)
     }
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use async_graphql::Context;
-use entity::Plan;
+use entity::{Plan, api_key};
 
 use crate::auth::Principal;
 use crate::auth::jwt::JwtKeys;
@@ -13,17 +13,18 @@ use crate::auth::tenant::{OrganizationHints, resolve_tenant};
 use crate::error::{AppError, AppResult};
 use crate::governance::persisted::{PersistedQueries, Requested, Resolved};
 use crate::governance::rate_limits::{Caller, RateLimits};
+use crate::ids::OrgId;
 use crate::integrations::crypto::Keyring;
 use crate::integrations::oauth::OAuth;
 use crate::integrations::workspaces::Workspaces;
 use crate::jobs::Jobs;
 use crate::jobs::stream::Liveness;
 use crate::tenancy::audit::{ClientInfo, Origin};
-use crate::tenancy::{Actor, Db, Tenant, TenantContext, TenantDb};
+use crate::tenancy::{Actor, Db, Scoped, Tenant, TenantContext, TenantDb};
 
 /// Schema-wide services.
 pub struct Services {
-    /// The owner's pool, for `tenancy::unscoped`'s named cross-tenant steps only.
+    /// The owner's pool, which only the named cross-tenant steps use (ARCHITECTURE.md).
     pub db: Db,
     /// The tenant pool every [`Tenant`] runs on.
     pub tenant_db: TenantDb,
@@ -36,6 +37,18 @@ pub struct Services {
     pub keyring: Arc<Keyring>,
     pub oauth: Arc<OAuth>,
     pub workspaces: Workspaces,
+}
+
+impl Services {
+    /// After someone's access to `org` was reduced (a member removed or demoted, a key
+    /// revoked, the organization erased): these keys are forgotten by this replica's cache
+    /// at once, and every replica's live streams of the organization re-check their callers.
+    pub fn access_changed(&self, org: OrgId, keys: &[api_key::Model]) {
+        for key in keys {
+            self.api_keys.forget(&key.prefix);
+        }
+        self.jobs.bus.access_changed(org.0);
+    }
 }
 
 /// Resolved once per request (or once per websocket connection), before any resolver.
@@ -188,6 +201,22 @@ fn replay(error: &AppError) -> AppError {
         AppError::TenantRequired => AppError::TenantRequired,
         _ => AppError::Unauthenticated,
     }
+}
+
+/// Runs `work` in a transaction of the request's tenant that only reads.
+pub async fn tenant_read<T>(
+    ctx: &Context<'_>,
+    work: impl for<'s> AsyncFnOnce(&'s Scoped) -> AppResult<T>,
+) -> AppResult<T> {
+    ctx.tenant()?.read(work).await
+}
+
+/// Runs `work` in a transaction of the request's tenant, audited as this field's operation.
+pub async fn tenant_write<T>(
+    ctx: &Context<'_>,
+    work: impl for<'s> AsyncFnOnce(&'s Scoped) -> AppResult<T>,
+) -> AppResult<T> {
+    ctx.tenant()?.write(work).await
 }
 
 pub trait ContextExt {

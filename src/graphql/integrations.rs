@@ -5,59 +5,42 @@ use chrono::{DateTime, Utc};
 use entity::{chat_pairing, integration, provider_credential};
 
 use crate::error::AppError;
-use crate::graphql::context::ContextExt;
+use crate::graphql::arguments::parse_id;
+use crate::graphql::context::{ContextExt, tenant_read, tenant_write};
 use crate::graphql::guards::{OrgRoleGuard, OrganizationWideGuard, UserGuard};
-use crate::graphql::pagination::parse_id;
 use crate::ids::ProjectId;
 use crate::integrations::{credentials, oauth, pairing};
 use crate::tenancy::Actor;
 
-/// An organization's secret for a provider, with the endpoint it is sent to.
+// An organization's secret for a provider, with the endpoint it is sent to.
+#[derive(SimpleObject)]
 pub struct ProviderCredential {
-    model: provider_credential::Model,
-    endpoint: Option<String>,
+    id: ID,
+    provider: String,
+    /// The secret's last four characters, to tell credentials apart; the rest is never shown.
+    last_four: String,
+    /// Where the secret is sent: the organization's own `baseUrl`, or the server's endpoint
+    /// for the provider; none when the server no longer lists the provider (set it again
+    /// with a `baseUrl`).
+    base_url: Option<String>,
+    /// Whether the endpoint is the organization's own rather than the server's.
+    own_endpoint: bool,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
 }
 
 impl ProviderCredential {
     fn new(ctx: &Context<'_>, model: provider_credential::Model) -> Self {
         let endpoint = credentials::endpoint(&model, &ctx.services().jobs.toolbox.llm_providers);
-        Self { model, endpoint }
-    }
-}
-
-#[Object]
-impl ProviderCredential {
-    async fn id(&self) -> ID {
-        ID(self.model.id.to_string())
-    }
-
-    async fn provider(&self) -> &str {
-        &self.model.provider
-    }
-
-    /// The secret's last four characters, to tell credentials apart; the rest is never shown.
-    async fn last_four(&self) -> &str {
-        &self.model.last_four
-    }
-
-    /// Where the secret is sent: the organization's own `baseUrl`, or the server's endpoint
-    /// for the provider; none when the server no longer lists the provider (set it again
-    /// with a `baseUrl`).
-    async fn base_url(&self) -> Option<&str> {
-        self.endpoint.as_deref()
-    }
-
-    /// Whether the endpoint is the organization's own rather than the server's.
-    async fn own_endpoint(&self) -> bool {
-        self.model.base_url.is_some()
-    }
-
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.model.created_at
-    }
-
-    async fn updated_at(&self) -> DateTime<Utc> {
-        self.model.updated_at
+        Self {
+            id: model.id.into(),
+            provider: model.provider,
+            last_four: model.last_four,
+            base_url: endpoint,
+            own_endpoint: model.base_url.is_some(),
+            created_at: model.created_at,
+            updated_at: model.updated_at,
+        }
     }
 }
 
@@ -80,32 +63,26 @@ pub struct PairingCode {
     pub expires_at: DateTime<Utc>,
 }
 
-pub struct ChatPairing(chat_pairing::Model);
+#[derive(SimpleObject)]
+pub struct ChatPairing {
+    id: ID,
+    organization_id: ID,
+    project_id: ID,
+    platform: String,
+    chat_id: String,
+    created_at: DateTime<Utc>,
+}
 
-#[Object]
-impl ChatPairing {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
-    }
-
-    async fn organization_id(&self) -> ID {
-        ID(self.0.organization_id.to_string())
-    }
-
-    async fn project_id(&self) -> ID {
-        ID(self.0.project_id.to_string())
-    }
-
-    async fn platform(&self) -> &str {
-        &self.0.platform
-    }
-
-    async fn chat_id(&self) -> &str {
-        &self.0.chat_id
-    }
-
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+impl From<chat_pairing::Model> for ChatPairing {
+    fn from(pairing: chat_pairing::Model) -> Self {
+        Self {
+            id: pairing.id.into(),
+            organization_id: pairing.organization_id.into(),
+            project_id: pairing.project_id.into(),
+            platform: pairing.platform,
+            chat_id: pairing.chat_id,
+            created_at: pairing.created_at,
+        }
     }
 }
 
@@ -127,39 +104,31 @@ pub struct OAuthStart {
     pub expires_at: DateTime<Utc>,
 }
 
-/// A third-party account connected through OAuth2 (its tokens are never shown).
-pub struct Integration(integration::Model);
-
-#[Object]
-impl Integration {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
-    }
-
-    async fn provider(&self) -> &str {
-        &self.0.provider
-    }
-
+// A third-party account connected through OAuth2 (its tokens are never shown).
+#[derive(SimpleObject)]
+pub struct Integration {
+    id: ID,
+    provider: String,
     /// As granted by the provider, space-separated.
-    async fn scopes(&self) -> &str {
-        &self.0.scopes
-    }
-
+    scopes: String,
     /// When the access token expires (it is refreshed when a job needs it).
-    async fn expires_at(&self) -> Option<DateTime<Utc>> {
-        self.0.expires_at
-    }
+    expires_at: Option<DateTime<Utc>>,
+    connected_by: ID,
+    connected_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
 
-    async fn connected_by(&self) -> ID {
-        ID(self.0.connected_by.to_string())
-    }
-
-    async fn connected_at(&self) -> DateTime<Utc> {
-        self.0.created_at
-    }
-
-    async fn updated_at(&self) -> DateTime<Utc> {
-        self.0.updated_at
+impl From<integration::Model> for Integration {
+    fn from(integration: integration::Model) -> Self {
+        Self {
+            id: integration.id.into(),
+            provider: integration.provider,
+            scopes: integration.scopes,
+            expires_at: integration.expires_at,
+            connected_by: integration.connected_by.into(),
+            connected_at: integration.created_at,
+            updated_at: integration.updated_at,
+        }
     }
 }
 
@@ -180,10 +149,7 @@ impl IntegrationQuery {
     /// The organization's provider credentials (never their secrets).
     #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Admin)")]
     async fn provider_credentials(&self, ctx: &Context<'_>) -> Result<Vec<ProviderCredential>> {
-        let list = ctx
-            .tenant()?
-            .read(async |scoped| credentials::list(scoped).await)
-            .await?;
+        let list = tenant_read(ctx, async |scoped| credentials::list(scoped).await).await?;
         Ok(list
             .into_iter()
             .map(|model| ProviderCredential::new(ctx, model))
@@ -193,11 +159,8 @@ impl IntegrationQuery {
     /// The organization's connected third-party accounts.
     #[graphql(guard = "OrganizationWideGuard")]
     async fn integrations(&self, ctx: &Context<'_>) -> Result<Vec<Integration>> {
-        let list = ctx
-            .tenant()?
-            .read(async |scoped| oauth::list(scoped).await)
-            .await?;
-        Ok(list.into_iter().map(Integration).collect())
+        let list = tenant_read(ctx, async |scoped| oauth::list(scoped).await).await?;
+        Ok(list.into_iter().map(Integration::from).collect())
     }
 
     /// Files of the organization's workspace under `prefix` (all by default), by path.
@@ -231,11 +194,8 @@ impl IntegrationQuery {
     /// The chats paired with a project.
     async fn chat_pairings(&self, ctx: &Context<'_>, project_id: ID) -> Result<Vec<ChatPairing>> {
         let project = ProjectId(parse_id("projectId", &project_id)?);
-        let list = ctx
-            .tenant()?
-            .read(async |scoped| pairing::pairings(scoped, project).await)
-            .await?;
-        Ok(list.into_iter().map(ChatPairing).collect())
+        let list = tenant_read(ctx, async |scoped| pairing::pairings(scoped, project).await).await?;
+        Ok(list.into_iter().map(ChatPairing::from).collect())
     }
 }
 
@@ -258,19 +218,17 @@ impl IntegrationMutation {
             secret: &input.secret,
             base_url: input.base_url.as_deref(),
         };
-        let credential = ctx
-            .tenant()?
-            .write(async |scoped| credentials::set(scoped, &keyring, endpoints, new).await)
-            .await?;
+        let credential = tenant_write(ctx, async |scoped| {
+            credentials::set(scoped, &keyring, endpoints, new).await
+        })
+        .await?;
         Ok(ProviderCredential::new(ctx, credential))
     }
 
     #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Admin)")]
     async fn delete_provider_credential(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
         let credential = parse_id("id", &id)?;
-        ctx.tenant()?
-            .write(async |scoped| credentials::delete(scoped, credential).await)
-            .await?;
+        tenant_write(ctx, async |scoped| credentials::delete(scoped, credential).await).await?;
         Ok(id)
     }
 
@@ -285,10 +243,7 @@ impl IntegrationMutation {
     async fn start_oauth(&self, ctx: &Context<'_>, provider: String) -> Result<OAuthStart> {
         let user = ctx.user()?.id;
         let oauth = ctx.services().oauth.clone();
-        let started = ctx
-            .tenant()?
-            .write(async |scoped| oauth.start(scoped, user, &provider).await)
-            .await?;
+        let started = tenant_write(ctx, async |scoped| oauth.start(scoped, user, &provider).await).await?;
         // The callback completes only in the browser holding this cookie: the caller's, not
         // whoever the authorize URL is sent on to. `http::graphql` passes it to the response.
         ctx.append_http_header("set-cookie", started.cookie);
@@ -301,9 +256,7 @@ impl IntegrationMutation {
     #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Admin)")]
     async fn disconnect_integration(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
         let integration = parse_id("id", &id)?;
-        ctx.tenant()?
-            .write(async |scoped| oauth::disconnect(scoped, integration).await)
-            .await?;
+        tenant_write(ctx, async |scoped| oauth::disconnect(scoped, integration).await).await?;
         Ok(id)
     }
 
@@ -311,10 +264,8 @@ impl IntegrationMutation {
     #[graphql(guard = "OrganizationWideGuard")]
     async fn create_pairing_code(&self, ctx: &Context<'_>, project_id: ID) -> Result<PairingCode> {
         let project = ProjectId(parse_id("projectId", &project_id)?);
-        let (row, code) = ctx
-            .tenant()?
-            .write(async |scoped| pairing::create_code(scoped, project).await)
-            .await?;
+        let (row, code) =
+            tenant_write(ctx, async |scoped| pairing::create_code(scoped, project).await).await?;
         Ok(PairingCode {
             code,
             project_id: ID(row.project_id.to_string()),
@@ -342,6 +293,6 @@ impl IntegrationMutation {
         let paired = tenant
             .write(async |scoped| pairing::pair(scoped, request, Utc::now()).await)
             .await?;
-        Ok(ChatPairing(paired))
+        Ok(paired.into())
     }
 }

@@ -13,14 +13,14 @@ use crate::domain::jobs::{self, Event};
 use crate::domain::{agents, projects};
 use crate::error::AppError;
 use crate::graphql::agents::Agent;
-use crate::graphql::context::ContextExt;
+use crate::graphql::arguments::parse_id;
+use crate::graphql::context::{ContextExt, tenant_read, tenant_write};
 use crate::graphql::guards::OrgRoleGuard;
-use crate::graphql::pagination::{
-    Conn, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, connection, list_cost, page_request, parse_id,
-};
+use crate::graphql::pagination::{Conn, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Paging, list_cost, page_size};
 use crate::graphql::projects::Project;
 use crate::ids::{AgentId, JobId, ProjectId};
 use crate::jobs::stream;
+use crate::tenancy::Scoped;
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 #[graphql(remote = "entity::JobStatus")]
@@ -56,7 +56,13 @@ impl From<&Event> for AgentJobEvent {
     }
 }
 
-pub struct AgentJob(pub agent_job::Model);
+pub struct AgentJob(agent_job::Model);
+
+impl From<agent_job::Model> for AgentJob {
+    fn from(job: agent_job::Model) -> Self {
+        Self(job)
+    }
+}
 
 #[Object]
 impl AgentJob {
@@ -66,23 +72,17 @@ impl AgentJob {
 
     /// The agent it ran; null once that agent was deleted or is no longer shared.
     async fn agent(&self, ctx: &Context<'_>) -> Result<Option<Agent>> {
-        let Some(id) = self.0.agent_id else {
+        let Some(id) = self.0.agent_id.map(AgentId) else {
             return Ok(None);
         };
-        let agent = ctx
-            .tenant()?
-            .read(async |scoped| agents::get_readable(scoped, AgentId(id)).await)
-            .await;
-        Ok(agent.ok().map(Agent))
+        let agent = tenant_read(ctx, async |scoped| agents::get_readable(scoped, id).await).await;
+        Ok(agent.ok().map(Agent::from))
     }
 
     async fn project(&self, ctx: &Context<'_>) -> Result<Option<Project>> {
         let id = ProjectId(self.0.project_id);
-        let project = ctx
-            .tenant()?
-            .read(async |scoped| projects::find(scoped, id).await)
-            .await?;
-        Ok(project.map(Project))
+        let project = tenant_read(ctx, async |scoped| projects::find(scoped, id).await).await?;
+        Ok(project.map(Project::from))
     }
 
     async fn status(&self) -> JobStatus {
@@ -131,12 +131,7 @@ impl AgentJob {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<Connection<String, AgentJobEvent>> {
-        let first = first.unwrap_or(MAX_PAGE_SIZE);
-        if !(1..=MAX_PAGE_SIZE).contains(&first) {
-            return Err(
-                AppError::bad_input("first", format!("must be between 1 and {MAX_PAGE_SIZE}")).into(),
-            );
-        }
+        let first = page_size(first, MAX_PAGE_SIZE)?;
         let after_seq = match &after {
             Some(cursor) => cursor
                 .parse::<i64>()
@@ -144,11 +139,11 @@ impl AgentJob {
             None => 0,
         };
         let job = JobId(self.0.id);
-        let mut events = ctx
-            .tenant()?
-            .read(async |scoped| jobs::events_after(scoped, job, after_seq, first as u64 + 1).await)
-            .await?;
-        let has_next = events.len() > first as usize;
+        let mut events = tenant_read(ctx, async |scoped| {
+            jobs::events_after(scoped, job, after_seq, first + 1).await
+        })
+        .await?;
+        let has_next = events.len() as u64 > first;
         events.truncate(first as usize);
         let mut connection = Connection::new(after.is_some(), has_next);
         connection.edges.extend(
@@ -184,22 +179,16 @@ impl JobQuery {
         after: Option<String>,
     ) -> Result<Conn<AgentJob>> {
         let project = ProjectId(parse_id("projectId", &project_id)?);
-        let page = page_request(first, after.as_deref())?;
+        let paging = Paging::new(first, after.as_deref())?;
         let status = status.map(Into::into);
-        let page = ctx
-            .tenant()?
-            .read(async |scoped| jobs::list(scoped, project, status, page).await)
-            .await?;
-        Ok(connection(page, after.is_some(), |job| job.id, AgentJob))
+        let list = async |scoped: &Scoped, page| jobs::list(scoped, project, status, page).await;
+        paging.read(&ctx.tenant()?, |job| job.id, list).await
     }
 
     async fn agent_job(&self, ctx: &Context<'_>, id: ID) -> Result<Option<AgentJob>> {
         let id = JobId(parse_id("id", &id)?);
-        let job = ctx
-            .tenant()?
-            .read(async |scoped| jobs::get(scoped, id).await)
-            .await?;
-        Ok(Some(AgentJob(job)))
+        let job = tenant_read(ctx, async |scoped| jobs::get(scoped, id).await).await?;
+        Ok(Some(job.into()))
     }
 }
 
@@ -216,28 +205,25 @@ impl JobMutation {
         let project = ProjectId(parse_id("projectId", &input.project_id)?);
         let job_input = input.input.0;
         ctx.charge_job_start().await?;
-        let (job, event) = ctx
-            .tenant()?
-            .write(async |scoped| jobs::start(scoped, agent, project, job_input).await)
-            .await?;
+        let (job, event) = tenant_write(ctx, async |scoped| {
+            jobs::start(scoped, agent, project, job_input).await
+        })
+        .await?;
         let services = ctx.services();
         services.jobs.bus.publish(event);
         services.jobs.job_queued();
-        Ok(AgentJob(job))
+        Ok(job.into())
     }
 
     /// Cancels a queued job at once, a running one at its next step.
     #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Member)")]
     async fn cancel_agent_job(&self, ctx: &Context<'_>, id: ID) -> Result<AgentJob> {
         let id = JobId(parse_id("id", &id)?);
-        let (job, event) = ctx
-            .tenant()?
-            .write(async |scoped| jobs::cancel(scoped, id).await)
-            .await?;
+        let (job, event) = tenant_write(ctx, async |scoped| jobs::cancel(scoped, id).await).await?;
         if let Some(event) = event {
             ctx.services().jobs.bus.publish(event);
         }
-        Ok(AgentJob(job))
+        Ok(job.into())
     }
 }
 

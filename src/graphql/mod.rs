@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod agents;
 pub mod api_keys;
+pub mod arguments;
 pub mod audit;
 pub mod content;
 pub mod context;

@@ -1,22 +1,23 @@
 //! Organizations (the tenants) and their members.
 
-use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
+use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
 use entity::{organization, organization_member};
 
 use crate::auth::Principal;
-use crate::domain::accounts;
+use crate::domain::accounts::{self, WithAccount};
 use crate::domain::organizations::{self, OrganizationChanges};
 use crate::error::{AppError, AppResult};
 use crate::governance::budgets::Period;
 use crate::governance::erasure;
-use crate::graphql::context::ContextExt;
+use crate::graphql::arguments::parse_id;
+use crate::graphql::context::{ContextExt, tenant_read, tenant_write};
 use crate::graphql::guards::{OrgRoleGuard, OrganizationWideGuard, UserGuard};
-use crate::graphql::pagination::{Conn, DEFAULT_PAGE_SIZE, connection, list_cost, page_request, parse_id};
+use crate::graphql::pagination::{Conn, DEFAULT_PAGE_SIZE, Paging, list_cost};
 use crate::graphql::projects::{Project, project_connection};
 use crate::graphql::usage::{Usage, usage_in};
-use crate::ids::UserId;
-use crate::input::Email;
-use crate::tenancy::{Tenant, unscoped};
+use crate::ids::{OrgId, UserId};
+use crate::tenancy::Tenant;
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 #[graphql(remote = "entity::OrgRole")]
@@ -45,50 +46,49 @@ pub enum Plan {
     Enterprise,
 }
 
-pub struct Organization(pub organization::Model);
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct Organization {
+    id: ID,
+    slug: String,
+    name: String,
+    kind: OrgKind,
+    plan: Plan,
+    monthly_budget_cents: i64,
+    created_at: DateTime<Utc>,
+    #[graphql(skip)]
+    org: OrgId,
+}
+
+impl From<organization::Model> for Organization {
+    fn from(org: organization::Model) -> Self {
+        Self {
+            id: org.id.into(),
+            slug: org.slug,
+            name: org.name,
+            kind: org.kind.into(),
+            plan: org.plan.into(),
+            monthly_budget_cents: org.monthly_budget_cents,
+            created_at: org.created_at,
+            org: OrgId(org.id),
+        }
+    }
+}
 
 impl Organization {
     /// Lists under an organization need it to be the request's active one: rows are only
     /// ever read inside the active tenant's transaction.
     fn active_tenant(&self, ctx: &Context<'_>) -> AppResult<Tenant> {
         let tenant = ctx.tenant()?;
-        if tenant.context().org.0 != self.0.id {
+        if tenant.context().org != self.org {
             return Err(AppError::TenantRequired);
         }
         Ok(tenant)
     }
 }
 
-#[Object]
+#[ComplexObject]
 impl Organization {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
-    }
-
-    async fn slug(&self) -> &str {
-        &self.0.slug
-    }
-
-    async fn name(&self) -> &str {
-        &self.0.name
-    }
-
-    async fn kind(&self) -> OrgKind {
-        self.0.kind.into()
-    }
-
-    async fn plan(&self) -> Plan {
-        self.0.plan.into()
-    }
-
-    async fn monthly_budget_cents(&self) -> i64 {
-        self.0.monthly_budget_cents
-    }
-
-    async fn created_at(&self) -> chrono::DateTime<chrono::Utc> {
-        self.0.created_at
-    }
-
     #[graphql(
         guard = "OrganizationWideGuard",
         complexity = "list_cost(first, DEFAULT_PAGE_SIZE, child_complexity)"
@@ -100,21 +100,9 @@ impl Organization {
         after: Option<String>,
     ) -> Result<Conn<Member>> {
         let tenant = self.active_tenant(ctx)?;
-        let page = page_request(first, after.as_deref())?;
-        let page = tenant
-            .read(async |scoped| organizations::members(scoped, page).await)
-            .await?;
-        let user_ids = page.items.iter().map(|member| member.user_id).collect();
-        let mut users = unscoped::accounts::users_by_ids(&ctx.services().db, user_ids).await?;
-        Ok(connection(
-            page,
-            after.is_some(),
-            |member| member.id,
-            |member| {
-                let user = users.remove(&member.user_id);
-                Member { member, user }
-            },
-        ))
+        let paging = Paging::new(first, after.as_deref())?;
+        let page = organizations::members(&tenant, &ctx.services().db, paging.request).await?;
+        Ok(paging.connection(page, |row| row.member.id))
     }
 
     /// This month's usage against the budget.
@@ -130,43 +118,30 @@ impl Organization {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<Conn<Project>> {
-        project_connection(&self.active_tenant(ctx)?, first, after).await
+        project_connection(&self.active_tenant(ctx)?, first, after.as_deref()).await
     }
 }
 
-/// A person's membership in the active organization.
+// A person's membership in the active organization.
+#[derive(SimpleObject)]
 pub struct Member {
-    member: organization_member::Model,
-    user: Option<entity::user::Model>,
+    user_id: ID,
+    email: Option<String>,
+    display_name: Option<String>,
+    role: OrgRole,
+    joined_at: DateTime<Utc>,
 }
 
-impl Member {
-    pub async fn load(ctx: &Context<'_>, member: organization_member::Model) -> Result<Self> {
-        let user = unscoped::accounts::find_user(&ctx.services().db, UserId(member.user_id)).await?;
-        Ok(Self { member, user })
-    }
-}
-
-#[Object]
-impl Member {
-    async fn user_id(&self) -> ID {
-        ID(self.member.user_id.to_string())
-    }
-
-    async fn email(&self) -> Option<&str> {
-        self.user.as_ref().map(|user| user.email.as_str())
-    }
-
-    async fn display_name(&self) -> Option<&str> {
-        self.user.as_ref().map(|user| user.display_name.as_str())
-    }
-
-    async fn role(&self) -> OrgRole {
-        self.member.role.into()
-    }
-
-    async fn joined_at(&self) -> chrono::DateTime<chrono::Utc> {
-        self.member.created_at
+impl From<WithAccount<organization_member::Model>> for Member {
+    fn from(WithAccount { member, account }: WithAccount<organization_member::Model>) -> Self {
+        let (email, display_name) = account.map(|user| (user.email, user.display_name)).unzip();
+        Self {
+            user_id: member.user_id.into(),
+            email,
+            display_name,
+            role: member.role.into(),
+            joined_at: member.created_at,
+        }
     }
 }
 
@@ -197,29 +172,20 @@ pub struct OrganizationQuery;
 impl OrganizationQuery {
     /// The active organization.
     async fn organization(&self, ctx: &Context<'_>) -> Result<Organization> {
-        let org = ctx
-            .tenant()?
-            .read(async |scoped| organizations::current(scoped).await)
-            .await?;
-        Ok(Organization(org))
+        let org = tenant_read(ctx, async |scoped| organizations::current(scoped).await).await?;
+        Ok(org.into())
     }
 
     /// Every organization the caller belongs to (for an API key, its own).
     async fn organizations(&self, ctx: &Context<'_>) -> Result<Vec<Organization>> {
         match ctx.principal()? {
             Principal::User(user) => {
-                let memberships = unscoped::accounts::memberships_of(&ctx.services().db, user.id).await?;
-                Ok(memberships
-                    .into_iter()
-                    .map(|(org, _)| Organization(org))
-                    .collect())
+                let memberships = accounts::memberships(&ctx.services().db, user.id).await?;
+                Ok(memberships.into_iter().map(|(org, _)| org.into()).collect())
             }
             Principal::ApiKey(_) => {
-                let org = ctx
-                    .tenant()?
-                    .read(async |scoped| organizations::current(scoped).await)
-                    .await?;
-                Ok(vec![Organization(org)])
+                let org = tenant_read(ctx, async |scoped| organizations::current(scoped).await).await?;
+                Ok(vec![org.into()])
             }
         }
     }
@@ -246,7 +212,7 @@ impl OrganizationMutation {
             &ctx.origin(),
         )
         .await?;
-        Ok(Organization(org))
+        Ok(org.into())
     }
 
     #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Admin)")]
@@ -259,11 +225,8 @@ impl OrganizationMutation {
             name: input.name.as_deref(),
             slug: input.slug.as_deref(),
         };
-        let org = ctx
-            .tenant()?
-            .write(async |scoped| organizations::update(scoped, changes).await)
-            .await?;
-        Ok(Organization(org))
+        let org = tenant_write(ctx, async |scoped| organizations::update(scoped, changes).await).await?;
+        Ok(org.into())
     }
 
     /// Erases the active organization: every row and workspace file of it. Its members lose
@@ -272,7 +235,6 @@ impl OrganizationMutation {
     async fn delete_organization(&self, ctx: &Context<'_>) -> Result<ID> {
         let tenant = ctx.request()?.tenant_context()?;
         let services = ctx.services();
-        let bus = &services.jobs.bus;
         let org = tenant.org;
         erasure::erase_organization(
             &services.db,
@@ -280,7 +242,7 @@ impl OrganizationMutation {
             org,
             tenant.actor,
             &ctx.origin(),
-            || bus.access_changed(org.0),
+            || services.access_changed(org, &[]),
         )
         .await?;
         Ok(ID(tenant.org.to_string()))
@@ -288,31 +250,23 @@ impl OrganizationMutation {
 
     #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Admin)")]
     async fn add_member(&self, ctx: &Context<'_>, input: AddMemberInput) -> Result<Member> {
-        let email = Email::parse(&input.email)?;
-        let user = unscoped::accounts::find_user_by_email(&ctx.services().db, email.as_str())
-            .await?
-            .ok_or(AppError::NotFound("user"))?;
-        let role = input.role.into();
-        let member = ctx
-            .tenant()?
-            .write(async |scoped| organizations::add_member(scoped, UserId(user.id), role).await)
-            .await?;
-        Ok(Member {
-            member,
-            user: Some(user),
-        })
+        let tenant = ctx.tenant()?;
+        let member =
+            organizations::add_member(&tenant, &ctx.services().db, &input.email, input.role.into()).await?;
+        Ok(member.into())
     }
 
     #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Admin)")]
     async fn update_member_role(&self, ctx: &Context<'_>, user_id: ID, role: OrgRole) -> Result<Member> {
         let user = UserId(parse_id("userId", &user_id)?);
-        let role = role.into();
         let tenant = ctx.tenant()?;
-        let (member, capped_keys) = tenant
-            .write(async |scoped| organizations::update_member_role(scoped, user, role).await)
-            .await?;
-        access_changed(ctx, tenant.context().org.0, &capped_keys);
-        Member::load(ctx, member).await
+        let services = ctx.services();
+        let org = tenant.context().org;
+        let member = organizations::update_member_role(&tenant, &services.db, user, role.into(), |keys| {
+            services.access_changed(org, keys)
+        })
+        .await?;
+        Ok(member.into())
     }
 
     /// Removes a member and their project roles. Returns the user's id.
@@ -320,20 +274,8 @@ impl OrganizationMutation {
     async fn remove_member(&self, ctx: &Context<'_>, user_id: ID) -> Result<ID> {
         let user = UserId(parse_id("userId", &user_id)?);
         let tenant = ctx.tenant()?;
-        let revoked_keys = tenant
-            .write(async |scoped| organizations::remove_member(scoped, user).await)
-            .await?;
-        access_changed(ctx, tenant.context().org.0, &revoked_keys);
+        let org = tenant.context().org;
+        organizations::remove_member(&tenant, user, |keys| ctx.services().access_changed(org, keys)).await?;
         Ok(user_id)
     }
-}
-
-/// After a member's access changed: their keys are forgotten here at once, and every
-/// replica's live streams of the organization re-check their callers.
-fn access_changed(ctx: &Context<'_>, org: uuid::Uuid, keys: &[entity::api_key::Model]) {
-    let services = ctx.services();
-    for key in keys {
-        services.api_keys.forget(&key.prefix);
-    }
-    services.jobs.bus.access_changed(org);
 }

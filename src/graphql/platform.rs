@@ -2,32 +2,21 @@
 
 use async_graphql::{Context, Guard, ID, Object, Result};
 
-use crate::domain::accounts::default_budget_cents;
-use crate::error::{AppError, AppResult};
+use crate::domain::platform;
+use crate::error::AppError;
+use crate::graphql::arguments::parse_id;
 use crate::graphql::context::ContextExt;
 use crate::graphql::organizations::{Organization, Plan};
-use crate::graphql::pagination::{Conn, DEFAULT_PAGE_SIZE, connection, list_cost, page_request, parse_id};
+use crate::graphql::pagination::{Conn, DEFAULT_PAGE_SIZE, Paging, list_cost};
 use crate::ids::OrgId;
-use crate::tenancy::unscoped;
 
-/// Whether the caller is a signed-in platform admin (read from the database on every
-/// request, so taking the flag away takes effect at once); an API key never is.
-pub async fn is_platform_admin(ctx: &Context<'_>) -> AppResult<bool> {
-    let Ok(user) = ctx.user() else {
-        return Ok(false);
-    };
-    Ok(unscoped::accounts::find_user(&ctx.services().db, user.id)
-        .await?
-        .is_some_and(|user| user.is_platform_admin))
-}
-
-/// The caller is a signed-in platform admin ([`is_platform_admin`]).
+/// The caller is a signed-in platform admin ([`platform::is_platform_admin`]).
 pub struct PlatformAdminGuard;
 
 impl Guard for PlatformAdminGuard {
     async fn check(&self, ctx: &Context<'_>) -> Result<()> {
         ctx.user()?;
-        if !is_platform_admin(ctx).await? {
+        if !platform::is_platform_admin(&ctx.services().db, ctx.principal()?).await? {
             return Err(AppError::forbidden("this needs a platform admin").into());
         }
         Ok(())
@@ -50,9 +39,9 @@ impl PlatformQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<Conn<Organization>> {
-        let page = page_request(first, after.as_deref())?;
-        let page = unscoped::platform::all_organizations(&ctx.services().db, page).await?;
-        Ok(connection(page, after.is_some(), |org| org.id, Organization))
+        let paging = Paging::new(first, after.as_deref())?;
+        let page = platform::organizations(&ctx.services().db, paging.request).await?;
+        Ok(paging.connection(page, |org| org.id))
     }
 }
 
@@ -72,22 +61,17 @@ impl PlatformMutation {
         monthly_budget_cents: Option<i64>,
     ) -> Result<Organization> {
         let org = OrgId(parse_id("organizationId", &organization_id)?);
-        let plan: entity::Plan = plan.into();
-        let budget = monthly_budget_cents.unwrap_or_else(|| default_budget_cents(plan));
-        if budget < 0 {
-            return Err(AppError::bad_input("monthlyBudgetCents", "cannot be negative").into());
-        }
         let admin = ctx.user()?.id;
-        let updated = unscoped::platform::set_organization_plan(
+        let updated = platform::set_organization_plan(
             &ctx.services().db,
             org,
-            plan,
-            budget,
+            plan.into(),
+            monthly_budget_cents,
             admin,
             &ctx.origin(),
         )
         .await?;
         // Limits follow the plan from the next request, when the tenant is resolved again.
-        Ok(Organization(updated))
+        Ok(updated.into())
     }
 }

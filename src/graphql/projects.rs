@@ -1,15 +1,20 @@
 //! Projects of the active organization and their members.
 
-use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Result};
+use async_graphql::{
+    ComplexObject, Context, Enum, ID, InputObject, MaybeUndefined, Object, Result, SimpleObject,
+};
+use chrono::{DateTime, Utc};
 use entity::{project, project_member};
 
+use crate::domain::accounts::WithAccount;
 use crate::domain::projects::{self, NewProject, ProjectChanges};
 use crate::error::AppError;
-use crate::graphql::context::ContextExt;
+use crate::graphql::arguments::{nullable_change, parse_id};
+use crate::graphql::context::{ContextExt, tenant_read, tenant_write};
 use crate::graphql::guards::OrgRoleGuard;
-use crate::graphql::pagination::{Conn, DEFAULT_PAGE_SIZE, connection, list_cost, page_request, parse_id};
+use crate::graphql::pagination::{Conn, DEFAULT_PAGE_SIZE, Paging, list_cost};
 use crate::ids::{ProjectId, UserId};
-use crate::tenancy::{Tenant, unscoped};
+use crate::tenancy::Tenant;
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 #[graphql(remote = "entity::ProjectRole")]
@@ -19,38 +24,37 @@ pub enum ProjectRole {
     Admin,
 }
 
-pub struct Project(pub project::Model);
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct Project {
+    id: ID,
+    organization_id: ID,
+    slug: String,
+    name: String,
+    description: Option<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    #[graphql(skip)]
+    project: ProjectId,
+}
 
-#[Object]
+impl From<project::Model> for Project {
+    fn from(project: project::Model) -> Self {
+        Self {
+            id: project.id.into(),
+            organization_id: project.organization_id.into(),
+            slug: project.slug,
+            name: project.name,
+            description: project.description,
+            created_at: project.created_at,
+            updated_at: project.updated_at,
+            project: ProjectId(project.id),
+        }
+    }
+}
+
+#[ComplexObject]
 impl Project {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
-    }
-
-    async fn organization_id(&self) -> ID {
-        ID(self.0.organization_id.to_string())
-    }
-
-    async fn slug(&self) -> &str {
-        &self.0.slug
-    }
-
-    async fn name(&self) -> &str {
-        &self.0.name
-    }
-
-    async fn description(&self) -> Option<&str> {
-        self.0.description.as_deref()
-    }
-
-    async fn created_at(&self) -> chrono::DateTime<chrono::Utc> {
-        self.0.created_at
-    }
-
-    async fn updated_at(&self) -> chrono::DateTime<chrono::Utc> {
-        self.0.updated_at
-    }
-
     /// People with an explicit role in this project. Organization owners and admins act as
     /// project admins without being listed.
     #[graphql(complexity = "list_cost(first, DEFAULT_PAGE_SIZE, child_complexity)")]
@@ -60,51 +64,32 @@ impl Project {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<Conn<ProjectMember>> {
-        let page = page_request(first, after.as_deref())?;
-        let id = ProjectId(self.0.id);
-        let page = ctx
-            .tenant()?
-            .read(async |scoped| projects::members(scoped, id, page).await)
-            .await?;
-        let user_ids = page.items.iter().map(|member| member.user_id).collect();
-        let mut users = unscoped::accounts::users_by_ids(&ctx.services().db, user_ids).await?;
-        Ok(connection(
-            page,
-            after.is_some(),
-            |member| member.id,
-            |member| {
-                let user = users.remove(&member.user_id);
-                ProjectMember { member, user }
-            },
-        ))
+        let paging = Paging::new(first, after.as_deref())?;
+        let page =
+            projects::members(&ctx.tenant()?, &ctx.services().db, self.project, paging.request).await?;
+        Ok(paging.connection(page, |row| row.member.id))
     }
 }
 
+#[derive(SimpleObject)]
 pub struct ProjectMember {
-    member: project_member::Model,
-    user: Option<entity::user::Model>,
+    user_id: ID,
+    project_id: ID,
+    email: Option<String>,
+    display_name: Option<String>,
+    role: ProjectRole,
 }
 
-#[Object]
-impl ProjectMember {
-    async fn user_id(&self) -> ID {
-        ID(self.member.user_id.to_string())
-    }
-
-    async fn project_id(&self) -> ID {
-        ID(self.member.project_id.to_string())
-    }
-
-    async fn email(&self) -> Option<&str> {
-        self.user.as_ref().map(|user| user.email.as_str())
-    }
-
-    async fn display_name(&self) -> Option<&str> {
-        self.user.as_ref().map(|user| user.display_name.as_str())
-    }
-
-    async fn role(&self) -> ProjectRole {
-        self.member.role.into()
+impl From<WithAccount<project_member::Model>> for ProjectMember {
+    fn from(WithAccount { member, account }: WithAccount<project_member::Model>) -> Self {
+        let (email, display_name) = account.map(|user| (user.email, user.display_name)).unzip();
+        Self {
+            user_id: member.user_id.into(),
+            project_id: member.project_id.into(),
+            email,
+            display_name,
+            role: member.role.into(),
+        }
     }
 }
 
@@ -128,13 +113,10 @@ pub struct UpdateProjectInput {
 pub async fn project_connection(
     tenant: &Tenant,
     first: Option<i32>,
-    after: Option<String>,
+    after: Option<&str>,
 ) -> Result<Conn<Project>> {
-    let page = page_request(first, after.as_deref())?;
-    let page = tenant
-        .read(async |scoped| projects::list(scoped, page).await)
-        .await?;
-    Ok(connection(page, after.is_some(), |project| project.id, Project))
+    let paging = Paging::new(first, after)?;
+    paging.read(tenant, |project| project.id, projects::list).await
 }
 
 #[derive(Default)]
@@ -150,16 +132,13 @@ impl ProjectQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<Conn<Project>> {
-        project_connection(&ctx.tenant()?, first, after).await
+        project_connection(&ctx.tenant()?, first, after.as_deref()).await
     }
 
     async fn project(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Project>> {
         let id = ProjectId(parse_id("id", &id)?);
-        let project = ctx
-            .tenant()?
-            .read(async |scoped| projects::find(scoped, id).await)
-            .await?;
-        Ok(Some(Project(project.ok_or(AppError::NotFound("project"))?)))
+        let project = tenant_read(ctx, async |scoped| projects::find(scoped, id).await).await?;
+        Ok(Some(project.ok_or(AppError::NotFound("project"))?.into()))
     }
 }
 
@@ -175,41 +154,28 @@ impl ProjectMutation {
             slug: input.slug.as_deref(),
             description: input.description.as_deref(),
         };
-        let project = ctx
-            .tenant()?
-            .write(async |scoped| projects::create(scoped, input).await)
-            .await?;
-        Ok(Project(project))
+        let project = tenant_write(ctx, async |scoped| projects::create(scoped, input).await).await?;
+        Ok(project.into())
     }
 
     /// Needs the project's admin role.
     #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Member)")]
     async fn update_project(&self, ctx: &Context<'_>, id: ID, input: UpdateProjectInput) -> Result<Project> {
         let id = ProjectId(parse_id("id", &id)?);
-        let description = match &input.description {
-            MaybeUndefined::Undefined => None,
-            MaybeUndefined::Null => Some(None),
-            MaybeUndefined::Value(text) => Some(Some(text.as_str())),
-        };
         let changes = ProjectChanges {
             name: input.name.as_deref(),
             slug: input.slug.as_deref(),
-            description,
+            description: nullable_change(&input.description),
         };
-        let project = ctx
-            .tenant()?
-            .write(async |scoped| projects::update(scoped, id, changes).await)
-            .await?;
-        Ok(Project(project))
+        let project = tenant_write(ctx, async |scoped| projects::update(scoped, id, changes).await).await?;
+        Ok(project.into())
     }
 
     /// Deletes the project with everything in it; needs the project's admin role. Returns its id.
     #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Member)")]
     async fn delete_project(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
         let project = ProjectId(parse_id("id", &id)?);
-        ctx.tenant()?
-            .write(async |scoped| projects::delete(scoped, project).await)
-            .await?;
+        tenant_write(ctx, async |scoped| projects::delete(scoped, project).await).await?;
         Ok(id)
     }
 
@@ -224,13 +190,9 @@ impl ProjectMutation {
     ) -> Result<ProjectMember> {
         let project = ProjectId(parse_id("projectId", &project_id)?);
         let user = UserId(parse_id("userId", &user_id)?);
-        let role = role.into();
-        let member = ctx
-            .tenant()?
-            .write(async |scoped| projects::set_member(scoped, project, user, role).await)
-            .await?;
-        let user = unscoped::accounts::find_user(&ctx.services().db, user).await?;
-        Ok(ProjectMember { member, user })
+        let member =
+            projects::set_member(&ctx.tenant()?, &ctx.services().db, project, user, role.into()).await?;
+        Ok(member.into())
     }
 
     /// Returns the user's id.
@@ -238,9 +200,10 @@ impl ProjectMutation {
     async fn remove_project_member(&self, ctx: &Context<'_>, project_id: ID, user_id: ID) -> Result<ID> {
         let project = ProjectId(parse_id("projectId", &project_id)?);
         let user = UserId(parse_id("userId", &user_id)?);
-        ctx.tenant()?
-            .write(async |scoped| projects::remove_member(scoped, project, user).await)
-            .await?;
+        tenant_write(ctx, async |scoped| {
+            projects::remove_member(scoped, project, user).await
+        })
+        .await?;
         Ok(user_id)
     }
 }

@@ -1,37 +1,34 @@
 //! Trusted documents: what the organization's persisted-only API keys may run.
 
-use async_graphql::{Context, ID, InputObject, Object, Result};
+use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::trusted_document;
 
 use crate::governance::persisted;
-use crate::graphql::context::ContextExt;
+use crate::graphql::arguments::parse_id;
+use crate::graphql::context::{ContextExt, tenant_write};
 use crate::graphql::guards::OrgRoleGuard;
-use crate::graphql::pagination::{Conn, DEFAULT_PAGE_SIZE, connection, list_cost, page_request, parse_id};
+use crate::graphql::pagination::{Conn, DEFAULT_PAGE_SIZE, Paging, list_cost};
 
-pub struct TrustedDocument(trusted_document::Model);
-
-#[Object]
-impl TrustedDocument {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
-    }
-
-    async fn name(&self) -> &str {
-        &self.0.name
-    }
-
+#[derive(SimpleObject)]
+pub struct TrustedDocument {
+    id: ID,
+    name: String,
     /// What clients send as `extensions.persistedQuery.sha256Hash`.
-    async fn sha256(&self) -> &str {
-        &self.0.sha256
-    }
+    sha256: String,
+    query: String,
+    created_at: DateTime<Utc>,
+}
 
-    async fn query(&self) -> &str {
-        &self.0.query
-    }
-
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+impl From<trusted_document::Model> for TrustedDocument {
+    fn from(document: trusted_document::Model) -> Self {
+        Self {
+            id: document.id.into(),
+            name: document.name,
+            sha256: document.sha256,
+            query: document.query,
+            created_at: document.created_at,
+        }
     }
 }
 
@@ -59,17 +56,10 @@ impl TrustedDocumentQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<Conn<TrustedDocument>> {
-        let page = page_request(first, after.as_deref())?;
-        let page = ctx
-            .tenant()?
-            .read(async |scoped| persisted::list(scoped, page).await)
-            .await?;
-        Ok(connection(
-            page,
-            after.is_some(),
-            |document| document.id,
-            TrustedDocument,
-        ))
+        let paging = Paging::new(first, after.as_deref())?;
+        paging
+            .read(&ctx.tenant()?, |document| document.id, persisted::list)
+            .await
     }
 }
 
@@ -85,19 +75,17 @@ impl TrustedDocumentMutation {
         input: RegisterTrustedDocumentInput,
     ) -> Result<TrustedDocument> {
         let limits = ctx.services().persisted.limits();
-        let document = ctx
-            .tenant()?
-            .write(async |scoped| persisted::register(scoped, &limits, &input.name, &input.query).await)
-            .await?;
-        Ok(TrustedDocument(document))
+        let document = tenant_write(ctx, async |scoped| {
+            persisted::register(scoped, &limits, &input.name, &input.query).await
+        })
+        .await?;
+        Ok(document.into())
     }
 
     #[graphql(guard = "OrgRoleGuard(entity::OrgRole::Admin)")]
     async fn delete_trusted_document(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
         let document = parse_id("id", &id)?;
-        ctx.tenant()?
-            .write(async |scoped| persisted::remove(scoped, document).await)
-            .await?;
+        tenant_write(ctx, async |scoped| persisted::remove(scoped, document).await).await?;
         Ok(id)
     }
 }
