@@ -45,19 +45,6 @@ pub struct QueryLimits {
     pub introspection: bool,
 }
 
-impl Default for QueryLimits {
-    fn default() -> Self {
-        Self {
-            max_depth: 12,
-            max_complexity: 1_000,
-            document: DocumentLimits::default(),
-            max_root_fields: 10,
-            max_batch_size: 0,
-            introspection: true,
-        }
-    }
-}
-
 /// Installs [`OperationGuard`] on the schema: one per request.
 pub struct OperationLimits {
     pub limits: QueryLimits,
