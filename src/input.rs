@@ -1,4 +1,5 @@
 //! Parse, don't validate: client input becomes these types or a `BAD_USER_INPUT` naming the field.
+//! Also the one reader of list-valued settings (`LLM_PRICES`, `ENCRYPTION_KEYS`, …).
 
 use crate::error::{AppError, AppResult};
 
@@ -178,6 +179,24 @@ pub fn description(raw: Option<&str>) -> AppResult<Option<String>> {
         )),
         Some(text) => Ok(Some(text.to_owned())),
     }
+}
+
+/// The `key<separator>value` entries of a comma-separated setting, blank ones skipped;
+/// `malformed` is the error for an entry without the separator.
+pub fn setting_entries<'a>(
+    spec: &'a str,
+    separator: char,
+    malformed: &'static str,
+) -> anyhow::Result<Vec<(&'a str, &'a str)>> {
+    spec.split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            entry
+                .split_once(separator)
+                .ok_or_else(|| anyhow::anyhow!(malformed))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use chrono::Utc;
 use entity::{PostStatus, ProjectRole, campaign, post};
-use sea_orm::{ActiveValue::Set, ColumnTrait, IntoActiveModel, QueryFilter};
+use sea_orm::{ActiveValue::Set, ColumnTrait, IntoActiveModel, QueryFilter, QueryTrait};
 use uuid::Uuid;
 
 use crate::error::{AppError, AppResult};
@@ -19,15 +19,8 @@ pub async fn campaigns(
     project: ProjectId,
     page: PageRequest,
 ) -> AppResult<Page<campaign::Model>> {
-    scoped.project_role(project).await?;
-    scoped
-        .page(
-            scoped
-                .select::<campaign::Entity>()
-                .filter(campaign::Column::ProjectId.eq(project.0)),
-            page,
-        )
-        .await
+    let query = scoped.select_in_project::<campaign::Entity>(project).await?;
+    scoped.page(query, page).await
 }
 
 /// A campaign, if the caller may read its project.
@@ -81,11 +74,7 @@ pub async fn update_campaign(
 
 /// Deletes a campaign with its posts.
 pub async fn delete_campaign(scoped: &Scoped, id: Uuid) -> AppResult<()> {
-    let existing = scoped.get::<campaign::Entity>(id, "campaign").await?;
-    scoped
-        .project_with_role(ProjectId(existing.project_id), ProjectRole::Editor)
-        .await?;
-    scoped.delete::<campaign::Entity>(id, "campaign").await
+    scoped.delete_in_project::<campaign::Entity>(id, "campaign").await
 }
 
 pub async fn posts(
@@ -94,13 +83,10 @@ pub async fn posts(
     campaign: Option<Uuid>,
     page: PageRequest,
 ) -> AppResult<Page<post::Model>> {
-    scoped.project_role(project).await?;
-    let mut query = scoped
-        .select::<post::Entity>()
-        .filter(post::Column::ProjectId.eq(project.0));
-    if let Some(campaign) = campaign {
-        query = query.filter(post::Column::CampaignId.eq(campaign));
-    }
+    let query = scoped.select_in_project::<post::Entity>(project).await?;
+    let query = query.apply_if(campaign, |query, campaign| {
+        query.filter(post::Column::CampaignId.eq(campaign))
+    });
     scoped.page(query, page).await
 }
 
@@ -177,11 +163,7 @@ pub async fn update_post(scoped: &Scoped, id: Uuid, changes: PostChanges<'_>) ->
 }
 
 pub async fn delete_post(scoped: &Scoped, id: Uuid) -> AppResult<()> {
-    let existing = scoped.get::<post::Entity>(id, "post").await?;
-    scoped
-        .project_with_role(ProjectId(existing.project_id), ProjectRole::Editor)
-        .await?;
-    scoped.delete::<post::Entity>(id, "post").await
+    scoped.delete_in_project::<post::Entity>(id, "post").await
 }
 
 fn title(raw: &str) -> AppResult<String> {

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use entity::{JobStatus, ProjectRole, agent_job, agent_job_event};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -212,13 +212,10 @@ pub async fn list(
     status: Option<JobStatus>,
     page: PageRequest,
 ) -> AppResult<Page<agent_job::Model>> {
-    scoped.project_role(project).await?;
-    let mut query = scoped
-        .select::<agent_job::Entity>()
-        .filter(agent_job::Column::ProjectId.eq(project.0));
-    if let Some(status) = status {
-        query = query.filter(agent_job::Column::Status.eq(status));
-    }
+    let query = scoped.select_in_project::<agent_job::Entity>(project).await?;
+    let query = query.apply_if(status, |query, status| {
+        query.filter(agent_job::Column::Status.eq(status))
+    });
     scoped.page(query, page).await
 }
 

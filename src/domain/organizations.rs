@@ -56,13 +56,7 @@ pub async fn members(
 }
 
 pub async fn find_member(scoped: &Scoped, user: UserId) -> AppResult<Option<organization_member::Model>> {
-    scoped
-        .one(
-            scoped
-                .select::<organization_member::Entity>()
-                .filter(organization_member::Column::UserId.eq(user.0)),
-        )
-        .await
+    scoped.find_by(organization_member::Column::UserId, user.0).await
 }
 
 async fn get_member(scoped: &Scoped, user: UserId) -> AppResult<organization_member::Model> {

@@ -21,13 +21,7 @@ pub async fn list(scoped: &Scoped, page: PageRequest) -> AppResult<Page<project:
 }
 
 pub async fn find(scoped: &Scoped, id: ProjectId) -> AppResult<Option<project::Model>> {
-    scoped
-        .one(
-            scoped
-                .select::<project::Entity>()
-                .filter(project::Column::Id.eq(id.0)),
-        )
-        .await
+    scoped.find_by(project::Column::Id, id.0).await
 }
 
 pub struct NewProject<'a> {
@@ -111,15 +105,8 @@ pub async fn members(
 ) -> AppResult<Page<WithAccount<project_member::Model>>> {
     let page = tenant
         .read(async |scoped| {
-            scoped.project_role(id).await?;
-            scoped
-                .page(
-                    scoped
-                        .select::<project_member::Entity>()
-                        .filter(project_member::Column::ProjectId.eq(id.0)),
-                    page,
-                )
-                .await
+            let query = scoped.select_in_project::<project_member::Entity>(id).await?;
+            scoped.page(query, page).await
         })
         .await?;
     accounts::with_accounts(db, page).await

@@ -181,6 +181,10 @@ fn next_significant(bytes: &[u8], mut at: usize) -> Option<u8> {
 mod tests {
     use super::*;
 
+    fn refusal(limits: &DocumentLimits, document: &str) -> String {
+        limits.check(document).unwrap_err().to_string()
+    }
+
     fn counts(document: &str) -> Counts {
         scan(
             document,
@@ -232,32 +236,14 @@ mod tests {
             assert!(error.to_string().contains("64 levels of nesting"), "{error}");
         }
         let directives = format!("{{ me {} {{ id }} }}", "@skip(if: false) ".repeat(500));
-        assert!(
-            limits
-                .check(&directives)
-                .unwrap_err()
-                .to_string()
-                .contains("50 directives")
-        );
+        assert!(refusal(&limits, &directives).contains("50 directives"));
         let aliases = format!(
             "{{ {} }}",
             (0..31).map(|n| format!("a{n}: me {{ id }}")).collect::<String>()
         );
-        assert!(
-            limits
-                .check(&aliases)
-                .unwrap_err()
-                .to_string()
-                .contains("30 aliases")
-        );
+        assert!(refusal(&limits, &aliases).contains("30 aliases"));
         let tokens = format!("{{ {} }}", "me { id } ".repeat(4_000));
-        assert!(
-            limits
-                .check(&tokens)
-                .unwrap_err()
-                .to_string()
-                .contains("15000 tokens")
-        );
+        assert!(refusal(&limits, &tokens).contains("15000 tokens"));
         // At the limits, the document passes.
         let at_limit = format!("{}{}", "{ a ".repeat(64), "}".repeat(64));
         assert!(limits.check(&at_limit).is_ok());

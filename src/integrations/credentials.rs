@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::Context;
 use chrono::Utc;
 use entity::provider_credential;
 use sea_orm::{ActiveValue::Set, IntoActiveModel};
@@ -15,6 +14,7 @@ use uuid::Uuid;
 use super::crypto::{Binding, Keyring};
 use super::keys;
 use crate::error::{AppError, AppResult};
+use crate::input::setting_entries;
 use crate::tenancy::Scoped;
 use crate::tenancy::sealed::PROVIDER_SECRET;
 
@@ -32,10 +32,7 @@ groq=https://api.groq.com/openai/v1,openrouter=https://openrouter.ai/api/v1";
     /// `name=base-url[,…]`.
     pub fn parse(spec: &str) -> anyhow::Result<Self> {
         let mut endpoints = BTreeMap::new();
-        for entry in spec.split(',').map(str::trim).filter(|entry| !entry.is_empty()) {
-            let (name, url) = entry
-                .split_once('=')
-                .context("LLM_PROVIDERS entries are name=base-url")?;
+        for (name, url) in setting_entries(spec, '=', "LLM_PROVIDERS entries are name=base-url")? {
             let name = provider_name(name)
                 .map_err(|_| anyhow::anyhow!("LLM_PROVIDERS: {name:?} is not a provider name"))?;
             let url = base_url(url).map_err(|message| anyhow::anyhow!("LLM_PROVIDERS: {name}: {message}"))?;

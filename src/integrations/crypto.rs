@@ -14,6 +14,7 @@ use secrecy::SecretString;
 use uuid::Uuid;
 
 use crate::error::{AppError, AppResult};
+use crate::input::setting_entries;
 
 /// The format written: the row id in the associated data.
 const FORMAT: &str = "v2";
@@ -61,10 +62,7 @@ impl Keyring {
     /// `id:base64-key[,id:base64-key…]`, newest first; each key is 32 bytes.
     pub fn parse(spec: &str) -> anyhow::Result<Self> {
         let mut keys = Vec::new();
-        for entry in spec.split(',').map(str::trim).filter(|entry| !entry.is_empty()) {
-            let (id, encoded) = entry
-                .split_once(':')
-                .context("ENCRYPTION_KEYS entries are id:base64-key")?;
+        for (id, encoded) in setting_entries(spec, ':', "ENCRYPTION_KEYS entries are id:base64-key")? {
             if id.is_empty()
                 || !id
                     .bytes()

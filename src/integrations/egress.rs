@@ -684,8 +684,12 @@ mod tests {
             ("254.255.255.255", Class::Reserved),
             ("255.255.255.255", Class::Broadcast),
         ];
+        assert_classes(&cases);
+    }
+
+    fn assert_classes(cases: &[(&str, Class)]) {
         for (address, expected) in cases {
-            assert_eq!(class(address), expected, "{address}");
+            assert_eq!(class(address), *expected, "{address}");
         }
     }
 
@@ -714,9 +718,7 @@ mod tests {
             ("1000::1", Class::Reserved),
             ("0:0:0:ffff:1:2:3:4", Class::Reserved),
         ];
-        for (address, expected) in cases {
-            assert_eq!(class(address), expected, "{address}");
-        }
+        assert_classes(&cases);
     }
 
     #[test]
@@ -736,9 +738,7 @@ mod tests {
             ("2002:a9fe:a9fe::1", Class::Metadata),
             ("2002:6440:1::", Class::SharedNat),
         ];
-        for (address, expected) in cases {
-            assert_eq!(class(address), expected, "{address}");
-        }
+        assert_classes(&cases);
     }
 
     fn policy(allow: &str) -> Policy {

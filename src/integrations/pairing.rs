@@ -131,12 +131,6 @@ pub async fn pair(
 
 /// The chats paired with a project.
 pub async fn pairings(scoped: &Scoped, project: ProjectId) -> AppResult<Vec<chat_pairing::Model>> {
-    scoped.project_role(project).await?;
-    scoped
-        .all(
-            scoped
-                .select::<chat_pairing::Entity>()
-                .filter(chat_pairing::Column::ProjectId.eq(project.0)),
-        )
-        .await
+    let query = scoped.select_in_project::<chat_pairing::Entity>(project).await?;
+    scoped.all(query).await
 }

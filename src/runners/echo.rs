@@ -40,9 +40,7 @@ pub struct Echo;
 impl Runner for Echo {
     type Config = Config;
 
-    fn parse(config: &Value) -> Result<Config, String> {
-        let config: Config =
-            serde_json::from_value(config.clone()).map_err(|error| format!("echo: {error}"))?;
+    fn check(config: &Config) -> Result<(), String> {
         if config.steps > MAX_STEPS {
             return Err(format!("echo: steps must be at most {MAX_STEPS}"));
         }
@@ -57,7 +55,7 @@ impl Runner for Echo {
         {
             return Err("echo: artifact must be a plain file name".into());
         }
-        Ok(config)
+        Ok(())
     }
 
     fn estimated_cost_cents(config: &Config) -> i64 {

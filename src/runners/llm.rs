@@ -64,16 +64,13 @@ pub struct Llm;
 impl Runner for Llm {
     type Config = Config;
 
-    fn parse(config: &Value) -> Result<Config, String> {
-        if config.get("baseUrl").is_some() {
-            return Err(
-                "llm: an agent names no baseUrl: the endpoint belongs to the organization's \
-                        credential (setProviderCredential with baseUrl); name its provider"
-                    .into(),
-            );
-        }
-        let config: Config =
-            serde_json::from_value(config.clone()).map_err(|error| format!("llm: {error}"))?;
+    const MOVED: &[(&str, &str)] = &[(
+        "baseUrl",
+        "the endpoint belongs to the organization's credential (setProviderCredential with \
+         baseUrl); name its provider",
+    )];
+
+    fn check(config: &Config) -> Result<(), String> {
         if config.model.trim().is_empty() || config.model.len() > 100 {
             return Err("llm: model is required (at most 100 characters)".into());
         }
@@ -86,7 +83,7 @@ impl Runner for Llm {
         if config.max_retries > 10 {
             return Err("llm: maxRetries must be at most 10".into());
         }
-        Ok(config)
+        Ok(())
     }
 
     async fn run(config: Config, input: &Value, steps: &mut impl Steps) -> Result<Value, RunError> {

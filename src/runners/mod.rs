@@ -12,8 +12,10 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use secrecy::SecretString;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::input::setting_entries;
 use crate::integrations::credentials::ProviderEndpoints;
 use crate::integrations::crypto::Keyring;
 use crate::integrations::egress::{EgressError, Gate};
@@ -46,26 +48,26 @@ impl RunnerKind {
     /// Checks an agent's configuration when it is created or changed.
     pub fn check_config(self, config: &Value) -> Result<(), String> {
         match self {
-            RunnerKind::Echo => check::<echo::Echo>(config),
-            RunnerKind::Llm => check::<llm::Llm>(config),
-            RunnerKind::Publish => check::<publish::Publish>(config),
+            RunnerKind::Echo => check::<echo::Echo>(self, config),
+            RunnerKind::Llm => check::<llm::Llm>(self, config),
+            RunnerKind::Publish => check::<publish::Publish>(self, config),
         }
     }
 
     /// What one run is expected to cost, checked against the budget before it is queued.
     pub fn estimated_cost_cents(self, config: &Value) -> i64 {
         match self {
-            RunnerKind::Echo => estimate::<echo::Echo>(config),
-            RunnerKind::Llm => estimate::<llm::Llm>(config),
-            RunnerKind::Publish => estimate::<publish::Publish>(config),
+            RunnerKind::Echo => estimate::<echo::Echo>(self, config),
+            RunnerKind::Llm => estimate::<llm::Llm>(self, config),
+            RunnerKind::Publish => estimate::<publish::Publish>(self, config),
         }
     }
 
     pub async fn run(self, config: &Value, input: &Value, steps: &mut impl Steps) -> Result<Value, RunError> {
         match self {
-            RunnerKind::Echo => run::<echo::Echo>(config, input, steps).await,
-            RunnerKind::Llm => run::<llm::Llm>(config, input, steps).await,
-            RunnerKind::Publish => run::<publish::Publish>(config, input, steps).await,
+            RunnerKind::Echo => run::<echo::Echo>(self, config, input, steps).await,
+            RunnerKind::Llm => run::<llm::Llm>(self, config, input, steps).await,
+            RunnerKind::Publish => run::<publish::Publish>(self, config, input, steps).await,
         }
     }
 }
@@ -98,10 +100,7 @@ impl Prices {
     /// `model=input/output[,…]`, in cents per million input and output tokens.
     pub fn parse(spec: &str) -> anyhow::Result<Self> {
         let mut prices = HashMap::new();
-        for entry in spec.split(',').map(str::trim).filter(|entry| !entry.is_empty()) {
-            let (model, price) = entry
-                .split_once('=')
-                .context("LLM_PRICES entries are model=input/output")?;
+        for (model, price) in setting_entries(spec, '=', "LLM_PRICES entries are model=input/output")? {
             let (input, output) = price
                 .split_once('/')
                 .context("LLM_PRICES entries are model=input/output")?;
@@ -212,11 +211,15 @@ pub trait Steps: Send {
 }
 
 pub trait Runner {
-    /// What an agent of this kind is configured with.
-    type Config;
-    /// Reads and checks an agent's configuration: when it is created or changed, and before
-    /// each run.
-    fn parse(config: &Value) -> Result<Self::Config, String>;
+    /// What an agent of this kind is configured with: its `config`, as JSON.
+    type Config: DeserializeOwned;
+    /// Fields older releases took that moved elsewhere, with where: a clear refusal rather
+    /// than "unknown field".
+    const MOVED: &[(&str, &str)] = &[];
+    /// Checks a configuration beyond its shape.
+    fn check(_config: &Self::Config) -> Result<(), String> {
+        Ok(())
+    }
     /// What one run is expected to cost, checked against the budget before it is queued.
     fn estimated_cost_cents(_config: &Self::Config) -> i64 {
         0
@@ -228,18 +231,35 @@ pub trait Runner {
     ) -> impl Future<Output = Result<Value, RunError>> + Send;
 }
 
-fn check<R: Runner>(config: &Value) -> Result<(), String> {
-    R::parse(config).map(|_| ())
+/// Reads and checks an agent's configuration: when it is created or changed, and before
+/// each run. Errors start with the kind.
+fn parse<R: Runner>(kind: RunnerKind, config: &Value) -> Result<R::Config, String> {
+    let kind = kind.name();
+    if let Some((field, moved)) = R::MOVED.iter().find(|(field, _)| config.get(field).is_some()) {
+        return Err(format!("{kind}: an agent names no {field}: {moved}"));
+    }
+    let config = serde_json::from_value(config.clone()).map_err(|error| format!("{kind}: {error}"))?;
+    R::check(&config)?;
+    Ok(config)
 }
 
-fn estimate<R: Runner>(config: &Value) -> i64 {
-    R::parse(config).map_or(0, |config| R::estimated_cost_cents(&config))
+fn check<R: Runner>(kind: RunnerKind, config: &Value) -> Result<(), String> {
+    parse::<R>(kind, config).map(|_| ())
+}
+
+fn estimate<R: Runner>(kind: RunnerKind, config: &Value) -> i64 {
+    parse::<R>(kind, config).map_or(0, |config| R::estimated_cost_cents(&config))
 }
 
 /// A stored configuration was checked when it was written; one that no longer reads is not
 /// fixed by retrying.
-async fn run<R: Runner>(config: &Value, input: &Value, steps: &mut impl Steps) -> Result<Value, RunError> {
-    R::run(R::parse(config).map_err(RunError::Fatal)?, input, steps).await
+async fn run<R: Runner>(
+    kind: RunnerKind,
+    config: &Value,
+    input: &Value,
+    steps: &mut impl Steps,
+) -> Result<Value, RunError> {
+    R::run(parse::<R>(kind, config).map_err(RunError::Fatal)?, input, steps).await
 }
 
 #[cfg(test)]

@@ -42,16 +42,12 @@ pub struct Publish;
 impl Runner for Publish {
     type Config = Config;
 
-    fn parse(config: &Value) -> Result<Config, String> {
-        if config.get("url").is_some() {
-            return Err(
-                "publish: an agent names no url: it names a path under its provider's \
-                        apiUrl, e.g. {\"provider\": \"…\", \"path\": \"/v2/posts\"}"
-                    .into(),
-            );
-        }
-        let config: Config =
-            serde_json::from_value(config.clone()).map_err(|error| format!("publish: {error}"))?;
+    const MOVED: &[(&str, &str)] = &[(
+        "url",
+        "it names a path under its provider's apiUrl, e.g. {\"provider\": \"…\", \"path\": \"/v2/posts\"}",
+    )];
+
+    fn check(config: &Config) -> Result<(), String> {
         let path = &config.path;
         let valid = path.starts_with('/')
             && !path.starts_with("//")
@@ -65,7 +61,7 @@ impl Runner for Publish {
                 "publish: path must start with / and stay under the provider's apiUrl (no .., \\, #, @; at most {MAX_PATH_CHARS} characters)"
             ));
         }
-        Ok(config)
+        Ok(())
     }
 
     async fn run(config: Config, input: &Value, steps: &mut impl Steps) -> Result<Value, RunError> {

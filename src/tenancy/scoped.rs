@@ -14,8 +14,8 @@ use entity::{ProjectRole, agent, agent_share, project, project_member};
 use sea_orm::sea_query::{Condition, Expr};
 use sea_orm::{
     ActiveModelBehavior, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend,
-    DeleteMany, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, Select, Statement, TryGetableMany,
-    UpdateMany,
+    DeleteMany, EntityTrait, IntoActiveModel, ModelTrait, PaginatorTrait, QueryFilter, Select, Statement,
+    TryGetableMany, UpdateMany,
 };
 use uuid::Uuid;
 
@@ -468,6 +468,24 @@ impl Scoped {
 
     /// The project, if the caller holds at least `needed` in it: `NOT_FOUND` when it is not
     /// visible, `FORBIDDEN` when it is but the role falls short.
+    /// The rows of one project the caller may read (`NOT_FOUND` if it may not see the
+    /// project), for entities that belong to a project.
+    pub async fn select_in_project<E: TenantEntity>(&self, project: ProjectId) -> AppResult<Select<E>> {
+        self.project_role(project).await?;
+        let column = E::project_column().expect("an entity listed by project has a project column");
+        Ok(self.select::<E>().filter(column.eq(project.0)))
+    }
+
+    /// Deletes a row of a project where the caller is an editor.
+    pub async fn delete_in_project<E: TenantEntity>(&self, id: Uuid, what: &'static str) -> AppResult<()> {
+        let existing = self.get::<E>(id, what).await?;
+        let column = E::project_column().expect("an entity deleted by project has a project column");
+        let project = as_uuid(existing.get(column)).ok_or(AppError::NotFound(what))?;
+        self.project_with_role(ProjectId(project), ProjectRole::Editor)
+            .await?;
+        self.delete::<E>(id, what).await
+    }
+
     pub async fn project_with_role(
         &self,
         project_id: ProjectId,

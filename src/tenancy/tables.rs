@@ -49,6 +49,7 @@ tenant_tables! {
     // Jobs first: a job of the organization still running stops at its next step.
     agent_job_event: "AgentJobEvent", tenant = OrganizationId, project = ProjectId;
     agent_job: "AgentJob", tenant = OrganizationId, project = ProjectId;
+    // What jobs and people wrote, and the organization's links to the outside.
     post: "Post", tenant = OrganizationId, project = ProjectId;
     campaign: "Campaign", tenant = OrganizationId, project = ProjectId;
     integration: "Integration", tenant = OrganizationId;
@@ -56,11 +57,14 @@ tenant_tables! {
     chat_pairing: "ChatPairing", tenant = OrganizationId, project = ProjectId;
     pairing_code: "PairingCode", tenant = OrganizationId, project = ProjectId;
     provider_credential: "ProviderCredential", tenant = OrganizationId;
+    // Its usage and its own documents.
     usage_record: "UsageRecord", tenant = OrganizationId, project = ProjectId;
     trusted_document: "TrustedDocument", tenant = OrganizationId;
+    // Agents, after what refers to them: shares and acceptances, then the agents.
     agent_share_acceptance: "AgentShareAcceptance", tenant = OrganizationId;
     agent_share: "AgentShare", tenant = OrganizationId;
     agent: "Agent", tenant = OrganizationId, project = ProjectId;
+    // Who may act, then the projects and the organization itself.
     api_key: "ApiKey", tenant = OrganizationId, project = ProjectId;
     project_member: "ProjectMember", tenant = OrganizationId, project = ProjectId;
     project: "Project", tenant = OrganizationId, project = Id;
