@@ -20,7 +20,7 @@ use crate::integrations::workspaces::Workspaces;
 use crate::jobs::Jobs;
 use crate::jobs::stream::Liveness;
 use crate::tenancy::audit::{ClientInfo, Origin};
-use crate::tenancy::{Actor, Db, Scoped, Tenant, TenantContext, TenantDb};
+use crate::tenancy::{Actor, Db, Scoped, SharedRead, Tenant, TenantContext, TenantDb};
 
 /// Schema-wide services.
 pub struct Services {
@@ -261,7 +261,11 @@ impl ContextExt for Context<'_> {
 
     fn tenant(&self) -> AppResult<Tenant> {
         let ctx = self.request()?.tenant_context()?;
-        Ok(Tenant::new(self.services().tenant_db.clone(), ctx.clone()).audited(self.origin()))
+        let tenant = Tenant::new(self.services().tenant_db.clone(), ctx.clone()).audited(self.origin());
+        Ok(match self.data_opt::<Arc<SharedRead>>() {
+            Some(shared) => tenant.sharing(shared.clone()),
+            None => tenant,
+        })
     }
 
     async fn charge_job_start(&self) -> AppResult<()> {

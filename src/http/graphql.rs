@@ -21,6 +21,7 @@ use crate::error::AppError;
 use crate::governance::rate_limits::ClientKey;
 use crate::graphql::RequestContext;
 use crate::graphql::errors::present_all;
+use crate::tenancy::SharedRead;
 
 /// Requests larger than this are refused with 413 before they are parsed.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -366,8 +367,13 @@ async fn run(
             MediaType::negotiate(req.headers()).unwrap_or(MediaType::Json),
         ));
     }
-    let request = params.into_request(document).data(context);
+    // Every field of the operation reads in one transaction, ended once it has run.
+    let shared = Arc::new(SharedRead::default());
+    let request = params.into_request(document).data(context).data(shared.clone());
     let mut response = state.schema.execute(request).await;
+    if let Err(error) = shared.finish().await {
+        tracing::warn!(error = format!("{error:#}"), "ending a read transaction failed");
+    }
     present_all(&mut response);
     Ok(response)
 }

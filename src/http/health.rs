@@ -52,10 +52,14 @@ pub async fn metrics(Data(state): Data<&Arc<HttpState>>) -> Response {
     let tenant_db = &state.services().tenant_db;
     let (in_use, idle) = tenant_db.pool_connections();
     telemetry::metrics::db_pool("tenant", in_use, idle);
+    let (statements, transactions) = tenant_db.round_trips().counts();
+    telemetry::metrics::db_round_trips("tenant", statements, transactions);
     // On SQLite both are one pool, counted once.
     if db.backend() == sea_orm::DbBackend::Postgres {
         let (in_use, idle) = db.pool_connections();
         telemetry::metrics::db_pool("owner", in_use, idle);
+        let (statements, transactions) = db.round_trips().counts();
+        telemetry::metrics::db_round_trips("owner", statements, transactions);
     }
     match tokio::time::timeout(
         Duration::from_secs(1),

@@ -18,6 +18,8 @@ const JOB_DURATION: &str = "tenantql_job_run_duration_seconds";
 const RATE_LIMITED: &str = "tenantql_rate_limited_requests_total";
 const DB_CONNECTIONS: &str = "tenantql_db_pool_connections";
 const DB_WAITING: &str = "tenantql_db_pool_waiting";
+const DB_STATEMENTS: &str = "tenantql_db_statements_total";
+const DB_TRANSACTIONS: &str = "tenantql_db_transactions_total";
 
 /// Request and operation latencies: 1 ms to 10 s.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -53,6 +55,11 @@ fn describe() {
         OPERATION_DURATION,
         Unit::Seconds,
         "GraphQL operation execution time by type."
+    );
+    describe_counter!(DB_STATEMENTS, "Statements sent to the database, by pool.");
+    describe_counter!(
+        DB_TRANSACTIONS,
+        "Transactions begun, by pool; each is also a BEGIN and a COMMIT or ROLLBACK."
     );
     describe_gauge!(WEBSOCKETS, "Open websocket connections.");
     describe_gauge!(SUBSCRIPTIONS, "Active GraphQL subscriptions.");
@@ -100,6 +107,13 @@ pub fn jobs(status: &'static str, count: u64) {
 pub fn db_pool(pool: &'static str, in_use: u32, idle: u32) {
     gauge!(DB_CONNECTIONS, "pool" => pool, "state" => "in_use").set(in_use);
     gauge!(DB_CONNECTIONS, "pool" => pool, "state" => "idle").set(idle);
+}
+
+/// What `pool` has sent the database since start: statements, and transactions (each also a
+/// `BEGIN` and a `COMMIT` or `ROLLBACK`).
+pub fn db_round_trips(pool: &'static str, statements: u64, transactions: u64) {
+    counter!(DB_STATEMENTS, "pool" => pool).absolute(statements);
+    counter!(DB_TRANSACTIONS, "pool" => pool).absolute(transactions);
 }
 
 /// Counts a thing open while the guard lives: a websocket, a subscription, a waiter for a

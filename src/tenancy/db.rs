@@ -4,6 +4,8 @@
 //! steps, [`TenantDb`] as a role that owns nothing and cannot bypass RLS, for tenant
 //! transactions. On SQLite (no RLS) both are the same pool.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -29,9 +31,28 @@ use crate::telemetry::metrics;
 pub struct Db {
     pub(super) conn: DatabaseConnection,
     url: SecretString,
+    round_trips: Arc<RoundTrips>,
 }
 
-async fn open(url: &str, max_connections: u32) -> Result<DatabaseConnection, DbErr> {
+/// What a pool sent the database: statements, and transactions (each a `BEGIN` and a
+/// `COMMIT` or `ROLLBACK` besides its statements). Read at scrape time.
+#[derive(Debug, Default)]
+pub struct RoundTrips {
+    statements: AtomicU64,
+    transactions: AtomicU64,
+}
+
+impl RoundTrips {
+    /// `(statements, transactions)` so far.
+    pub fn counts(&self) -> (u64, u64) {
+        (
+            self.statements.load(Ordering::Relaxed),
+            self.transactions.load(Ordering::Relaxed),
+        )
+    }
+}
+
+async fn open(url: &str, max_connections: u32) -> Result<(DatabaseConnection, Arc<RoundTrips>), DbErr> {
     let mut options = ConnectOptions::new(url.to_owned());
     options
         .max_connections(max_connections)
@@ -49,13 +70,24 @@ async fn open(url: &str, max_connections: u32) -> Result<DatabaseConnection, DbE
                 .foreign_keys(true)
         });
     }
-    Database::connect(options).await
+    let mut conn = Database::connect(options).await?;
+    let round_trips = Arc::new(RoundTrips::default());
+    let counted = round_trips.clone();
+    conn.set_metric_callback(move |_| {
+        counted.statements.fetch_add(1, Ordering::Relaxed);
+    });
+    Ok((conn, round_trips))
 }
 
 /// Begins a transaction on `conn`. On SQLite one that will write takes the write lock up
 /// front (`BEGIN IMMEDIATE`): a deferred one that reads first fails at once, without
 /// waiting, when another writer commits before its first write.
-async fn begin_on(conn: &DatabaseConnection, access: Access) -> Result<DatabaseTransaction, DbErr> {
+async fn begin_on(
+    conn: &DatabaseConnection,
+    round_trips: &RoundTrips,
+    access: Access,
+) -> Result<DatabaseTransaction, DbErr> {
+    round_trips.transactions.fetch_add(1, Ordering::Relaxed);
     let immediate = conn.get_database_backend() == DbBackend::Sqlite && access == Access::Write;
     let _waiting = metrics::Open::db_waiter();
     conn.begin_with_options(TransactionOptions {
@@ -84,12 +116,13 @@ fn pool_figures(conn: &DatabaseConnection) -> (u32, u32) {
 impl Db {
     pub async fn connect(url: &SecretString, max_connections: u32) -> anyhow::Result<Self> {
         let url = url.expose_secret();
-        let conn = open(url, max_connections)
+        let (conn, round_trips) = open(url, max_connections)
             .await
             .context("cannot connect to the database")?;
         Ok(Self {
             conn,
             url: url.to_owned().into(),
+            round_trips,
         })
     }
 
@@ -105,12 +138,16 @@ impl Db {
 
     /// A transaction as the owner, for the cross-tenant steps (see [`begin_on`]).
     pub(super) async fn begin(&self, access: Access) -> Result<DatabaseTransaction, DbErr> {
-        begin_on(&self.conn, access).await
+        begin_on(&self.conn, &self.round_trips, access).await
     }
 
     /// Pooled connections `(in use, idle)`.
     pub fn pool_connections(&self) -> (u32, u32) {
         pool_figures(&self.conn)
+    }
+
+    pub fn round_trips(&self) -> &RoundTrips {
+        &self.round_trips
     }
 
     /// A round trip to the database, for readiness checks.
@@ -155,15 +192,16 @@ impl Db {
 #[derive(Clone)]
 pub struct TenantDb {
     conn: DatabaseConnection,
+    round_trips: Arc<RoundTrips>,
 }
 
 impl TenantDb {
     /// Connects as the tenant login role of `TENANT_DATABASE_URL` (PostgreSQL).
     pub async fn connect(url: &SecretString, max_connections: u32) -> anyhow::Result<Self> {
-        let conn = open(url.expose_secret(), max_connections)
+        let (conn, round_trips) = open(url.expose_secret(), max_connections)
             .await
             .context("cannot connect to the database as the tenant role (TENANT_DATABASE_URL)")?;
-        Ok(Self { conn })
+        Ok(Self { conn, round_trips })
     }
 
     /// SQLite has no roles and no RLS: tenant transactions share the one pool, and the
@@ -171,6 +209,7 @@ impl TenantDb {
     pub fn sharing(db: &Db) -> Self {
         Self {
             conn: db.conn.clone(),
+            round_trips: db.round_trips.clone(),
         }
     }
 
@@ -244,7 +283,7 @@ impl TenantDb {
 
     /// A transaction as the tenant role (see [`begin_on`]); [`super::scoped`] sets its organization.
     pub(super) async fn begin(&self, access: Access) -> Result<DatabaseTransaction, DbErr> {
-        begin_on(&self.conn, access).await
+        begin_on(&self.conn, &self.round_trips, access).await
     }
 
     pub fn backend(&self) -> DbBackend {
@@ -254,6 +293,10 @@ impl TenantDb {
     /// Pooled connections `(in use, idle)`.
     pub fn pool_connections(&self) -> (u32, u32) {
         pool_figures(&self.conn)
+    }
+
+    pub fn round_trips(&self) -> &RoundTrips {
+        &self.round_trips
     }
 
     /// The pool itself, for the test suite's checks of what a pooled connection carries

@@ -19,4 +19,4 @@ pub mod unscoped;
 pub use context::{Actor, TenantContext};
 pub use db::{Access, Db, TenantDb};
 pub use page::{Page, PageRequest};
-pub use scoped::{Scoped, Tenant};
+pub use scoped::{Scoped, SharedRead, Tenant};

@@ -87,6 +87,38 @@ pub struct Tenant {
     /// Set for API operations, whose writes each leave an audit row. Job bookkeeping
     /// (claims, leases, progress) has none: the job's own event log records it.
     origin: Option<Arc<Origin>>,
+    /// The read transaction of the operation this handle serves, if it shares one.
+    shared: Option<Arc<SharedRead>>,
+}
+
+/// One read transaction for every field of an operation: begun by its first read, with
+/// the tenant set once, and ended by [`SharedRead::finish`] when the operation is done.
+/// A write of the operation ends it too, so that later reads (begun afresh) see the
+/// change: on SQLite a read transaction keeps the snapshot of its first read.
+#[derive(Default)]
+pub struct SharedRead(tokio::sync::Mutex<Option<Arc<Scoped>>>);
+
+impl SharedRead {
+    async fn scoped(&self, tenant: &Tenant) -> AppResult<Arc<Scoped>> {
+        let mut open = self.0.lock().await;
+        if let Some(scoped) = open.as_ref() {
+            return Ok(scoped.clone());
+        }
+        let txn = begin_flushing(&tenant.db, tenant.ctx.org, Access::Read, Flush::Wait).await?;
+        let scoped = Arc::new(Scoped::new(txn, tenant.ctx.clone(), false));
+        *open = Some(scoped.clone());
+        Ok(scoped)
+    }
+
+    /// Ends the transaction, if one was begun. A field still holding it (none should, once
+    /// the operation is done) rolls it back when it lets go.
+    pub async fn finish(&self) -> AppResult<()> {
+        let open = self.0.lock().await.take();
+        if let Some(scoped) = open.and_then(|scoped| Arc::try_unwrap(scoped).ok()) {
+            scoped.txn.commit().await?;
+        }
+        Ok(())
+    }
 }
 
 impl Tenant {
@@ -95,6 +127,15 @@ impl Tenant {
             db,
             ctx,
             origin: None,
+            shared: None,
+        }
+    }
+
+    /// Reads of this handle go through `shared`, the operation's one read transaction.
+    pub fn sharing(self, shared: Arc<SharedRead>) -> Self {
+        Self {
+            shared: Some(shared),
+            ..self
         }
     }
 
@@ -114,7 +155,10 @@ impl Tenant {
     where
         F: for<'s> AsyncFnOnce(&'s Scoped) -> AppResult<T>,
     {
-        self.run(Access::Read, Flush::Wait, work).await
+        match &self.shared {
+            Some(shared) => work(&*shared.scoped(self).await?).await,
+            None => self.run(Access::Read, Flush::Wait, work).await,
+        }
     }
 
     /// [`Tenant::write`] for a running job's bookkeeping (its progress, its lease), whose
@@ -143,14 +187,17 @@ impl Tenant {
     where
         F: for<'s> AsyncFnOnce(&'s Scoped) -> AppResult<T>,
     {
+        if access == Access::Write
+            && let Some(shared) = &self.shared
+        {
+            shared.finish().await?;
+        }
         let txn = begin_flushing(&self.db, self.ctx.org, access, flush).await?;
-        let scoped = Scoped {
+        let scoped = Scoped::new(
             txn,
-            ctx: self.ctx.clone(),
-            audited: access == Access::Write && self.origin.is_some(),
-            first_change: Mutex::new(None),
-            notes: Mutex::default(),
-        };
+            self.ctx.clone(),
+            access == Access::Write && self.origin.is_some(),
+        );
         let mut result = work(&scoped).await;
         if let (Ok(_), true, Some(origin)) = (&result, scoped.audited, &self.origin)
             && let Err(error) = scoped.append_audit_entry(origin).await
@@ -184,6 +231,16 @@ pub struct Scoped {
 }
 
 impl Scoped {
+    fn new(txn: DatabaseTransaction, ctx: Arc<TenantContext>, audited: bool) -> Self {
+        Self {
+            txn,
+            ctx,
+            audited,
+            first_change: Mutex::new(None),
+            notes: Mutex::default(),
+        }
+    }
+
     pub fn context(&self) -> &TenantContext {
         &self.ctx
     }
