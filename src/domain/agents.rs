@@ -31,6 +31,19 @@ pub async fn get_readable(scoped: &Scoped, id: AgentId) -> AppResult<agent::Mode
         .ok_or(AppError::NotFound("agent"))
 }
 
+/// The agents among `ids` this tenant may use (the rule of [`get_readable`]), in one
+/// statement: the others are missing from the answer.
+pub async fn readable_by_ids(scoped: &Scoped, ids: &[AgentId]) -> AppResult<Vec<agent::Model>> {
+    let ids = ids.iter().map(|id| id.0);
+    scoped
+        .all(
+            scoped
+                .select_readable_agents()
+                .filter(agent::Column::Id.is_in(ids)),
+        )
+        .await
+}
+
 /// An agent this tenant owns and the caller may change: `FORBIDDEN` for one merely shared
 /// with it (it can see that one exists) or of a project where the caller cannot edit,
 /// `NOT_FOUND` for one it cannot see.

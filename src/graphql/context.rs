@@ -13,6 +13,7 @@ use crate::auth::tenant::{OrganizationHints, resolve_tenant};
 use crate::error::{AppError, AppResult};
 use crate::governance::persisted::{PersistedQueries, Requested, Resolved};
 use crate::governance::rate_limits::{Caller, RateLimits};
+use crate::graphql::loaders::{Relations, TenantRelations};
 use crate::ids::OrgId;
 use crate::integrations::crypto::Keyring;
 use crate::integrations::oauth::OAuth;
@@ -180,6 +181,16 @@ impl RequestContext {
         services.persisted.resolve(requested, trusted_only.as_ref()).await
     }
 
+    /// The operation's batched relation reads, in `shared` when its fields share one read
+    /// transaction; `None` before a tenant is known.
+    pub fn relations(&self, services: &Services, shared: Option<&Arc<SharedRead>>) -> Option<Relations> {
+        let tenant = Tenant::new(services.tenant_db.clone(), self.tenant_context().ok()?.clone());
+        Some(TenantRelations::loader(match shared {
+            Some(shared) => tenant.sharing(shared.clone()),
+            None => tenant,
+        }))
+    }
+
     /// Whom this request's operations are charged to; `None` before a tenant is known.
     pub fn caller(&self) -> Option<Caller> {
         let tenant = self.tenant.as_ref().ok()?;
@@ -230,6 +241,8 @@ pub trait ContextExt {
     fn tenant(&self) -> AppResult<Tenant>;
     /// The audit origin of a change made by this field's operation.
     fn origin(&self) -> Origin;
+    /// The operation's batched relation reads (see `graphql::loaders`).
+    fn relations(&self) -> AppResult<&Relations>;
     /// Counts a job start against the organization's jobs per minute.
     fn charge_job_start(&self) -> impl Future<Output = AppResult<()>> + Send;
     /// Counts a sign-in attempt against the client address's allowance.
@@ -266,6 +279,12 @@ impl ContextExt for Context<'_> {
             Some(shared) => tenant.sharing(shared.clone()),
             None => tenant,
         })
+    }
+
+    fn relations(&self) -> AppResult<&Relations> {
+        self.request()?.tenant_context()?;
+        self.data::<Relations>()
+            .map_err(|_| AppError::Internal(anyhow::anyhow!("an operation ran without its relation loader")))
     }
 
     async fn charge_job_start(&self) -> AppResult<()> {

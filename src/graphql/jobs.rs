@@ -10,12 +10,12 @@ use futures_util::{Stream, StreamExt};
 use serde_json::Value;
 
 use crate::domain::jobs::{self, Event};
-use crate::domain::{agents, projects};
 use crate::error::AppError;
 use crate::graphql::agents::Agent;
 use crate::graphql::arguments::parse_id;
 use crate::graphql::context::{ContextExt, tenant_read, tenant_write};
 use crate::graphql::guards::OrgRoleGuard;
+use crate::graphql::loaders::prime_job_relations;
 use crate::graphql::pagination::{Conn, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Paging, list_cost, page_size};
 use crate::graphql::projects::Project;
 use crate::ids::{AgentId, JobId, ProjectId};
@@ -75,14 +75,17 @@ impl AgentJob {
         let Some(id) = self.0.agent_id.map(AgentId) else {
             return Ok(None);
         };
-        let agent = tenant_read(ctx, async |scoped| agents::get_readable(scoped, id).await).await;
-        Ok(agent.ok().map(Agent::from))
+        let agent = ctx.relations()?.load_one(id).await.map_err(AppError::from)?;
+        Ok(agent.flatten().map(Agent::from))
     }
 
     async fn project(&self, ctx: &Context<'_>) -> Result<Option<Project>> {
-        let id = ProjectId(self.0.project_id);
-        let project = tenant_read(ctx, async |scoped| projects::find(scoped, id).await).await?;
-        Ok(project.map(Project::from))
+        let project = ctx
+            .relations()?
+            .load_one(ProjectId(self.0.project_id))
+            .await
+            .map_err(AppError::from)?;
+        Ok(project.flatten().map(Project::from))
     }
 
     async fn status(&self) -> JobStatus {
@@ -182,7 +185,12 @@ impl JobQuery {
         let paging = Paging::new(first, after.as_deref())?;
         let status = status.map(Into::into);
         let list = async |scoped: &Scoped, page| jobs::list(scoped, project, status, page).await;
-        paging.read(&ctx.tenant()?, |job| job.id, list).await
+        let page = ctx
+            .tenant()?
+            .read(async |scoped| list(scoped, paging.request).await)
+            .await?;
+        prime_job_relations(ctx, &page.items).await?;
+        Ok(paging.connection(page, |job| job.id))
     }
 
     async fn agent_job(&self, ctx: &Context<'_>, id: ID) -> Result<Option<AgentJob>> {

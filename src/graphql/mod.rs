@@ -14,6 +14,7 @@ pub mod guards;
 pub mod integrations;
 pub mod jobs;
 pub mod limits;
+pub mod loaders;
 pub mod organizations;
 pub mod pagination;
 pub mod platform;

@@ -369,7 +369,11 @@ async fn run(
     }
     // Every field of the operation reads in one transaction, ended once it has run.
     let shared = Arc::new(SharedRead::default());
-    let request = params.into_request(document).data(context).data(shared.clone());
+    let mut request = params.into_request(document).data(shared.clone());
+    if let Some(relations) = context.relations(services, Some(&shared)) {
+        request = request.data(relations);
+    }
+    let request = request.data(context);
     let mut response = state.schema.execute(request).await;
     if let Err(error) = shared.finish().await {
         tracing::warn!(error = format!("{error:#}"), "ending a read transaction failed");

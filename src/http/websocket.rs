@@ -295,6 +295,9 @@ impl Connection {
         let responses = match resolve_document(services, &context, params).await {
             Ok((document, params)) => {
                 let mut data = Data::default();
+                if let Some(relations) = context.relations(services, None) {
+                    data.insert(relations);
+                }
                 data.insert(context);
                 let request = params.into_request(document);
                 self.state

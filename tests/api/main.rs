@@ -27,6 +27,7 @@ mod oauth;
 mod operations;
 mod persisted;
 mod rate_limits;
+mod read_path;
 mod replicas;
 mod rls;
 mod roles;
