@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 
 use crate::auth::jwt::JwtKeys;
 use crate::auth::password::Passwords;
+use crate::auth::tenant::{MembershipCache, follow_access_notices};
 use crate::governance::erasure;
 use crate::governance::persisted::{PersistedQueries, load_manifest};
 use crate::governance::rate_limits::RateLimits;
@@ -64,12 +65,18 @@ impl App {
             Some(url) => Some(SharedLimits::connect(url.expose_secret()).await?),
             None => None,
         };
+        let memberships = Arc::new(MembershipCache::default());
+        tokio::spawn(follow_access_notices(
+            jobs.bus.access_notices(),
+            memberships.clone(),
+        ));
         let services = graphql::Services {
             db: db.clone(),
             tenant_db: tenant_db.clone(),
             jwt: Arc::new(JwtKeys::new(&config.jwt_secret)),
             passwords: Passwords::new(config.password_hashing_concurrency),
             api_keys: Default::default(),
+            memberships,
             jobs: jobs.clone(),
             rate_limits: RateLimits::new(&config.rate_limits, shared_limits),
             persisted: Arc::new(PersistedQueries::new(

@@ -1,11 +1,18 @@
 //! Which tenant a request acts in: its principal's memberships and the organization it names.
 
-use entity::Plan;
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use entity::{OrgRole, Plan, organization};
+use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use super::Principal;
+use super::principal::Lookup;
 use crate::error::{AppError, AppResult};
-use crate::ids::OrgId;
+use crate::ids::{OrgId, UserId};
 use crate::tenancy::unscoped;
 use crate::tenancy::{Actor, Db, TenantContext};
 
@@ -32,13 +39,108 @@ fn names(named: &str, id: Uuid, slug: &str) -> bool {
     Uuid::parse_str(named).map_or(named.eq_ignore_ascii_case(slug), |named_id| named_id == id)
 }
 
+/// How long a person's memberships are reused without asking the database again, unless a
+/// notice that access to one of their organizations changed comes first.
+pub const MEMBERSHIP_CACHE_TTL: Duration = Duration::from_secs(5);
+const MEMBERSHIP_CACHE_CAPACITY: usize = 10_000;
+
+type Memberships = Vec<(organization::Model, OrgRole)>;
+
+/// Signed-in people's memberships for a few seconds, so each request of theirs skips a
+/// database round trip. An access notice (a member removed or demoted, an organization
+/// erased, relayed between replicas) forgets everyone of that organization at once; a
+/// lookup that raced with the notice is not kept (the generation it read under is stale).
+/// Gaining access (a new membership, a new organization) forgets the person on this
+/// replica, and shows on the others within [`MEMBERSHIP_CACHE_TTL`].
+pub struct MembershipCache {
+    entries: Mutex<lru::LruCache<UserId, (Instant, Memberships)>>,
+    generation: AtomicU64,
+}
+
+impl Default for MembershipCache {
+    fn default() -> Self {
+        Self {
+            entries: Mutex::new(lru::LruCache::new(
+                NonZeroUsize::new(MEMBERSHIP_CACHE_CAPACITY).unwrap_or(NonZeroUsize::MIN),
+            )),
+            generation: AtomicU64::new(0),
+        }
+    }
+}
+
+impl MembershipCache {
+    async fn memberships(&self, db: &Db, user: UserId, lookup: Lookup) -> AppResult<Memberships> {
+        if lookup == Lookup::Cached
+            && let Some((at, memberships)) = self.lock().get(&user)
+            && at.elapsed() < MEMBERSHIP_CACHE_TTL
+        {
+            return Ok(memberships.clone());
+        }
+        let generation = self.generation.load(Ordering::Acquire);
+        let memberships = unscoped::accounts::memberships_of(db, user).await?;
+        let mut entries = self.lock();
+        if self.generation.load(Ordering::Acquire) == generation {
+            entries.put(user, (Instant::now(), memberships.clone()));
+        }
+        Ok(memberships)
+    }
+
+    /// Someone's access to `org` changed: everyone cached as its member is read again.
+    pub fn forget_organization(&self, org: Uuid) {
+        let mut entries = self.lock();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        let members: Vec<UserId> = entries
+            .iter()
+            .filter(|(_, (_, memberships))| memberships.iter().any(|(member_of, _)| member_of.id == org))
+            .map(|(user, _)| *user)
+            .collect();
+        for user in members {
+            entries.pop(&user);
+        }
+    }
+
+    /// `user` gained access somewhere: read their memberships again.
+    pub fn forget_user(&self, user: UserId) {
+        let mut entries = self.lock();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        entries.pop(&user);
+    }
+
+    /// Access notices arrived faster than they were read: forget everyone.
+    pub fn forget_all(&self) {
+        let mut entries = self.lock();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        entries.clear();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, lru::LruCache<UserId, (Instant, Memberships)>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Forgets, on every access notice (local or relayed from another replica), the members of
+/// the organization it names, until the notices end with the server.
+pub async fn follow_access_notices(mut notices: broadcast::Receiver<Uuid>, cache: Arc<MembershipCache>) {
+    loop {
+        match notices.recv().await {
+            Ok(org) => cache.forget_organization(org),
+            Err(broadcast::error::RecvError::Lagged(_)) => cache.forget_all(),
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
 /// Naming an organization the caller does not belong to is `FORBIDDEN` whether or not it
 /// exists; a user in several organizations who names none gets `TENANT_REQUIRED`.
 /// Returns the organization's plan with the context, for its limits.
 pub async fn resolve_tenant(
     db: &Db,
+    memberships: &MembershipCache,
     principal: &Principal,
     hints: &OrganizationHints,
+    lookup: Lookup,
 ) -> AppResult<(TenantContext, Plan)> {
     let not_a_member = || AppError::forbidden("you are not a member of the named organization");
     match principal {
@@ -60,7 +162,7 @@ pub async fn resolve_tenant(
             Ok((context, key.org_plan))
         }
         Principal::User(user) => {
-            let memberships = unscoped::accounts::memberships_of(db, user.id).await?;
+            let memberships = memberships.memberships(db, user.id, lookup).await?;
             let (org, role) = match hints.named() {
                 Some(named) => memberships
                     .into_iter()

@@ -3,7 +3,7 @@
 
 use chrono::Utc;
 use entity::{PostStatus, ProjectRole, campaign, post};
-use sea_orm::{ActiveValue::Set, ColumnTrait, IntoActiveModel, QueryFilter, QueryTrait};
+use sea_orm::{ActiveValue::Set, ColumnTrait, IntoActiveModel, QueryFilter, QueryTrait, Select};
 use uuid::Uuid;
 
 use crate::error::{AppError, AppResult};
@@ -19,8 +19,9 @@ pub async fn campaigns(
     project: ProjectId,
     page: PageRequest,
 ) -> AppResult<Page<campaign::Model>> {
-    let query = scoped.select_in_project::<campaign::Entity>(project).await?;
-    scoped.page(query, page).await
+    scoped
+        .page_in_project::<campaign::Entity>(project, |query| query, page)
+        .await
 }
 
 /// A campaign, if the caller may read its project.
@@ -83,11 +84,12 @@ pub async fn posts(
     campaign: Option<Uuid>,
     page: PageRequest,
 ) -> AppResult<Page<post::Model>> {
-    let query = scoped.select_in_project::<post::Entity>(project).await?;
-    let query = query.apply_if(campaign, |query, campaign| {
-        query.filter(post::Column::CampaignId.eq(campaign))
-    });
-    scoped.page(query, page).await
+    let narrow = |query: Select<post::Entity>| {
+        query.apply_if(campaign, |query, campaign| {
+            query.filter(post::Column::CampaignId.eq(campaign))
+        })
+    };
+    scoped.page_in_project(project, narrow, page).await
 }
 
 pub async fn post(scoped: &Scoped, id: Uuid) -> AppResult<post::Model> {

@@ -5,7 +5,9 @@
 use chrono::{DateTime, Utc};
 use entity::{JobStatus, ProjectRole, agent_job, agent_job_event};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select,
+};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -212,11 +214,12 @@ pub async fn list(
     status: Option<JobStatus>,
     page: PageRequest,
 ) -> AppResult<Page<agent_job::Model>> {
-    let query = scoped.select_in_project::<agent_job::Entity>(project).await?;
-    let query = query.apply_if(status, |query, status| {
-        query.filter(agent_job::Column::Status.eq(status))
-    });
-    scoped.page(query, page).await
+    let narrow = |query: Select<agent_job::Entity>| {
+        query.apply_if(status, |query, status| {
+            query.filter(agent_job::Column::Status.eq(status))
+        })
+    };
+    scoped.page_in_project(project, narrow, page).await
 }
 
 /// Events of a job after `after_seq`, oldest first, at most `limit`.

@@ -117,8 +117,9 @@ pub async fn members(
 ) -> AppResult<Page<WithAccount<project_member::Model>>> {
     let page = tenant
         .read(async |scoped| {
-            let query = scoped.select_in_project::<project_member::Entity>(id).await?;
-            scoped.page(query, page).await
+            scoped
+                .page_in_project::<project_member::Entity>(id, |query| query, page)
+                .await
         })
         .await?;
     accounts::with_accounts(db, page).await

@@ -9,12 +9,12 @@ use crate::auth::Principal;
 use crate::auth::jwt::JwtKeys;
 use crate::auth::password::Passwords;
 use crate::auth::principal::{ApiKeyCache, Lookup, UserPrincipal, authenticate};
-use crate::auth::tenant::{OrganizationHints, resolve_tenant};
+use crate::auth::tenant::{MembershipCache, OrganizationHints, resolve_tenant};
 use crate::error::{AppError, AppResult};
 use crate::governance::persisted::{PersistedQueries, Requested, Resolved};
 use crate::governance::rate_limits::{Caller, RateLimits};
 use crate::graphql::loaders::{Relations, TenantRelations};
-use crate::ids::OrgId;
+use crate::ids::{OrgId, UserId};
 use crate::integrations::crypto::Keyring;
 use crate::integrations::oauth::OAuth;
 use crate::integrations::workspaces::Workspaces;
@@ -32,6 +32,7 @@ pub struct Services {
     pub jwt: Arc<JwtKeys>,
     pub passwords: Passwords,
     pub api_keys: ApiKeyCache,
+    pub memberships: Arc<MembershipCache>,
     pub jobs: Arc<Jobs>,
     pub rate_limits: Arc<RateLimits>,
     pub persisted: Arc<PersistedQueries>,
@@ -48,7 +49,14 @@ impl Services {
         for key in keys {
             self.api_keys.forget(&key.prefix);
         }
+        self.memberships.forget_organization(org.0);
         self.jobs.bus.access_changed(org.0);
+    }
+
+    /// After `user` gained access somewhere (a new membership or organization): this
+    /// replica reads their memberships again at once, others within the cache's lifetime.
+    pub fn access_gained(&self, user: UserId) {
+        self.memberships.forget_user(user);
     }
 }
 
@@ -102,7 +110,9 @@ impl RequestContext {
         )
         .await;
         let resolved = match &principal {
-            Ok(principal) => resolve_tenant(&services.db, principal, hints).await,
+            Ok(principal) => {
+                resolve_tenant(&services.db, &services.memberships, principal, hints, lookup).await
+            }
             Err(_) => Err(AppError::Unauthenticated),
         };
         let (tenant, plan) = match resolved {

@@ -212,6 +212,7 @@ impl OrganizationMutation {
             &ctx.origin(),
         )
         .await?;
+        ctx.services().access_gained(owner);
         Ok(org.into())
     }
 
@@ -253,6 +254,7 @@ impl OrganizationMutation {
         let tenant = ctx.tenant()?;
         let member =
             organizations::add_member(&tenant, &ctx.services().db, &input.email, input.role.into()).await?;
+        ctx.services().access_gained(UserId(member.member.user_id));
         Ok(member.into())
     }
 

@@ -533,6 +533,25 @@ impl Scoped {
         Ok(self.select::<E>().filter(column.eq(project.0)))
     }
 
+    /// A page of one project's rows, narrowed by `narrow`; `NOT_FOUND` if the caller may not
+    /// see the project. The project is read only when the page is empty: a row of it, read
+    /// under this scope, already shows that the caller may see it.
+    pub async fn page_in_project<E: TenantEntity>(
+        &self,
+        project: ProjectId,
+        narrow: impl FnOnce(Select<E>) -> Select<E>,
+        page: PageRequest,
+    ) -> AppResult<Page<E::Model>> {
+        let column = E::project_column().expect("an entity listed by project has a project column");
+        let rows = self
+            .page(narrow(self.select::<E>().filter(column.eq(project.0))), page)
+            .await?;
+        if rows.items.is_empty() {
+            self.project_role(project).await?;
+        }
+        Ok(rows)
+    }
+
     /// Deletes a row of a project where the caller is an editor.
     pub async fn delete_in_project<E: TenantEntity>(&self, id: Uuid, what: &'static str) -> AppResult<()> {
         let existing = self.get::<E>(id, what).await?;
