@@ -126,3 +126,42 @@ async fn set_plan(app: &TestApp, org: &str, plan: &str) {
         .await
         .unwrap();
 }
+
+/// A replica keeps a signed-in person's memberships for a few seconds; removing them on
+/// another replica ends their access there as soon as the notice arrives, well before the
+/// cached memberships would have expired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_member_is_refused_on_every_replica_at_once() {
+    let Some(app) = TestApp::spawn_with(Backend::Postgres, |config| config.workers = 0).await else {
+        return;
+    };
+    let replica = app.spawn_replica(0).await;
+    let acme = app.org("Acme").await;
+    let member = acme.member(&app, "MEMBER").await;
+    let on_replica = replica.client_like(&member.client);
+    const PROJECTS: &str = "{ projects(first: 1) { edges { node { id } } } }";
+    on_replica.gql(PROJECTS, json!({})).await.data("projects");
+
+    let removed_at = std::time::Instant::now();
+    acme.owner
+        .gql(
+            "mutation($u: ID!) { removeMember(userId: $u) }",
+            json!({ "u": member.user_id }),
+        )
+        .await
+        .data("removeMember");
+    let deadline = tenantql::auth::tenant::MEMBERSHIP_CACHE_TTL / 2;
+    loop {
+        let answer = on_replica.gql(PROJECTS, json!({})).await;
+        if answer.body["errors"][0]["extensions"]["code"] == "FORBIDDEN" {
+            break;
+        }
+        answer.data("projects");
+        assert!(
+            removed_at.elapsed() < deadline,
+            "the replica still served the removed member after {:?}",
+            removed_at.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
