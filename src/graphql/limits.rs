@@ -25,6 +25,7 @@ use crate::governance::allowance::Allowance;
 use crate::governance::intake::DocumentLimits;
 use crate::governance::persisted::Registration;
 use crate::governance::rate_limits::RateLimits;
+use crate::graphql::documents::DocumentCache;
 use crate::graphql::errors::request_error;
 use crate::graphql::{RequestContext, Services};
 use crate::telemetry::metrics;
@@ -49,6 +50,8 @@ pub struct QueryLimits {
 pub struct OperationLimits {
     pub limits: QueryLimits,
     pub rate_limits: Arc<RateLimits>,
+    /// Parsed documents, shared by every request of the schema.
+    pub documents: Arc<DocumentCache>,
 }
 
 impl ExtensionFactory for OperationLimits {
@@ -56,6 +59,7 @@ impl ExtensionFactory for OperationLimits {
         Arc::new(OperationGuard {
             limits: self.limits,
             rate_limits: self.rate_limits.clone(),
+            documents: self.documents.clone(),
             charged: Mutex::new(None),
             kinds: Mutex::new(Vec::new()),
             kind: Mutex::new("unknown"),
@@ -66,6 +70,7 @@ impl ExtensionFactory for OperationLimits {
 struct OperationGuard {
     limits: QueryLimits,
     rate_limits: Arc<RateLimits>,
+    documents: Arc<DocumentCache>,
     /// What the operation was charged, reported in the response's `extensions.cost`.
     charged: Mutex<Option<(u32, Allowance)>>,
     /// The document's operations by name, and then the type of the one that ran.
@@ -102,7 +107,14 @@ impl Extension for OperationGuard {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await?;
+        let document = match self.documents.get(query) {
+            Some(document) => document,
+            None => {
+                let document = next.run(ctx, query, variables).await?;
+                self.documents.keep(query, &document);
+                document
+            }
+        };
         *self.kinds.lock().unwrap_or_else(PoisonError::into_inner) = document
             .operations
             .iter()

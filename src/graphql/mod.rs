@@ -9,6 +9,7 @@ pub mod arguments;
 pub mod audit;
 pub mod content;
 pub mod context;
+pub mod documents;
 pub mod errors;
 pub mod guards;
 pub mod integrations;
@@ -69,7 +70,11 @@ pub fn build_schema(services: Services, limits: QueryLimits) -> AppSchema {
         jobs::SubscriptionRoot,
     )
     .data(Arc::new(services))
-    .extension(OperationLimits { limits, rate_limits })
+    .extension(OperationLimits {
+        limits,
+        rate_limits,
+        documents: Default::default(),
+    })
     .limit_depth(limits.max_depth)
     .limit_complexity(limits.max_complexity);
     if !limits.introspection {
