@@ -3,7 +3,7 @@
 //! events are numbered 1, 2, … with no gap and no duplicate, whoever writes them.
 
 use chrono::{DateTime, Utc};
-use entity::{JobStatus, ProjectRole, agent_job, agent_job_event};
+use entity::{JobStatus, ProjectRole, agent, agent_job, agent_job_event};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select,
@@ -220,6 +220,21 @@ pub async fn list(
         })
     };
     scoped.page_in_project(project, narrow, page).await
+}
+
+/// [`list`], each job with its agent if the tenant may still read it, in one statement.
+pub async fn list_with_agents(
+    scoped: &Scoped,
+    project: ProjectId,
+    status: Option<JobStatus>,
+    page: PageRequest,
+) -> AppResult<Page<(agent_job::Model, Option<agent::Model>)>> {
+    let narrow = |query: Select<agent_job::Entity>| {
+        query.apply_if(status, |query, status| {
+            query.filter(agent_job::Column::Status.eq(status))
+        })
+    };
+    scoped.page_jobs_with_agents(project, narrow, page).await
 }
 
 /// Events of a job after `after_seq`, oldest first, at most `limit`.

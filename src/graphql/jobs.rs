@@ -15,7 +15,7 @@ use crate::graphql::agents::Agent;
 use crate::graphql::arguments::parse_id;
 use crate::graphql::context::{ContextExt, tenant_read, tenant_write};
 use crate::graphql::guards::OrgRoleGuard;
-use crate::graphql::loaders::prime_job_relations;
+use crate::graphql::loaders::{items_select, keep_agents, prime_job_projects};
 use crate::graphql::pagination::{Conn, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Paging, list_cost, page_size};
 use crate::graphql::projects::Project;
 use crate::ids::{AgentId, JobId, ProjectId};
@@ -183,13 +183,19 @@ impl JobQuery {
     ) -> Result<Conn<AgentJob>> {
         let project = ProjectId(parse_id("projectId", &project_id)?);
         let paging = Paging::new(first, after.as_deref())?;
-        let status = status.map(Into::into);
-        let list = async |scoped: &Scoped, page| jobs::list(scoped, project, status, page).await;
-        let page = ctx
-            .tenant()?
-            .read(async |scoped| list(scoped, paging.request).await)
-            .await?;
-        prime_job_relations(ctx, &page.items).await?;
+        let (status, request, tenant) = (status.map(Into::into), paging.request, ctx.tenant()?);
+        // Each job's agent, when asked for, is read with the page.
+        let page = if items_select(ctx, "agent") {
+            let list = async |scoped: &Scoped| jobs::list_with_agents(scoped, project, status, request).await;
+            let page = tenant.read(list).await?;
+            keep_agents(ctx, &page.items).await?;
+            page.map(|(job, _)| job)
+        } else {
+            tenant
+                .read(async |scoped| jobs::list(scoped, project, status, request).await)
+                .await?
+        };
+        prime_job_projects(ctx, &page.items).await?;
         Ok(paging.connection(page, |job| job.id))
     }
 

@@ -1,9 +1,9 @@
 //! Relation fields read in batches, by the same visibility rule as a single read, in the
 //! operation's tenant and read transaction. A list resolver that knows its items' relations
-//! are selected reads them all in one statement first ([`prime_job_relations`]); any other
-//! `agent` (or `project`) field waits a moment for its siblings and is read with them. What
-//! an operation read, found or not, it keeps until it ends. No relation costs a statement
-//! per parent.
+//! are selected reads them with its page (the jobs' agents, joined) or right after it in one
+//! statement ([`prime_job_projects`]); any other `agent` (or `project`) field waits a moment
+//! for its siblings and is read with them. What an operation read, found or not, it keeps
+//! until it ends. No relation costs a statement per parent.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -30,20 +30,31 @@ impl TenantRelations {
     }
 }
 
-/// Reads the agents and projects of a page of jobs in one statement each, when the
-/// operation selects them (`nodes { agent }` or `edges { node { agent } }`), so that each
-/// job's field finds its own already read.
-pub async fn prime_job_relations(ctx: &Context<'_>, jobs: &[agent_job::Model]) -> AppResult<()> {
-    let selects = |field: &str| {
-        let look_ahead = ctx.look_ahead();
-        look_ahead.field("nodes").field(field).exists()
-            || look_ahead.field("edges").field("node").field(field).exists()
-    };
-    if selects("agent") {
-        let agents = jobs.iter().filter_map(|job| job.agent_id.map(AgentId));
-        ctx.relations()?.load_many(agents).await?;
-    }
-    if selects("project") {
+/// Whether the operation selects `field` of the items of the connection being resolved
+/// (`nodes { field }` or `edges { node { field } }`).
+pub fn items_select(ctx: &Context<'_>, field: &str) -> bool {
+    let look_ahead = ctx.look_ahead();
+    look_ahead.field("nodes").field(field).exists()
+        || look_ahead.field("edges").field("node").field(field).exists()
+}
+
+/// Keeps the agents read with their jobs (`None` for one the tenant may not read) for the
+/// jobs' `agent` fields.
+pub async fn keep_agents(
+    ctx: &Context<'_>,
+    jobs: &[(agent_job::Model, Option<agent::Model>)],
+) -> AppResult<()> {
+    let agents = jobs
+        .iter()
+        .filter_map(|(job, agent)| Some((AgentId(job.agent_id?), agent.clone())));
+    ctx.relations()?.feed_many(agents).await;
+    Ok(())
+}
+
+/// Reads the projects of a page of jobs in one statement, when the operation selects them,
+/// so that each job's `project` field finds its own already read.
+pub async fn prime_job_projects(ctx: &Context<'_>, jobs: &[agent_job::Model]) -> AppResult<()> {
+    if items_select(ctx, "project") {
         let projects = jobs.iter().map(|job| ProjectId(job.project_id));
         ctx.relations()?.load_many(projects).await?;
     }

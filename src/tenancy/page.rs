@@ -38,3 +38,12 @@ pub struct Page<T> {
     pub items: Vec<T>,
     pub has_next_page: bool,
 }
+
+impl<T> Page<T> {
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
+        Page {
+            items: self.items.into_iter().map(f).collect(),
+            has_next_page: self.has_next_page,
+        }
+    }
+}

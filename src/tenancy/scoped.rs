@@ -10,12 +10,12 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use entity::{ProjectRole, agent, agent_share, project, project_member};
+use entity::{ProjectRole, agent, agent_job, agent_share, project, project_member};
 use sea_orm::sea_query::{Condition, Expr};
 use sea_orm::{
     ActiveModelBehavior, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend,
-    DeleteMany, EntityTrait, IntoActiveModel, ModelTrait, PaginatorTrait, QueryFilter, Select, Statement,
-    TryGetableMany, UpdateMany,
+    DeleteMany, EntityTrait, IntoActiveModel, JoinType, ModelTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, RelationDef, Select, Statement, TryGetableMany, UpdateMany,
 };
 use uuid::Uuid;
 
@@ -424,6 +424,12 @@ impl Scoped {
     /// project. Writes still go through [`Scoped::update`] and [`Scoped::delete`], which match
     /// only the tenant's own (and, for such a key, its project's).
     pub fn select_readable_agents(&self) -> Select<agent::Entity> {
+        agent::Entity::find().filter(self.readable_agents())
+    }
+
+    /// The agents this tenant may read: its own (within the project of a project-restricted
+    /// key) and those shared with it and accepted.
+    fn readable_agents(&self) -> Condition {
         let mut own = Condition::all();
         if let Some(project) = self.ctx.only_project {
             own = own.add(
@@ -432,7 +438,42 @@ impl Scoped {
                     .add(agent::Column::ProjectId.is_null()),
             );
         }
-        agent::Entity::find().filter(usable_agents(Expr::value(self.ctx.org.0), own))
+        usable_agents(Expr::value(self.ctx.org.0), own)
+    }
+
+    /// A page of one project's jobs, narrowed by `narrow`, each with its agent if this tenant
+    /// may read it (the rule of [`Scoped::select_readable_agents`]), in one statement;
+    /// `NOT_FOUND` as [`Scoped::page_in_project`].
+    pub async fn page_jobs_with_agents(
+        &self,
+        project: ProjectId,
+        narrow: impl FnOnce(Select<agent_job::Entity>) -> Select<agent_job::Entity>,
+        page: PageRequest,
+    ) -> AppResult<Page<(agent_job::Model, Option<agent::Model>)>> {
+        let readable = self.readable_agents();
+        let job_agent: RelationDef = agent_job::Entity::belongs_to(agent::Entity)
+            .from(agent_job::Column::AgentId)
+            .to(agent::Column::Id)
+            .on_condition(move |_, _| readable.clone())
+            .into();
+        let mut query = narrow(
+            self.select::<agent_job::Entity>()
+                .filter(agent_job::Column::ProjectId.eq(project.0)),
+        )
+        .join(JoinType::LeftJoin, job_agent)
+        .select_also(agent::Entity)
+        .order_by_desc(agent_job::Column::Id)
+        .limit(page.first + 1);
+        if let Some(after) = page.after {
+            query = query.filter(agent_job::Column::Id.lt(after));
+        }
+        let mut items = query.all(&self.txn).await?;
+        let has_next_page = items.len() as u64 > page.first;
+        items.truncate(page.first as usize);
+        if items.is_empty() {
+            self.project_role(project).await?;
+        }
+        Ok(Page { items, has_next_page })
     }
 
     /// SELECTIVE agents of other organizations offered to this tenant, whether or not it has
