@@ -30,6 +30,7 @@ mod args;
     reason = "the benchmark uses only part of the test harness"
 )]
 mod helpers;
+mod seed;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -109,30 +110,13 @@ async fn seed(db: &DatabaseConnection, options: &Options) {
                 ));
             }
         }
-        for statement in [
-            format!(
-                "INSERT INTO users (id, email, password_hash, display_name, is_platform_admin, created_at, updated_at) VALUES {}",
-                users.join(",")
-            ),
-            format!(
-                "INSERT INTO organizations (id, slug, name, kind, plan, monthly_budget_cents, created_at, updated_at) VALUES {}",
-                orgs.join(",")
-            ),
-            format!(
-                "INSERT INTO organization_members (id, organization_id, user_id, role, created_at, updated_at) VALUES {}",
-                members.join(",")
-            ),
-            format!(
-                "INSERT INTO projects (id, organization_id, slug, name, description, created_at, updated_at) VALUES {}",
-                projects.join(",")
-            ),
-            format!(
-                "INSERT INTO agents (id, organization_id, project_id, name, kind, config, sharing, max_attempts, revision, created_at, updated_at) VALUES {}",
-                agents.join(",")
-            ),
-        ] {
-            db.execute_unprepared(&statement).await.unwrap();
-        }
+        seed::insert(db, seed::USERS, &users).await;
+        seed::insert(db, seed::ORGANIZATIONS, &orgs).await;
+        seed::insert(db, seed::MEMBERS, &members).await;
+        seed::insert(db, seed::PROJECTS, &projects).await;
+        let agent_columns = "agents (id, organization_id, project_id, name, kind, config, sharing, \
+            max_attempts, revision, created_at, updated_at)";
+        seed::insert(db, agent_columns, &agents).await;
     }
     // Each project's jobs alternate between its organization's two agents.
     db.execute_unprepared(&format!(
@@ -320,14 +304,7 @@ COMMIT;
 
 /// Statements plus each transaction's `BEGIN` and `COMMIT`, both pools, from `/metrics`.
 async fn round_trips(app: &TestApp) -> u64 {
-    let body = helpers::test_client()
-        .get(format!("{}/metrics", app.base_url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = app.metrics().await;
     let sum = |name: &str| -> u64 {
         body.lines()
             .filter(|line| line.starts_with(name))

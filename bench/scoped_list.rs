@@ -22,6 +22,7 @@ mod args;
     reason = "the benchmark uses only part of the test harness"
 )]
 mod helpers;
+mod seed;
 
 use std::time::{Duration, Instant};
 
@@ -97,31 +98,13 @@ async fn seed(db: &DatabaseConnection, options: &Options) {
                 uuid::Uuid::now_v7()
             ));
         }
-        let statements = [
-            format!(
-                "INSERT INTO users (id, email, password_hash, display_name, is_platform_admin, created_at, updated_at) VALUES {}",
-                users.join(",")
-            ),
-            format!(
-                "INSERT INTO organizations (id, slug, name, kind, plan, monthly_budget_cents, created_at, updated_at) VALUES {}",
-                orgs.join(",")
-            ),
-            format!(
-                "INSERT INTO organization_members (id, organization_id, user_id, role, created_at, updated_at) VALUES {}",
-                members.join(",")
-            ),
-            format!(
-                "INSERT INTO projects (id, organization_id, slug, name, description, created_at, updated_at) VALUES {}",
-                projects.join(",")
-            ),
-            format!(
-                "INSERT INTO api_keys (id, organization_id, project_id, name, prefix, secret_hash, role, created_by, expires_at, last_used_at, revoked_at, created_at, updated_at) VALUES {}",
-                keys.join(",")
-            ),
-        ];
-        for statement in statements {
-            db.execute_unprepared(&statement).await.unwrap();
-        }
+        seed::insert(db, seed::USERS, &users).await;
+        seed::insert(db, seed::ORGANIZATIONS, &orgs).await;
+        seed::insert(db, seed::MEMBERS, &members).await;
+        seed::insert(db, seed::PROJECTS, &projects).await;
+        let api_keys = "api_keys (id, organization_id, project_id, name, prefix, secret_hash, role, \
+            created_by, expires_at, last_used_at, revoked_at, created_at, updated_at)";
+        seed::insert(db, api_keys, &keys).await;
     }
     db.execute_unprepared("ANALYZE").await.unwrap();
     println!(

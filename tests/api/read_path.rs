@@ -28,14 +28,7 @@ fn quiet_with_many_jobs(config: &mut Config) {
 
 /// `(statements, transactions)` the tenant pool has sent, from `/metrics`.
 async fn tenant_round_trips(app: &TestApp) -> (u64, u64) {
-    let body = crate::helpers::test_client()
-        .get(format!("{}/metrics", app.base_url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = app.metrics().await;
     let figure = |name: &str| {
         let prefix = format!("{name}{{pool=\"tenant\"}} ");
         body.lines()

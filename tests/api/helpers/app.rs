@@ -117,6 +117,16 @@ impl TestApp {
         format!("{}/graphql", self.base_url)
     }
 
+    /// The server's `/metrics` page.
+    pub async fn metrics(&self) -> String {
+        let response = test_client()
+            .get(format!("{}/metrics", self.base_url))
+            .send()
+            .await
+            .expect("the metrics scrape");
+        response.text().await.expect("the metrics body")
+    }
+
     /// A client with no credentials.
     pub fn anonymous(&self) -> Client {
         Client {
