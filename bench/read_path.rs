@@ -30,6 +30,7 @@ mod args;
     reason = "the benchmark uses only part of the test harness"
 )]
 mod helpers;
+mod load;
 mod seed;
 
 use std::process::Command;
@@ -182,80 +183,25 @@ impl Query {
     }
 }
 
-struct Run {
-    per_second: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    errors: usize,
-}
-
-/// Random organizations' owners, `connections` at a time, for `duration`.
-async fn drive(url: &str, tokens: &[String], query: Query, connections: usize, duration: Duration) -> Run {
-    #[expect(
-        clippy::disallowed_methods,
-        reason = "the benchmark's load generator, a client of the server under test"
-    )]
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(connections)
-        .build()
-        .unwrap();
-    let started = Instant::now();
-    let deadline = started + duration;
-    let tasks: Vec<_> = (0..connections)
-        .map(|worker| {
-            let (http, url, tokens) = (http.clone(), url.to_owned(), tokens.to_vec());
-            tokio::spawn(async move {
-                let mut state = 0x9e37_79b9_7f4a_7c15_u64 ^ (worker as u64 + 1);
-                let (mut latencies, mut errors) = (Vec::new(), 0);
-                while Instant::now() < deadline {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    let i = (state % tokens.len() as u64) as usize;
-                    let p = ((state >> 32) % PROJECTS_PER_ORG as u64) as usize;
-                    let sent = Instant::now();
-                    let response = http
-                        .post(&url)
-                        .header("content-type", "application/json")
-                        .bearer_auth(&tokens[i])
-                        .header("x-organization-id", org_id(i))
-                        .body(query.body(&project_id(i, p)))
-                        .send()
-                        .await;
-                    let ok = match response {
-                        Ok(response) if response.status().is_success() => {
-                            response.text().await.is_ok_and(|text| query.answered(&text))
-                        }
-                        _ => false,
-                    };
-                    latencies.push(sent.elapsed().as_micros() as u64);
-                    errors += usize::from(!ok);
-                }
-                (latencies, errors)
-            })
-        })
-        .collect();
-    let (mut latencies, mut errors) = (Vec::new(), 0);
-    for task in tasks {
-        let (mine, failed) = task.await.unwrap();
-        latencies.extend(mine);
-        errors += failed;
-    }
-    let elapsed = started.elapsed();
-    latencies.sort_unstable();
-    Run {
-        per_second: latencies.len() as f64 / elapsed.as_secs_f64(),
-        p50_ms: percentile(&latencies, 0.50),
-        p99_ms: percentile(&latencies, 0.99),
-        errors,
-    }
-}
-
-fn percentile(sorted: &[u64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize] as f64 / 1000.0
+/// Random organizations' owners sending `query` for one of their projects.
+async fn drive(
+    url: &str,
+    tokens: &[String],
+    query: Query,
+    connections: usize,
+    duration: Duration,
+) -> load::Run {
+    let (url, tokens) = (url.to_owned(), tokens.to_vec());
+    let request = move |http: &reqwest::Client, random: u64| {
+        let i = (random % tokens.len() as u64) as usize;
+        let p = ((random >> 32) % PROJECTS_PER_ORG as u64) as usize;
+        http.post(&url)
+            .header("content-type", "application/json")
+            .bearer_auth(&tokens[i])
+            .header("x-organization-id", org_id(i))
+            .body(query.body(&project_id(i, p)))
+    };
+    load::drive(connections, duration, request, move |text| query.answered(text)).await
 }
 
 /// PostgreSQL alone doing Q1's read as few round trips allow, as the tenant role under RLS.
@@ -397,14 +343,14 @@ async fn main() {
             }
             let errors: usize = runs.iter().map(|run| run.errors).sum();
             assert_eq!(errors, 0, "every request must succeed");
-            let per_second = median(runs.iter().map(|run| run.per_second).collect());
+            let per_second = median(runs.iter().map(load::Run::per_second).collect());
             println!(
                 "connections {connections:>3}: {name} {per_second:>8.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  ({:.2} of the limit; runs {})",
-                median(runs.iter().map(|run| run.p50_ms).collect()),
-                median(runs.iter().map(|run| run.p99_ms).collect()),
+                median(runs.iter().map(|run| run.percentile_ms(0.50)).collect()),
+                median(runs.iter().map(|run| run.percentile_ms(0.99)).collect()),
                 per_second / limit,
                 runs.iter()
-                    .map(|run| format!("{:.0}", run.per_second))
+                    .map(|run| format!("{:.0}", run.per_second()))
                     .collect::<Vec<_>>()
                     .join(", "),
             );

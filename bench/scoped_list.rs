@@ -22,6 +22,7 @@ mod args;
     reason = "the benchmark uses only part of the test harness"
 )]
 mod helpers;
+mod load;
 mod seed;
 
 use std::time::{Duration, Instant};
@@ -115,81 +116,20 @@ async fn seed(db: &DatabaseConnection, options: &Options) {
     );
 }
 
-struct Run {
-    requests: usize,
-    errors: usize,
-    elapsed: Duration,
-    latencies_us: Vec<u64>,
-}
-
-async fn drive(url: &str, orgs: usize, connections: usize, duration: Duration) -> Run {
-    #[expect(
-        clippy::disallowed_methods,
-        reason = "the benchmark's load generator, a client of the server under test"
-    )]
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(connections)
-        .build()
-        .unwrap();
+/// Random organizations' `projects(first: 20)` with their API keys.
+async fn drive(url: &str, orgs: usize, connections: usize, duration: Duration) -> load::Run {
     let body =
         serde_json::json!({ "query": "{ projects(first: 20) { edges { node { id name } } } }" }).to_string();
-    let started = Instant::now();
-    let deadline = started + duration;
-    let tasks: Vec<_> = (0..connections)
-        .map(|worker| {
-            let (http, url, body) = (http.clone(), url.to_owned(), body.clone());
-            tokio::spawn(async move {
-                let mut state = 0x9e37_79b9_7f4a_7c15_u64 ^ (worker as u64 + 1);
-                let (mut latencies, mut errors) = (Vec::new(), 0);
-                while Instant::now() < deadline {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    let (key, _, _) = api_key((state % orgs as u64) as usize);
-                    let sent = Instant::now();
-                    let response = http
-                        .post(&url)
-                        .header("content-type", "application/json")
-                        .header("x-api-key", key)
-                        .body(body.clone())
-                        .send()
-                        .await;
-                    let ok = match response {
-                        Ok(response) if response.status().is_success() => response
-                            .text()
-                            .await
-                            .is_ok_and(|text| text.contains("\"edges\"") && !text.contains("errors")),
-                        _ => false,
-                    };
-                    latencies.push(sent.elapsed().as_micros() as u64);
-                    errors += usize::from(!ok);
-                }
-                (latencies, errors)
-            })
-        })
-        .collect();
-    let mut run = Run {
-        requests: 0,
-        errors: 0,
-        elapsed: Duration::ZERO,
-        latencies_us: Vec::new(),
+    let url = url.to_owned();
+    let request = move |http: &reqwest::Client, random: u64| {
+        let (key, _, _) = api_key((random % orgs as u64) as usize);
+        http.post(&url)
+            .header("content-type", "application/json")
+            .header("x-api-key", key)
+            .body(body.clone())
     };
-    for task in tasks {
-        let (latencies, errors) = task.await.unwrap();
-        run.requests += latencies.len();
-        run.errors += errors;
-        run.latencies_us.extend(latencies);
-    }
-    run.elapsed = started.elapsed();
-    run.latencies_us.sort_unstable();
-    run
-}
-
-fn percentile(sorted: &[u64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize] as f64 / 1000.0
+    let answered = |text: &str| text.contains("\"edges\"") && !text.contains("errors");
+    load::drive(connections, duration, request, answered).await
 }
 
 #[tokio::main]
@@ -224,10 +164,10 @@ async fn main() {
         .await;
         println!(
             "connections {connections:>3}: {:>8.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  max {:>7.2} ms  ({} requests, {} errors)",
-            run.requests as f64 / run.elapsed.as_secs_f64(),
-            percentile(&run.latencies_us, 0.50),
-            percentile(&run.latencies_us, 0.99),
-            percentile(&run.latencies_us, 1.0),
+            run.per_second(),
+            run.percentile_ms(0.50),
+            run.percentile_ms(0.99),
+            run.percentile_ms(1.0),
             run.requests,
             run.errors,
         );
