@@ -15,14 +15,21 @@ pub(super) async fn keyset_page<E: TenantEntity>(
     page: PageRequest,
     conn: &impl ConnectionTrait,
 ) -> AppResult<Page<E::Model>> {
-    let mut query = query.order_by_desc(E::id_column()).limit(page.first + 1);
-    if let Some(after) = page.after {
-        query = query.filter(E::id_column().lt(after));
+    let rows = keyset::<E, _>(query, page).all(conn).await?;
+    Ok(Page::of_rows(rows, page))
+}
+
+/// `query` (of `E`'s rows, maybe with others joined) ordered newest first by `E`'s id and
+/// bounded to one page after `page.after`, plus one row that tells whether more follow.
+pub(super) fn keyset<E: TenantEntity, Q: QueryOrder + QuerySelect + QueryFilter>(
+    query: Q,
+    page: PageRequest,
+) -> Q {
+    let query = query.order_by_desc(E::id_column()).limit(page.first + 1);
+    match page.after {
+        Some(after) => query.filter(E::id_column().lt(after)),
+        None => query,
     }
-    let mut items = query.all(conn).await?;
-    let has_next_page = items.len() as u64 > page.first;
-    items.truncate(page.first as usize);
-    Ok(Page { items, has_next_page })
 }
 
 /// A page request for keyset pagination, newest first.
@@ -40,6 +47,16 @@ pub struct Page<T> {
 }
 
 impl<T> Page<T> {
+    /// The page out of the rows a [`keyset`] query read.
+    pub(super) fn of_rows(mut rows: Vec<T>, page: PageRequest) -> Self {
+        let has_next_page = rows.len() as u64 > page.first;
+        rows.truncate(page.first as usize);
+        Page {
+            items: rows,
+            has_next_page,
+        }
+    }
+
     pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
         Page {
             items: self.items.into_iter().map(f).collect(),

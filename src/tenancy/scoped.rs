@@ -14,15 +14,15 @@ use entity::{ProjectRole, agent, agent_job, agent_share, project, project_member
 use sea_orm::sea_query::{Condition, Expr};
 use sea_orm::{
     ActiveModelBehavior, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend,
-    DeleteMany, EntityTrait, IntoActiveModel, JoinType, ModelTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, RelationDef, Select, Statement, TryGetableMany, UpdateMany,
+    DeleteMany, EntityTrait, IntoActiveModel, JoinType, ModelTrait, PaginatorTrait, QueryFilter, QuerySelect,
+    RelationDef, Select, Statement, TryGetableMany, UpdateMany,
 };
 use uuid::Uuid;
 
 use super::audit::{Change, Origin};
 use super::context::{Actor, TenantContext};
 use super::db::{Access, TenantDb};
-use super::page::{Page, PageRequest, keyset_page};
+use super::page::{Page, PageRequest, keyset, keyset_page};
 use super::sharing::{accepted_by, offered_to, usable_agents};
 use super::tables::TenantEntity;
 use super::tables::{as_uuid, row_id};
@@ -456,24 +456,14 @@ impl Scoped {
             .to(agent::Column::Id)
             .on_condition(move |_, _| readable.clone())
             .into();
-        let mut query = narrow(
+        let jobs = narrow(
             self.select::<agent_job::Entity>()
                 .filter(agent_job::Column::ProjectId.eq(project.0)),
         )
         .join(JoinType::LeftJoin, job_agent)
-        .select_also(agent::Entity)
-        .order_by_desc(agent_job::Column::Id)
-        .limit(page.first + 1);
-        if let Some(after) = page.after {
-            query = query.filter(agent_job::Column::Id.lt(after));
-        }
-        let mut items = query.all(&self.txn).await?;
-        let has_next_page = items.len() as u64 > page.first;
-        items.truncate(page.first as usize);
-        if items.is_empty() {
-            self.project_role(project).await?;
-        }
-        Ok(Page { items, has_next_page })
+        .select_also(agent::Entity);
+        let rows = keyset::<agent_job::Entity, _>(jobs, page).all(&self.txn).await?;
+        self.project_shown(project, Page::of_rows(rows, page)).await
     }
 
     /// SELECTIVE agents of other organizations offered to this tenant, whether or not it has
@@ -587,10 +577,16 @@ impl Scoped {
         let rows = self
             .page(narrow(self.select::<E>().filter(column.eq(project.0))), page)
             .await?;
-        if rows.items.is_empty() {
+        self.project_shown(project, rows).await
+    }
+
+    /// `page` of `project`'s rows, or `NOT_FOUND` when it is empty because the caller may not
+    /// see the project: a row of it, read under this scope, already shows that it may.
+    async fn project_shown<T>(&self, project: ProjectId, page: Page<T>) -> AppResult<Page<T>> {
+        if page.items.is_empty() {
             self.project_role(project).await?;
         }
-        Ok(rows)
+        Ok(page)
     }
 
     /// Deletes a row of a project where the caller is an editor.
