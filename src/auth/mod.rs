@@ -3,6 +3,7 @@
 //! `Principal` behind a request and the tenant it acts in.
 
 pub mod api_key;
+pub mod cache;
 pub mod jwt;
 pub mod password;
 pub mod principal;

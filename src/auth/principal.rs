@@ -1,13 +1,12 @@
 //! Who is calling: a person with an access token, or a bot with an API key.
 
-use std::num::NonZeroUsize;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use entity::{OrgRole, Plan, api_key, organization};
 
 use crate::auth::api_key as key_format;
+use crate::auth::cache::TtlCache;
 use crate::auth::jwt::JwtKeys;
 use crate::auth::secret_token::constant_time_eq;
 use crate::error::{AppError, AppResult};
@@ -49,9 +48,7 @@ const API_KEY_CACHE_CAPACITY: usize = 10_000;
 
 /// A key's row, its organization, and its creator's current role there (`None` once they
 /// are no longer a member).
-pub type FoundKey = (api_key::Model, organization::Model, Option<OrgRole>);
-/// `None` remembers a prefix no key has, so guessing prefixes costs no database round trip.
-type CachedKey = (Instant, Option<FoundKey>);
+type FoundKey = (api_key::Model, organization::Model, Option<OrgRole>);
 
 /// API key rows by prefix for a few seconds, so a busy bot's requests skip a database round
 /// trip, and unknown prefixes likewise. Least recently used entries make room, so a flood
@@ -59,17 +56,11 @@ type CachedKey = (Instant, Option<FoundKey>);
 /// once; other replicas stop accepting it within [`API_KEY_CACHE_TTL`], and streams
 /// re-check with [`Lookup::Fresh`]. Validity (secret, revocation, expiry) is still checked
 /// every time.
-pub struct ApiKeyCache {
-    entries: Mutex<lru::LruCache<String, CachedKey>>,
-}
+pub struct ApiKeyCache(TtlCache<String, Option<FoundKey>>);
 
 impl Default for ApiKeyCache {
     fn default() -> Self {
-        Self {
-            entries: Mutex::new(lru::LruCache::new(
-                NonZeroUsize::new(API_KEY_CACHE_CAPACITY).unwrap_or(NonZeroUsize::MIN),
-            )),
-        }
+        Self(TtlCache::new(API_KEY_CACHE_CAPACITY, API_KEY_CACHE_TTL))
     }
 }
 
@@ -84,25 +75,17 @@ pub enum Lookup {
 impl ApiKeyCache {
     async fn find(&self, db: &Db, prefix: &str, lookup: Lookup) -> AppResult<Option<FoundKey>> {
         if lookup == Lookup::Cached
-            && let Some((at, found)) = self.lock().get(prefix)
-            && at.elapsed() < API_KEY_CACHE_TTL
+            && let Some(found) = self.0.get(prefix)
         {
-            return Ok(found.clone());
+            return Ok(found);
         }
-        let found = unscoped::api_keys::find_api_key(db, prefix).await?;
-        self.lock()
-            .put(prefix.to_owned(), (Instant::now(), found.clone()));
-        Ok(found)
+        self.0
+            .read(prefix.to_owned(), unscoped::api_keys::find_api_key(db, prefix))
+            .await
     }
 
     pub fn forget(&self, prefix: &str) {
-        self.lock().pop(prefix);
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, lru::LruCache<String, CachedKey>> {
-        self.entries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.0.forget_key(prefix);
     }
 }
 

@@ -1,15 +1,14 @@
 //! Which tenant a request acts in: its principal's memberships and the organization it names.
 
-use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use entity::{OrgRole, Plan, organization};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use super::Principal;
+use super::cache::TtlCache;
 use super::principal::Lookup;
 use crate::error::{AppError, AppResult};
 use crate::ids::{OrgId, UserId};
@@ -49,74 +48,43 @@ type Memberships = Vec<(organization::Model, OrgRole)>;
 /// Signed-in people's memberships for a few seconds, so each request of theirs skips a
 /// database round trip. An access notice (a member removed or demoted, an organization
 /// erased, relayed between replicas) forgets everyone of that organization at once; a
-/// lookup that raced with the notice is not kept (the generation it read under is stale).
+/// lookup that raced with the notice is not kept ([`TtlCache`]).
 /// Gaining access (a new membership, a new organization) forgets the person on this
 /// replica, and shows on the others within [`MEMBERSHIP_CACHE_TTL`].
-pub struct MembershipCache {
-    entries: Mutex<lru::LruCache<UserId, (Instant, Memberships)>>,
-    generation: AtomicU64,
-}
+pub struct MembershipCache(TtlCache<UserId, Memberships>);
 
 impl Default for MembershipCache {
     fn default() -> Self {
-        Self {
-            entries: Mutex::new(lru::LruCache::new(
-                NonZeroUsize::new(MEMBERSHIP_CACHE_CAPACITY).unwrap_or(NonZeroUsize::MIN),
-            )),
-            generation: AtomicU64::new(0),
-        }
+        Self(TtlCache::new(MEMBERSHIP_CACHE_CAPACITY, MEMBERSHIP_CACHE_TTL))
     }
 }
 
 impl MembershipCache {
     async fn memberships(&self, db: &Db, user: UserId, lookup: Lookup) -> AppResult<Memberships> {
         if lookup == Lookup::Cached
-            && let Some((at, memberships)) = self.lock().get(&user)
-            && at.elapsed() < MEMBERSHIP_CACHE_TTL
+            && let Some(memberships) = self.0.get(&user)
         {
-            return Ok(memberships.clone());
+            return Ok(memberships);
         }
-        let generation = self.generation.load(Ordering::Acquire);
-        let memberships = unscoped::accounts::memberships_of(db, user).await?;
-        let mut entries = self.lock();
-        if self.generation.load(Ordering::Acquire) == generation {
-            entries.put(user, (Instant::now(), memberships.clone()));
-        }
-        Ok(memberships)
+        self.0
+            .read(user, unscoped::accounts::memberships_of(db, user))
+            .await
     }
 
     /// Someone's access to `org` changed: everyone cached as its member is read again.
     pub fn forget_organization(&self, org: Uuid) {
-        let mut entries = self.lock();
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        let members: Vec<UserId> = entries
-            .iter()
-            .filter(|(_, (_, memberships))| memberships.iter().any(|(member_of, _)| member_of.id == org))
-            .map(|(user, _)| *user)
-            .collect();
-        for user in members {
-            entries.pop(&user);
-        }
+        self.0
+            .forget(|_, memberships| memberships.iter().any(|(member_of, _)| member_of.id == org));
     }
 
     /// `user` gained access somewhere: read their memberships again.
     pub fn forget_user(&self, user: UserId) {
-        let mut entries = self.lock();
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        entries.pop(&user);
+        self.0.forget_key(&user);
     }
 
     /// Access notices arrived faster than they were read: forget everyone.
     pub fn forget_all(&self) {
-        let mut entries = self.lock();
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        entries.clear();
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, lru::LruCache<UserId, (Instant, Memberships)>> {
-        self.entries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.0.forget(|_, _| true);
     }
 }
 

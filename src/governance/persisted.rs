@@ -8,7 +8,6 @@
 //! register; API keys flagged persisted-only may run nothing else.
 
 use std::collections::HashMap;
-use std::num::NonZeroUsize;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -16,10 +15,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use chrono::Utc;
 use entity::trusted_document;
-use lru::LruCache;
 use sea_orm::ActiveValue::Set;
 use uuid::Uuid;
 
+use crate::auth::cache::TtlCache;
 use crate::auth::secret_token::sha256_hex;
 use crate::error::{AppError, AppResult, duplicate_as};
 use crate::governance::intake::DocumentLimits;
@@ -100,7 +99,7 @@ pub struct PersistedQueries {
     /// The manifest's operations by hash.
     manifest: HashMap<String, String>,
     /// APQ registrations recently used here, with when they were read or registered.
-    cache: Mutex<LruCache<String, (Instant, Arc<str>)>>,
+    cache: TtlCache<String, Arc<str>>,
     last_purge: Mutex<Option<Instant>>,
 }
 
@@ -111,9 +110,7 @@ impl PersistedQueries {
             limits,
             apq,
             manifest,
-            cache: Mutex::new(LruCache::new(
-                NonZeroUsize::new(CACHE_ENTRIES).unwrap_or(NonZeroUsize::MIN),
-            )),
+            cache: TtlCache::new(CACHE_ENTRIES, apq.ttl),
             last_purge: Mutex::new(None),
         }
     }
@@ -234,23 +231,11 @@ impl PersistedQueries {
 
     /// A registration this replica saw within the TTL.
     fn cached(&self, hash: &str) -> Option<Arc<str>> {
-        let mut cache = self.lock();
-        match cache.get(hash) {
-            Some((at, query)) if at.elapsed() < self.apq.ttl => Some(query.clone()),
-            Some(_) => {
-                cache.pop(hash);
-                None
-            }
-            None => None,
-        }
+        self.cache.get(hash)
     }
 
     fn remember(&self, hash: String, query: &str) {
-        self.lock().put(hash, (Instant::now(), Arc::from(query)));
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<String, (Instant, Arc<str>)>> {
-        self.cache.lock().unwrap_or_else(PoisonError::into_inner)
+        self.cache.put(hash, Arc::from(query));
     }
 }
 
