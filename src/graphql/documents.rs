@@ -1,16 +1,19 @@
 //! Parsed documents by their text, so that a query sent again (a bot's persisted query, a
-//! page polling) is not parsed again. Bounded: the least recently used make room. A cached
-//! document was measured (`governance::intake`) and checked for depth when first parsed;
-//! each request still validates its own against its variables.
+//! page polling) is not parsed again. Bounded twice: the least recently used make room, and
+//! only documents up to [`MAX_CACHED_BYTES`] are kept, so anyone's one-off megabyte cannot
+//! fill memory. A cached document was measured (`governance::intake`) and checked for depth
+//! when first parsed; each request still validates its own against its variables.
 
 use std::num::NonZeroUsize;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_graphql::parser::types::ExecutableDocument;
 
 const CAPACITY: usize = 1_000;
+/// Queries that are sent again are small.
+const MAX_CACHED_BYTES: usize = 16 * 1024;
 
-pub struct DocumentCache(Mutex<lru::LruCache<String, ExecutableDocument>>);
+pub struct DocumentCache(Mutex<lru::LruCache<String, Arc<ExecutableDocument>>>);
 
 impl Default for DocumentCache {
     fn default() -> Self {
@@ -21,15 +24,19 @@ impl Default for DocumentCache {
 }
 
 impl DocumentCache {
+    /// A copy of the document parsed from `text`, made outside the lock.
     pub fn get(&self, text: &str) -> Option<ExecutableDocument> {
-        self.lock().get(text).cloned()
+        let kept = self.lock().get(text).cloned()?;
+        Some((*kept).clone())
     }
 
     pub fn keep(&self, text: &str, document: &ExecutableDocument) {
-        self.lock().put(text.to_owned(), document.clone());
+        if text.len() <= MAX_CACHED_BYTES {
+            self.lock().put(text.to_owned(), Arc::new(document.clone()));
+        }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, lru::LruCache<String, ExecutableDocument>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, lru::LruCache<String, Arc<ExecutableDocument>>> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
