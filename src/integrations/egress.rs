@@ -401,6 +401,9 @@ impl EgressConfig {
     pub const DEFAULT_TIMEOUT_SECONDS: u64 = 600;
 }
 
+/// The longest an OAuth token call may take, whatever the gate allows others.
+const TOKEN_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// The only way out: one client whose resolver applies the policy, no proxy, no redirects.
 pub struct Gate {
     client: reqwest::Client,
@@ -467,7 +470,10 @@ impl Gate {
     /// answers are small; they are read whole, within the gate's limits.
     pub async fn exchange(&self, request: oauth2::HttpRequest) -> Result<oauth2::HttpResponse, EgressError> {
         let (parts, body) = request.into_parts();
-        let mut call = self.request(parts.method, &parts.uri.to_string());
+        // A token call runs while a job or a callback waits on it, inside a transaction.
+        let mut call = self
+            .request(parts.method, &parts.uri.to_string())
+            .timeout(TOKEN_TIMEOUT);
         call.builder = call.builder.headers(parts.headers).body(body);
         let reply = call.send().await?;
         let (status, headers) = (reply.status, reply.headers.clone());
