@@ -13,15 +13,16 @@ pub const MAX_ERRORS: usize = 20;
 /// everything they send. (A plain function rather than a schema extension: each extension
 /// costs a boxed future per resolved field.)
 pub fn present_all(response: &mut Response) {
+    // Every error is presented, so an internal one is logged even when it is left out.
+    response.errors.iter_mut().for_each(present);
     let total = response.errors.len();
     if total > MAX_ERRORS {
         response.errors.truncate(MAX_ERRORS);
-        response.errors.push(ServerError::new(
-            format!("{} more errors were left out", total - MAX_ERRORS),
-            None,
-        ));
+        let mut left_out =
+            ServerError::new(format!("{} more errors were left out", total - MAX_ERRORS), None);
+        present(&mut left_out);
+        response.errors.push(left_out);
     }
-    response.errors.iter_mut().for_each(present);
 }
 
 /// An error of a whole request (it never reached a field), carrying its [`AppError`] so
