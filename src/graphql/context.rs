@@ -53,6 +53,12 @@ impl Services {
         self.jobs.bus.access_changed(org.0);
     }
 
+    /// After `org`'s slug or plan changed: every replica reads its members' memberships
+    /// again, which carry both (the slug names the organization, the plan sets its limits).
+    pub fn organization_changed(&self, org: OrgId) {
+        self.access_changed(org, &[]);
+    }
+
     /// After `user` gained access somewhere (a new membership or organization): this
     /// replica reads their memberships again at once, others within the cache's lifetime.
     pub fn access_gained(&self, user: UserId) {

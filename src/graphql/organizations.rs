@@ -227,6 +227,7 @@ impl OrganizationMutation {
             slug: input.slug.as_deref(),
         };
         let org = tenant_write(ctx, async |scoped| organizations::update(scoped, changes).await).await?;
+        ctx.services().organization_changed(OrgId(org.id));
         Ok(org.into())
     }
 

@@ -72,6 +72,7 @@ impl PlatformMutation {
         )
         .await?;
         // Limits follow the plan from the next request, when the tenant is resolved again.
+        ctx.services().organization_changed(org);
         Ok(updated.into())
     }
 }

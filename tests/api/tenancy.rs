@@ -9,6 +9,7 @@ backend_tests!(
     each_way_of_naming_the_organization_selects_it,
     several_organizations_need_one_named_and_strangers_are_forbidden,
     api_keys_act_in_their_own_organization_only,
+    a_new_slug_names_the_organization_at_once,
 );
 
 const ACTIVE: &str = "{ organization { id slug } }";
@@ -126,6 +127,38 @@ async fn api_keys_act_in_their_own_organization_only(app: TestApp) {
     // API keys have no user.
     assert_eq!(
         key.gql("{ me { id } }", json!({})).await.error_code(),
+        "FORBIDDEN"
+    );
+}
+
+/// The organizations a caller belongs to are kept for a few seconds between requests; a
+/// renamed slug is the organization's name from the next request, the old one is nobody's.
+async fn a_new_slug_names_the_organization_at_once(app: TestApp) {
+    let acme = app.org("Acme").await;
+    let by_slug = |slug: &str| acme.owner.in_org(slug);
+    assert_eq!(
+        by_slug(&acme.slug)
+            .gql(ACTIVE, json!({}))
+            .await
+            .data("organization")["id"],
+        acme.id.as_str()
+    );
+    acme.owner
+        .gql(
+            "mutation { updateOrganization(input: { slug: \"acme-renamed\" }) { slug } }",
+            json!({}),
+        )
+        .await
+        .data("updateOrganization");
+    assert_eq!(
+        by_slug("acme-renamed")
+            .gql(ACTIVE, json!({}))
+            .await
+            .data("organization")["id"],
+        acme.id.as_str()
+    );
+    assert_eq!(
+        by_slug(&acme.slug).gql(ACTIVE, json!({})).await.error_code(),
         "FORBIDDEN"
     );
 }
