@@ -159,18 +159,10 @@ pub async fn with_account<M: Membership>(db: &Db, member: M) -> AppResult<WithAc
 pub async fn with_accounts<M: Membership>(db: &Db, page: Page<M>) -> AppResult<Page<WithAccount<M>>> {
     let ids = page.items.iter().map(Membership::user_id).collect();
     let mut accounts = unscoped::accounts::users_by_ids(db, ids).await?;
-    let items = page
-        .items
-        .into_iter()
-        .map(|member| WithAccount {
-            account: accounts.remove(&member.user_id()),
-            member,
-        })
-        .collect();
-    Ok(Page {
-        items,
-        has_next_page: page.has_next_page,
-    })
+    Ok(page.map(|member| WithAccount {
+        account: accounts.remove(&member.user_id()),
+        member,
+    }))
 }
 
 /// A new organization owned by `owner`; the slug is derived from the name unless given.

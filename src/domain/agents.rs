@@ -85,12 +85,11 @@ fn parse_kind(kind: &str) -> AppResult<RunnerKind> {
     })
 }
 
-fn parse_config(kind: &str, config: Value) -> AppResult<Value> {
+fn parse_config(kind: RunnerKind, config: Value) -> AppResult<Value> {
     if !config.is_object() {
         return Err(AppError::bad_input("config", "must be a JSON object"));
     }
-    parse_kind(kind)?
-        .check_config(&config)
+    kind.check_config(&config)
         .map_err(|message| AppError::bad_input("config", message))?;
     Ok(config)
 }
@@ -119,8 +118,7 @@ pub struct NewAgent<'a> {
 
 pub async fn create(scoped: &Scoped, input: NewAgent<'_>) -> AppResult<agent::Model> {
     let name = Name::parse("name", input.name)?;
-    parse_kind(input.kind)?;
-    let config = parse_config(input.kind, input.config)?;
+    let config = parse_config(parse_kind(input.kind)?, input.config)?;
     check_sharing(scoped, input.sharing, input.platform_admin)?;
     if let Some(project) = input.project {
         scoped.project_with_role(project, ProjectRole::Editor).await?;
@@ -163,7 +161,7 @@ pub async fn update(scoped: &Scoped, id: AgentId, changes: AgentChanges<'_>) -> 
     }
     let config = changes
         .config
-        .map(|config| parse_config(&agent.kind, config))
+        .map(|config| parse_config(parse_kind(&agent.kind)?, config))
         .transpose()?
         .filter(|config| *config != agent.config);
     let max_attempts = changes
@@ -295,17 +293,10 @@ pub async fn pending_offers(scoped: &Scoped, page: PageRequest) -> AppResult<Pag
         .into_iter()
         .map(|acceptance| (acceptance.agent_id, acceptance.revision))
         .collect();
-    Ok(Page {
-        items: offered
-            .items
-            .into_iter()
-            .map(|agent| Offer {
-                accepted_revision: accepted.get(&agent.id).copied(),
-                agent,
-            })
-            .collect(),
-        has_next_page: offered.has_next_page,
-    })
+    Ok(offered.map(|agent| Offer {
+        accepted_revision: accepted.get(&agent.id).copied(),
+        agent,
+    }))
 }
 
 /// Accepts the agent offered to this tenant at its current revision; with `revision`, only

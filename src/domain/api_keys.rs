@@ -42,24 +42,17 @@ pub struct NewApiKey<'a> {
 /// never stored.
 pub async fn create(scoped: &Scoped, input: NewApiKey<'_>) -> AppResult<(api_key::Model, String)> {
     let ctx = scoped.context();
-    if !matches!(ctx.actor, Actor::User(_)) {
+    let Actor::User(creator) = ctx.actor else {
         return Err(AppError::forbidden(
             "API keys are created by people, not by API keys",
         ));
-    }
+    };
     let name = Name::parse("name", input.name)?;
     if input.role > ctx.role {
         return Err(AppError::forbidden("an API key cannot have a role above yours"));
     }
     if input.role == OrgRole::Owner {
         return Err(AppError::bad_input("role", "API keys cannot be owners"));
-    }
-    if let Some(only) = ctx.only_project
-        && input.project != Some(only)
-    {
-        return Err(AppError::forbidden(
-            "this API key may only create keys for its own project",
-        ));
     }
     if let Some(project) = input.project {
         scoped.project_role(project).await?;
@@ -78,7 +71,7 @@ pub async fn create(scoped: &Scoped, input: NewApiKey<'_>) -> AppResult<(api_key
         secret_hash: Set(generated.secret_hash),
         role: Set(input.role),
         persisted_only: Set(input.persisted_only),
-        created_by: Set(ctx.actor.accountable_user().0),
+        created_by: Set(creator.0),
         expires_at: Set(input.expires_at),
         last_used_at: Set(None),
         revoked_at: Set(None),

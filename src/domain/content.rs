@@ -58,9 +58,8 @@ pub async fn update_campaign(
     name: Option<&str>,
     about: Option<Option<&str>>,
 ) -> AppResult<campaign::Model> {
-    let existing = scoped.get::<campaign::Entity>(id, "campaign").await?;
-    scoped
-        .project_with_role(ProjectId(existing.project_id), ProjectRole::Editor)
+    let existing = scoped
+        .get_editable_in_project::<campaign::Entity>(id, "campaign")
         .await?;
     let mut row = existing.into_active_model();
     if let Some(name) = name {
@@ -146,10 +145,7 @@ pub struct PostChanges<'a> {
 }
 
 pub async fn update_post(scoped: &Scoped, id: Uuid, changes: PostChanges<'_>) -> AppResult<post::Model> {
-    let existing = scoped.get::<post::Entity>(id, "post").await?;
-    scoped
-        .project_with_role(ProjectId(existing.project_id), ProjectRole::Editor)
-        .await?;
+    let existing = scoped.get_editable_in_project::<post::Entity>(id, "post").await?;
     let mut row = existing.into_active_model();
     if let Some(text) = changes.title {
         row.title = Set(title(text)?);

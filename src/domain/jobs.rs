@@ -173,9 +173,8 @@ fn event_of(
 /// Cancels a job: a queued one at once, a running one at its next step. A finished job is
 /// returned as it is. The event, if one was written, is returned for publishing.
 pub async fn cancel(scoped: &Scoped, id: JobId) -> AppResult<(agent_job::Model, Option<Event>)> {
-    let job = get(scoped, id).await?;
-    scoped
-        .project_with_role(ProjectId(job.project_id), ProjectRole::Editor)
+    let job = scoped
+        .get_editable_in_project::<agent_job::Entity>(id.0, "job")
         .await?;
     let (holder, change) = match job.status {
         JobStatus::Queued => (
@@ -214,12 +213,18 @@ pub async fn list(
     status: Option<JobStatus>,
     page: PageRequest,
 ) -> AppResult<Page<agent_job::Model>> {
-    let narrow = |query: Select<agent_job::Entity>| {
+    scoped.page_in_project(project, of_status(status), page).await
+}
+
+/// Jobs narrowed to `status`, when one is given.
+fn of_status(
+    status: Option<JobStatus>,
+) -> impl FnOnce(Select<agent_job::Entity>) -> Select<agent_job::Entity> {
+    move |query| {
         query.apply_if(status, |query, status| {
             query.filter(agent_job::Column::Status.eq(status))
         })
-    };
-    scoped.page_in_project(project, narrow, page).await
+    }
 }
 
 /// [`list`], each job with its agent if the tenant may still read it, in one statement.
@@ -229,12 +234,9 @@ pub async fn list_with_agents(
     status: Option<JobStatus>,
     page: PageRequest,
 ) -> AppResult<Page<(agent_job::Model, Option<agent::Model>)>> {
-    let narrow = |query: Select<agent_job::Entity>| {
-        query.apply_if(status, |query, status| {
-            query.filter(agent_job::Column::Status.eq(status))
-        })
-    };
-    scoped.page_jobs_with_agents(project, narrow, page).await
+    scoped
+        .page_jobs_with_agents(project, of_status(status), page)
+        .await
 }
 
 /// Events of a job after `after_seq`, oldest first, at most `limit`.

@@ -88,7 +88,7 @@ const MIN_BURST: u32 = 10;
 
 /// What a bucket refilling `per_minute` may spend at once: `burst_seconds` of its minute,
 /// at least `floor` (and [`MIN_BURST`]), at most the whole minute.
-pub fn burst(per_minute: u32, burst_seconds: u32, floor: u32) -> u32 {
+fn burst(per_minute: u32, burst_seconds: u32, floor: u32) -> u32 {
     let slice = u32::try_from(u64::from(per_minute) * u64::from(burst_seconds) / 60).unwrap_or(u32::MAX);
     slice.max(floor).max(MIN_BURST).min(per_minute).max(1)
 }
@@ -217,7 +217,7 @@ pub struct RateLimits {
 pub struct ClientKey(IpAddr);
 
 impl ClientKey {
-    pub fn of(ip: IpAddr) -> Self {
+    fn of(ip: IpAddr) -> Self {
         match ip {
             IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
                 Some(v4) => Self(IpAddr::V4(v4)),

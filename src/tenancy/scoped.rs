@@ -419,8 +419,8 @@ impl Scoped {
         Ok(updated)
     }
 
-    /// Agents this tenant may read: its own, every GLOBAL one, and SELECTIVE ones shared
-    /// with it; for a project-restricted key, of its own only those of its project or of no
+    /// Agents this tenant may read: its own, every GLOBAL one, and SELECTIVE ones offered to
+    /// it whose current revision it accepted; for a project-restricted key, of its own only those of its project or of no
     /// project. Writes still go through [`Scoped::update`] and [`Scoped::delete`], which match
     /// only the tenant's own (and, for such a key, its project's).
     pub fn select_readable_agents(&self) -> Select<agent::Entity> {
@@ -554,8 +554,6 @@ impl Scoped {
         ))
     }
 
-    /// The project, if the caller holds at least `needed` in it: `NOT_FOUND` when it is not
-    /// visible, `FORBIDDEN` when it is but the role falls short.
     /// The rows of one project the caller may read (`NOT_FOUND` if it may not see the
     /// project), for entities that belong to a project.
     pub async fn select_in_project<E: TenantEntity>(&self, project: ProjectId) -> AppResult<Select<E>> {
@@ -589,16 +587,29 @@ impl Scoped {
         Ok(page)
     }
 
-    /// Deletes a row of a project where the caller is an editor.
-    pub async fn delete_in_project<E: TenantEntity>(&self, id: Uuid, what: &'static str) -> AppResult<()> {
+    /// A row of a project where the caller is an editor: `NOT_FOUND` if it cannot see it,
+    /// `FORBIDDEN` if it may only read it.
+    pub async fn get_editable_in_project<E: TenantEntity>(
+        &self,
+        id: Uuid,
+        what: &'static str,
+    ) -> AppResult<E::Model> {
         let existing = self.get::<E>(id, what).await?;
-        let column = E::project_column().expect("an entity deleted by project has a project column");
+        let column = E::project_column().expect("an entity edited by project has a project column");
         let project = as_uuid(existing.get(column)).ok_or(AppError::NotFound(what))?;
         self.project_with_role(ProjectId(project), ProjectRole::Editor)
             .await?;
+        Ok(existing)
+    }
+
+    /// Deletes a row of a project where the caller is an editor.
+    pub async fn delete_in_project<E: TenantEntity>(&self, id: Uuid, what: &'static str) -> AppResult<()> {
+        self.get_editable_in_project::<E>(id, what).await?;
         self.delete::<E>(id, what).await
     }
 
+    /// The project, if the caller holds at least `needed` in it: `NOT_FOUND` when it is not
+    /// visible, `FORBIDDEN` when it is but the role falls short.
     pub async fn project_with_role(
         &self,
         project_id: ProjectId,
