@@ -144,7 +144,7 @@ async fn seed(db: &DatabaseConnection, options: &Options) {
     );
 }
 
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 enum Query {
     Q1,
     Q2,
@@ -263,8 +263,7 @@ async fn round_trips(app: &TestApp) -> u64 {
 /// Round trips per request, over sequential requests (the scrape's own job count, one
 /// statement on the owner pool, is taken out).
 async fn round_trips_per_request(app: &TestApp, url: &str, token: &str, query: Query) -> f64 {
-    #[expect(clippy::disallowed_methods, reason = "the benchmark's client")]
-    let http = reqwest::Client::new();
+    let http = helpers::test_client();
     const REQUESTS: u64 = 50;
     let before = round_trips(app).await;
     for n in 0..REQUESTS {
@@ -320,13 +319,7 @@ async fn main() {
 
     for query in [Query::Q1, Query::Q2] {
         let trips = round_trips_per_request(&app, &url, &tokens[0], query).await;
-        println!(
-            "{}: {trips:.1} round trips to the database per request",
-            match query {
-                Query::Q1 => "Q1",
-                Query::Q2 => "Q2",
-            }
-        );
+        println!("{query:?}: {trips:.1} round trips to the database per request");
     }
     let seconds = Duration::from_secs(options.seconds);
     for &connections in &options.connections {
@@ -336,7 +329,7 @@ async fn main() {
                 .collect(),
         );
         println!("connections {connections:>3}: PostgreSQL alone (pgbench, Q1's read) {limit:>8.0} /s");
-        for (name, query) in [("Q1", Query::Q1), ("Q2", Query::Q2)] {
+        for query in [Query::Q1, Query::Q2] {
             let mut runs = Vec::new();
             for _ in 0..options.runs {
                 runs.push(drive(&url, &tokens, query, connections, seconds).await);
@@ -345,7 +338,7 @@ async fn main() {
             assert_eq!(errors, 0, "every request must succeed");
             let per_second = median(runs.iter().map(load::Run::per_second).collect());
             println!(
-                "connections {connections:>3}: {name} {per_second:>8.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  ({:.2} of the limit; runs {})",
+                "connections {connections:>3}: {query:?} {per_second:>8.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  ({:.2} of the limit; runs {})",
                 median(runs.iter().map(|run| run.percentile_ms(0.50)).collect()),
                 median(runs.iter().map(|run| run.percentile_ms(0.99)).collect()),
                 per_second / limit,

@@ -201,10 +201,7 @@ impl RequestContext {
     /// transaction; `None` before a tenant is known.
     pub fn relations(&self, services: &Services, shared: Option<&Arc<SharedRead>>) -> Option<Relations> {
         let tenant = Tenant::new(services.tenant_db.clone(), self.tenant_context().ok()?.clone());
-        Some(TenantRelations::loader(match shared {
-            Some(shared) => tenant.sharing(shared.clone()),
-            None => tenant,
-        }))
+        Some(TenantRelations::loader(tenant.sharing(shared.cloned())))
     }
 
     /// Whom this request's operations are charged to; `None` before a tenant is known.
@@ -291,10 +288,7 @@ impl ContextExt for Context<'_> {
     fn tenant(&self) -> AppResult<Tenant> {
         let ctx = self.request()?.tenant_context()?;
         let tenant = Tenant::new(self.services().tenant_db.clone(), ctx.clone()).audited(self.origin());
-        Ok(match self.data_opt::<Arc<SharedRead>>() {
-            Some(shared) => tenant.sharing(shared.clone()),
-            None => tenant,
-        })
+        Ok(tenant.sharing(self.data_opt::<Arc<SharedRead>>().cloned()))
     }
 
     fn relations(&self) -> AppResult<&Relations> {

@@ -131,12 +131,10 @@ impl Tenant {
         }
     }
 
-    /// Reads of this handle go through `shared`, the operation's one read transaction.
-    pub fn sharing(self, shared: Arc<SharedRead>) -> Self {
-        Self {
-            shared: Some(shared),
-            ..self
-        }
+    /// Reads of this handle go through `shared`, the operation's one read transaction, when
+    /// it has one.
+    pub fn sharing(self, shared: Option<Arc<SharedRead>>) -> Self {
+        Self { shared, ..self }
     }
 
     /// Every [`Tenant::write`] of this handle records one audit row for `origin`.

@@ -13,8 +13,10 @@ use sea_orm::{ConnectionTrait, Statement};
 use secrecy::ExposeSecret;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use tenantql::integrations::crypto::{Binding, Keyring};
+use tenantql::integrations::crypto::Keyring;
+use tenantql::integrations::keys;
 use tenantql::integrations::oauth::ProviderConfig;
+use tenantql::tenancy::sealed::ACCESS_TOKEN;
 use uuid::Uuid;
 
 use crate::helpers::{Backend, ENCRYPTION_KEYS, TestApp};
@@ -298,12 +300,7 @@ async fn an_account_connects_once_with_state_and_pkce(app: TestApp, fake: Arc<Fa
     let rows = stored_tokens(&app).await;
     assert_eq!(rows.len(), 1);
     let acme_id = Uuid::parse_str(&acme.id).unwrap();
-    let binding = Binding {
-        organization: acme_id,
-        table: "integrations",
-        column: "access_token",
-        row: rows[0].2,
-    };
+    let binding = keys::binding(ACCESS_TOKEN, acme_id, rows[0].2);
     let keyring = Keyring::parse(ENCRYPTION_KEYS).unwrap();
     assert_eq!(
         keyring.decrypt(&rows[0].1, binding).unwrap().expose_secret(),
@@ -484,12 +481,7 @@ async fn expiring_tokens_are_refreshed_before_a_job_uses_them(
     assert_eq!(done["output"]["published"], json!({ "status": 200, "id": "p-1" }));
     // The renewed tokens are stored, encrypted.
     let rows = stored_tokens(&app).await;
-    let binding = Binding {
-        organization: Uuid::parse_str(&acme.id).unwrap(),
-        table: "integrations",
-        column: "access_token",
-        row: rows[0].2,
-    };
+    let binding = keys::binding(ACCESS_TOKEN, Uuid::parse_str(&acme.id).unwrap(), rows[0].2);
     let keyring = Keyring::parse(ENCRYPTION_KEYS).unwrap();
     assert_eq!(
         keyring.decrypt(&rows[0].1, binding).unwrap().expose_secret(),
