@@ -21,7 +21,7 @@ backend_tests!(
     project_bounds_apply_to_agents,
 );
 
-const SHARE: &str =
+pub const SHARE: &str =
     "mutation($id: ID!, $o: [ID!]!) { shareAgent(agentId: $id, organizationIds: $o) { sharing } }";
 const ACCEPT: &str =
     "mutation($id: ID!, $r: Int) { acceptAgentShare(agentId: $id, revision: $r) { id revision } }";

@@ -5,6 +5,7 @@
 use serde_json::{Value, json};
 use tenantql::settings::Config;
 
+use crate::agents::{SHARE, share_and_accept};
 use crate::configured_backend_tests;
 use crate::helpers::{Org, TestApp};
 use crate::jobs::{echo_agent, start_job};
@@ -76,9 +77,6 @@ async fn a_nested_query_costs_the_same_statements_at_every_page_size(app: TestAp
     );
 }
 
-const SHARE: &str = "mutation($id: ID!, $o: [ID!]!) { shareAgent(agentId: $id, organizationIds: $o) { id } }";
-const ACCEPT: &str = "mutation($id: ID!) { acceptAgentShare(agentId: $id) { id } }";
-
 /// Jobs of one organization whose agents are its own, shared with it, and no longer shared
 /// with it are read in one batch; the batch answers only what the single read would.
 async fn batched_agents_follow_the_sharing_rule(app: TestApp) {
@@ -87,15 +85,7 @@ async fn batched_agents_follow_the_sharing_rule(app: TestApp) {
     let shared = echo_agent(&author.owner, json!({ "steps": 1 })).await;
     let withdrawn = echo_agent(&author.owner, json!({ "steps": 1 })).await;
     for agent in [&shared, &withdrawn] {
-        author
-            .owner
-            .gql(SHARE, json!({ "id": agent, "o": [user.id] }))
-            .await
-            .data("shareAgent");
-        user.owner
-            .gql(ACCEPT, json!({ "id": agent }))
-            .await
-            .data("acceptAgentShare");
+        share_and_accept(&author.owner, agent, &user).await;
     }
     let project = user.project("Campaigns").await;
     let own = echo_agent(&user.owner, json!({ "steps": 1 })).await;
