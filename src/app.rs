@@ -88,6 +88,7 @@ impl App {
             oauth: jobs.toolbox.oauth.clone(),
             keyring,
             workspaces: jobs.toolbox.workspaces.clone(),
+            documents: Default::default(),
         };
         let schema = graphql::build_schema(services, config.query_limits);
         let acceptor = NoDelayAcceptor::bind(config.listen_addr)

@@ -13,6 +13,7 @@ use crate::auth::tenant::{MembershipCache, OrganizationHints, resolve_tenant};
 use crate::error::{AppError, AppResult};
 use crate::governance::persisted::{PersistedQueries, Requested, Resolved};
 use crate::governance::rate_limits::{Caller, RateLimits};
+use crate::graphql::documents::DocumentCache;
 use crate::graphql::loaders::{Relations, TenantRelations};
 use crate::ids::{OrgId, UserId};
 use crate::integrations::crypto::Keyring;
@@ -39,6 +40,8 @@ pub struct Services {
     pub keyring: Arc<Keyring>,
     pub oauth: Arc<OAuth>,
     pub workspaces: Workspaces,
+    /// Parsed documents, for the schema and for the HTTP endpoint's look before it runs one.
+    pub documents: Arc<DocumentCache>,
 }
 
 impl Services {

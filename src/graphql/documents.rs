@@ -30,6 +30,17 @@ impl DocumentCache {
         Some((*kept).clone())
     }
 
+    /// The document `text` parses to, parsed now only if it is not kept; `None` if it does
+    /// not parse.
+    pub fn parsed(&self, text: &str) -> Option<ExecutableDocument> {
+        if let Some(document) = self.get(text) {
+            return Some(document);
+        }
+        let document = async_graphql::parser::parse_query(text).ok()?;
+        self.keep(text, &document);
+        Some(document)
+    }
+
     pub fn keep(&self, text: &str, document: &ExecutableDocument) {
         if text.len() <= MAX_CACHED_BYTES {
             self.lock().put(text.to_owned(), Arc::new(document.clone()));

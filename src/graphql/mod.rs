@@ -63,7 +63,7 @@ pub struct MutationRoot(
 pub type AppSchema = Schema<QueryRoot, MutationRoot, jobs::SubscriptionRoot>;
 
 pub fn build_schema(services: Services, limits: QueryLimits) -> AppSchema {
-    let rate_limits = services.rate_limits.clone();
+    let (rate_limits, documents) = (services.rate_limits.clone(), services.documents.clone());
     let mut builder = Schema::build(
         QueryRoot::default(),
         MutationRoot::default(),
@@ -73,7 +73,7 @@ pub fn build_schema(services: Services, limits: QueryLimits) -> AppSchema {
     .extension(OperationLimits {
         limits,
         rate_limits,
-        documents: Default::default(),
+        documents,
     })
     .limit_depth(limits.max_depth)
     .limit_complexity(limits.max_complexity);

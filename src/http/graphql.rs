@@ -20,6 +20,7 @@ use crate::auth::tenant::OrganizationHints;
 use crate::error::AppError;
 use crate::governance::rate_limits::ClientKey;
 use crate::graphql::RequestContext;
+use crate::graphql::documents::DocumentCache;
 use crate::graphql::errors::present_all;
 use crate::tenancy::SharedRead;
 
@@ -80,8 +81,12 @@ fn refuse(status: StatusCode, media: MediaType, message: &str) -> Response {
 }
 
 /// The type of the operation `document` would run, if it parses and names one.
-fn operation_type(document: &str, operation_name: Option<&str>) -> Option<OperationType> {
-    let document = async_graphql::parser::parse_query(document).ok()?;
+fn operation_type(
+    documents: &DocumentCache,
+    document: &str,
+    operation_name: Option<&str>,
+) -> Option<OperationType> {
+    let document = documents.parsed(document)?;
     let mut operations = document.operations.iter();
     let (_, operation) = match operation_name {
         Some(name) => operations.find(|(op_name, _)| op_name.is_some_and(|n| n.as_str() == name))?,
@@ -361,7 +366,11 @@ async fn run(
         Err(error) => return Ok(refused_response(error)),
     };
     if method == Method::Get
-        && operation_type(&document.text, params.operation_name.as_deref()) == Some(OperationType::Mutation)
+        && operation_type(
+            &services.documents,
+            &document.text,
+            params.operation_name.as_deref(),
+        ) == Some(OperationType::Mutation)
     {
         return Err(mutation_by_get(
             MediaType::negotiate(req.headers()).unwrap_or(MediaType::Json),
