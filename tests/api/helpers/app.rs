@@ -119,7 +119,8 @@ impl TestApp {
 
     /// The server's `/metrics` page.
     pub async fn metrics(&self) -> String {
-        let response = test_client()
+        let response = self
+            .http
             .get(format!("{}/metrics", self.base_url))
             .send()
             .await
