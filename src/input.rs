@@ -8,8 +8,13 @@ use crate::error::{AppError, AppResult};
 pub struct Email(String);
 
 impl Email {
+    /// The form an address is stored and compared in.
+    pub fn normalized(raw: &str) -> String {
+        raw.trim().to_lowercase()
+    }
+
     pub fn parse(raw: &str) -> AppResult<Self> {
-        let email = raw.trim().to_lowercase();
+        let email = Self::normalized(raw);
         let invalid = || AppError::bad_input("email", "enter a valid email address");
         if email.len() > 254 || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(invalid());

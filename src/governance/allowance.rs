@@ -11,6 +11,17 @@ pub struct Allowance {
 }
 
 impl Allowance {
+    /// A bucket of at most `burst` units with `remaining` left, refilling one unit every
+    /// `refill_seconds`.
+    pub(super) fn of_bucket(burst: u32, remaining: u32, refill_seconds: f64) -> Self {
+        let remaining = remaining.min(burst);
+        Self {
+            limit: burst,
+            remaining,
+            reset_seconds: (f64::from(burst - remaining) * refill_seconds).ceil() as u64,
+        }
+    }
+
     /// The one of the two with the smaller share of its bucket left.
     pub(super) fn tighter(self, other: Allowance) -> Allowance {
         let share = |a: Allowance| f64::from(a.remaining) / f64::from(a.limit.max(1));

@@ -24,6 +24,7 @@ use uuid::Uuid;
 use super::allowance::Allowance;
 use super::shared_limits::SharedLimits;
 use crate::error::AppError;
+use crate::input::Email;
 use crate::telemetry::metrics;
 
 /// What one plan allows per minute.
@@ -165,13 +166,12 @@ impl<K: Hash + Eq + Clone> Rule<K> {
         let cost = NonZeroU32::new(cost).unwrap_or(NonZeroU32::MIN);
         match self.limiter.check_key_n(key, cost) {
             Ok(Ok(state)) => {
-                let remaining = state.remaining_burst_capacity();
-                let refill = 60.0 / f64::from(self.per_minute);
-                Ok(Allowance {
-                    limit: self.burst,
-                    remaining,
-                    reset_seconds: (f64::from(self.burst - remaining.min(self.burst)) * refill).ceil() as u64,
-                })
+                let refill_seconds = 60.0 / f64::from(self.per_minute);
+                Ok(Allowance::of_bucket(
+                    self.burst,
+                    state.remaining_burst_capacity(),
+                    refill_seconds,
+                ))
             }
             Ok(Err(not_until)) => {
                 let wait = not_until.wait_time_from(DefaultClock::default().now());
@@ -346,7 +346,7 @@ impl RateLimits {
     /// Charges one sign-in attempt to the account it names (by its normalized email), so
     /// guesses spread over many addresses still meet a limit.
     pub async fn charge_account_signin(&self, email: &str) -> Result<(), AppError> {
-        let account = crate::auth::secret_token::sha256_hex(&email.trim().to_lowercase());
+        let account = crate::auth::secret_token::sha256_hex(&Email::normalized(email));
         self.take(&self.account_signins, &account, 1).await.map(drop)
     }
 

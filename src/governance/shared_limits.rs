@@ -118,12 +118,8 @@ impl SharedLimits {
                 retry_after_seconds: u64::try_from(retry_after_ms.max(1)).unwrap_or(1).div_ceil(1000),
             }));
         }
-        let remaining = u32::try_from(remaining.max(0)).unwrap_or(0).min(burst);
-        Some(Ok(Allowance {
-            limit: burst,
-            remaining,
-            reset_seconds: (f64::from(burst - remaining) * interval_ms / 1000.0).ceil() as u64,
-        }))
+        let remaining = u32::try_from(remaining.max(0)).unwrap_or(0);
+        Some(Ok(Allowance::of_bucket(burst, remaining, interval_ms / 1000.0)))
     }
 }
 
