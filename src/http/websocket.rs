@@ -21,6 +21,7 @@ use super::operation::{Params, refused_response, resolve_document};
 use super::websocket_limits::Admission;
 use crate::auth::Principal;
 use crate::auth::tenant::OrganizationHints;
+use crate::error::AppError;
 use crate::graphql::RequestContext;
 use crate::graphql::errors::present_all;
 use crate::telemetry::metrics;
@@ -217,15 +218,11 @@ impl Connection {
                 let payload = message.get("payload").cloned().unwrap_or(Value::Null);
                 let params = Params::from_json(payload).map_err(|_| (4400, "invalid operation payload"))?;
                 if self.operations.len() >= self.state.websockets.limits.operations_per_connection {
-                    let error = json!({ "message": "too many operations on this connection",
-                        "extensions": { "code": "RATE_LIMITED", "retryAfterSeconds": 1 } });
-                    let payload = match self.protocol {
-                        Protocol::TransportWs => json!([error]),
-                        Protocol::LegacyWs => error,
-                    };
-                    return Ok(vec![text(
-                        json!({ "type": "error", "id": id, "payload": payload }),
-                    )]);
+                    let mut refused = refused_response(AppError::RateLimited {
+                        retry_after_seconds: 1,
+                    });
+                    refused.errors[0].message = "too many operations on this connection".into();
+                    return Ok(vec![self.error_message(id, &refused.errors)]);
                 }
                 self.start(id, params, credential, hints).await;
                 Ok(vec![])
@@ -281,6 +278,17 @@ impl Connection {
         }
         self.identity = Some((credential, hints));
         Outcome::Continue
+    }
+
+    /// The `error` message ending operation `id`: every error under graphql-ws, the first
+    /// under the legacy protocol.
+    fn error_message(&self, id: String, errors: &[async_graphql::ServerError]) -> Message {
+        let errors = serde_json::to_value(errors).unwrap_or(Value::Null);
+        let payload = match self.protocol {
+            Protocol::TransportWs => errors,
+            Protocol::LegacyWs => errors.get(0).cloned().unwrap_or(Value::Null),
+        };
+        text(json!({ "type": "error", "id": id, "payload": payload }))
     }
 
     async fn start(
@@ -341,12 +349,7 @@ impl Connection {
             if let Some(handle) = self.operations.remove(&id) {
                 handle.abort();
             }
-            let errors = serde_json::to_value(&response.errors).unwrap_or(Value::Null);
-            let payload = match self.protocol {
-                Protocol::TransportWs => errors,
-                Protocol::LegacyWs => errors.get(0).cloned().unwrap_or(Value::Null),
-            };
-            return vec![text(json!({ "type": "error", "id": id, "payload": payload }))];
+            return vec![self.error_message(id, &response.errors)];
         }
         let kind = match self.protocol {
             Protocol::TransportWs => "next",
